@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Debian/Ubuntu packages the test suite needs on a fresh machine: a Secret Service (dbus +
+# gnome-keyring) for the keychain tests, PostgreSQL for the PostgreSQL dialect, Chromium for the
+# browser-login tests, and the toolchain better-sqlite3 builds with. Installs only what is missing.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+packages=(dbus dbus-daemon gnome-keyring libsecret-1-0 postgresql chromium python3 make g++ procps)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo_cmd=()
+  [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -qq
+  "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+echo "system packages ready: ${packages[*]}"

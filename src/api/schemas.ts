@@ -1,0 +1,215 @@
+import { type Static, type TSchema, Type } from '@sinclair/typebox';
+
+/**
+ * The wire contract of API v1 (docs: ../../README.md "API", DESIGN.md). JSON Schemas that the
+ * broker validates bodies and responses with, and the TypeScript types both halves use. Field
+ * names are snake_case on the wire. Times are RFC 3339 UTC strings; durations are strings like
+ * `15m` (src/api/duration.ts).
+ */
+
+const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
+
+export const REQUEST_STATES = [
+  'pending',
+  'approved',
+  'denied',
+  'cancelled',
+  'expired',
+  'revoked',
+] as const;
+export const TERMINAL_STATES = ['denied', 'cancelled', 'expired', 'revoked'] as const;
+export const RequestState = Type.Union(REQUEST_STATES.map((s) => Type.Literal(s)));
+export type RequestState = Static<typeof RequestState>;
+
+export const Decision = Type.Union([Type.Literal('approve'), Type.Literal('deny')]);
+export type Decision = Static<typeof Decision>;
+
+/** A person or workload: identity is issuer + subject, never email alone. */
+export const Identity = Type.Object({
+  iss: Type.String(),
+  sub: Type.String(),
+  name: Nullable(Type.String()),
+});
+export type Identity = Static<typeof Identity>;
+
+export const Review = Type.Object({
+  reviewer: Identity,
+  decision: Decision,
+  comment: Nullable(Type.String()),
+  at: Type.String(),
+});
+export type Review = Static<typeof Review>;
+
+/** A request object (DESIGN.md "API v1"). */
+export const AccessRequest = Type.Object({
+  id: Type.String(),
+  role: Type.String(),
+  state: RequestState,
+  requester: Identity,
+  duration: Type.String(),
+  reason: Nullable(Type.String()),
+  ticket: Nullable(Type.String()),
+  created_at: Type.String(),
+  /** While pending: when the request lapses (pending TTL). Once approved: when the credential window ends. */
+  expires_at: Type.String(),
+  approvals_required: Type.Integer(),
+  reviews: Type.Array(Review),
+  /** Policy entries that may review (`group:leads`, `user:lee@example.com`). */
+  approvers: Type.Array(Type.String()),
+  /** A short digest of what a reviewer decides on; a review may name it to refuse a changed request. */
+  fingerprint: Type.String(),
+});
+export type AccessRequest = Static<typeof AccessRequest>;
+
+export const LIMITS = {
+  role: 128,
+  duration: 32,
+  reason: 1000,
+  ticket: 200,
+  comment: 1000,
+  fingerprint: 128,
+  idempotencyKey: 200,
+  /** Request bodies larger than this are refused with 413. */
+  bodyBytes: 64 * 1024,
+} as const;
+
+export const CreateRequestBody = Type.Object(
+  {
+    role: Type.String({ minLength: 1, maxLength: LIMITS.role }),
+    duration: Type.Optional(Type.String({ maxLength: LIMITS.duration })),
+    reason: Type.Optional(Type.String({ maxLength: LIMITS.reason })),
+    ticket: Type.Optional(Type.String({ maxLength: LIMITS.ticket })),
+  },
+  { additionalProperties: false },
+);
+export type CreateRequestBody = Static<typeof CreateRequestBody>;
+
+export const ReviewBody = Type.Object(
+  {
+    decision: Decision,
+    comment: Type.Optional(Type.String({ maxLength: LIMITS.comment })),
+    fingerprint: Type.Optional(Type.String({ maxLength: LIMITS.fingerprint })),
+  },
+  { additionalProperties: false },
+);
+export type ReviewBody = Static<typeof ReviewBody>;
+
+export const RequestPage = Type.Object({
+  items: Type.Array(AccessRequest),
+  next_cursor: Nullable(Type.String()),
+});
+export type RequestPage = Static<typeof RequestPage>;
+
+export const CredentialResponse = Type.Object({
+  token: Type.String(),
+  token_type: Type.Literal('Bearer'),
+  expires_at: Type.String(),
+  /** The role's env templates, rendered (e.g. `KUBE_TOKEN`). */
+  env: Type.Record(Type.String(), Type.String()),
+});
+export type CredentialResponse = Static<typeof CredentialResponse>;
+
+export const ConfigResponse = Type.Object({
+  issuer: Type.String(),
+  client_id: Type.String(),
+  scopes: Type.Array(Type.String()),
+  device_flow: Type.Boolean(),
+  version: Type.String(),
+});
+export type ConfigResponse = Static<typeof ConfigResponse>;
+
+export const StepUp = Type.Object({ acr: Type.String(), max_age: Type.String() });
+export type StepUp = Static<typeof StepUp>;
+
+export const RoleSummary = Type.Object({
+  name: Type.String(),
+  description: Nullable(Type.String()),
+  default_duration: Type.String(),
+  max_duration: Type.String(),
+  pending_ttl: Type.String(),
+  approvals: Type.Integer(),
+  denials: Type.Integer(),
+  require_reason: Type.Boolean(),
+  step_up: Nullable(StepUp),
+  requesters: Type.Array(Type.String()),
+  approvers: Type.Array(Type.String()),
+  audience: Type.String(),
+  /** Names of the env variables the credential comes with (values are rendered at minting). */
+  env: Type.Array(Type.String()),
+  can_request: Type.Boolean(),
+  can_review: Type.Boolean(),
+});
+export type RoleSummary = Static<typeof RoleSummary>;
+
+export const RolesResponse = Type.Object({ roles: Type.Array(RoleSummary) });
+export type RolesResponse = Static<typeof RolesResponse>;
+
+export const MeResponse = Type.Object({
+  iss: Type.String(),
+  sub: Type.String(),
+  name: Nullable(Type.String()),
+  email: Nullable(Type.String()),
+  groups: Type.Array(Type.String()),
+  /** Roles this identity may request. */
+  requestable: Type.Array(Type.String()),
+  /** Roles whose requests this identity may review. */
+  reviewable: Type.Array(Type.String()),
+  auditor: Type.Boolean(),
+});
+export type MeResponse = Static<typeof MeResponse>;
+
+export const AuditEvent = Type.Object({
+  seq: Type.Integer(),
+  at: Type.String(),
+  /** `request.created`, `review.recorded`, `request.approved`, `request.denied`, `request.cancelled`,
+   * `request.expired`, `request.revoked`, `credential.minted`. */
+  type: Type.String(),
+  request_id: Nullable(Type.String()),
+  actor: Nullable(Identity),
+  data: Type.Record(Type.String(), Type.Unknown()),
+  prev_hash: Type.String(),
+  hash: Type.String(),
+});
+export type AuditEvent = Static<typeof AuditEvent>;
+
+export const AuditPage = Type.Object({
+  items: Type.Array(AuditEvent),
+  /** Pass as `after` to get the next page; null at the end of the log. */
+  next_after: Nullable(Type.Integer()),
+});
+export type AuditPage = Static<typeof AuditPage>;
+
+export const Revocation = Type.Object({
+  request_id: Type.String(),
+  role: Type.String(),
+  revoked_at: Type.String(),
+  /** When the revoked credentials would have expired; entries can be dropped after this. */
+  expires_at: Type.String(),
+});
+export const RevocationsResponse = Type.Object({ items: Type.Array(Revocation) });
+export type RevocationsResponse = Static<typeof RevocationsResponse>;
+
+export const ErrorResponse = Type.Object({
+  error: Type.Object({
+    code: Type.String(),
+    message: Type.String(),
+    hint: Type.Optional(Type.String()),
+  }),
+});
+
+/** RFC 8693 token exchange response (`POST /v1/token`). */
+export const TokenExchangeResponse = Type.Object({
+  access_token: Type.String(),
+  issued_token_type: Type.String(),
+  token_type: Type.Literal('Bearer'),
+  expires_in: Type.Integer(),
+});
+export type TokenExchangeResponse = Static<typeof TokenExchangeResponse>;
+
+/** Header names of the API. */
+export const Headers = {
+  idempotencyKey: 'idempotency-key',
+} as const;
+
+/** The longest `wait` a long poll accepts; longer asks are capped, not refused. */
+export const MAX_WAIT_MS = 60_000;

@@ -1,0 +1,2 @@
+/** jitctl's version; test/api/version.test.ts keeps it equal to package.json's. */
+export const VERSION = '0.1.0';

@@ -1,0 +1,79 @@
+import { styleText } from 'node:util';
+import type { IO } from './io.js';
+
+/**
+ * Printing helpers. Text that came from other people (reasons, comments, names, roles) goes
+ * through {@link safe}: control characters, terminal escape sequences and bidirectional overrides
+ * are shown as visible escapes, never interpreted by the terminal.
+ */
+
+// C0 controls, DEL, C1 controls, bidi embeddings/overrides/isolates, line/paragraph separators,
+// zero-width and BOM characters.
+const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g;
+
+export function safe(text: string | null | undefined): string {
+  if (text === null || text === undefined) return '';
+  return text.replace(UNSAFE, (c) => {
+    const code = c.charCodeAt(0);
+    if (c === '\n') return '\\n';
+    if (c === '\t') return '\\t';
+    if (c === '\r') return '\\r';
+    return code <= 0xff
+      ? `\\x${code.toString(16).padStart(2, '0')}`
+      : `\\u${code.toString(16).padStart(4, '0')}`;
+  });
+}
+
+/** Writes a value as JSON on stdout (the `--json` contract: one document, newline-terminated). */
+export function printJson(io: IO, value: unknown): void {
+  io.out(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+type Style = 'bold' | 'dim' | 'green' | 'red' | 'yellow' | 'cyan';
+
+/** Styles text for stderr when colour is on (a TTY, no NO_COLOR, not CI). */
+export function style(io: IO, format: Style, text: string): string {
+  return io.color ? styleText(format, text) : text;
+}
+
+/** Styles text for stdout: only when stdout itself is a terminal and colour is allowed. */
+export function styleOut(io: IO, format: Style, text: string): string {
+  return io.color && io.stdoutIsTTY ? styleText(format, text) : text;
+}
+
+/**
+ * A plain-text table: headers and rows of already-safe strings, columns padded, the last column
+ * cut to the terminal width on a TTY.
+ */
+export function table(io: IO, headers: string[], rows: string[][]): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) => {
+    const text = cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
+      .join('  ')
+      .trimEnd();
+    return io.stdoutIsTTY && text.length > io.columns ? `${text.slice(0, io.columns - 1)}…` : text;
+  };
+  return [line(headers.map((h) => h.toUpperCase())), ...rows.map(line)].join('\n') + '\n';
+}
+
+/** "3m ago", "in 14m": coarse relative times for humans. */
+export function relative(fromMs: number, nowMs: number): string {
+  const diff = fromMs - nowMs;
+  const abs = Math.abs(diff);
+  const unit =
+    abs < 60_000
+      ? `${Math.round(abs / 1000)}s`
+      : abs < 3_600_000
+        ? `${Math.round(abs / 60_000)}m`
+        : abs < 86_400_000
+          ? `${Math.floor(abs / 3_600_000)}h${Math.round((abs % 3_600_000) / 60_000) ? `${Math.round((abs % 3_600_000) / 60_000)}m` : ''}`
+          : `${Math.round(abs / 86_400_000)}d`;
+  return diff >= 0 ? `in ${unit}` : `${unit} ago`;
+}
+
+/** Local wall-clock time (HH:MM) for "valid until 14:32". */
+export function clockTime(ms: number): string {
+  const d = new Date(ms);
+  return `${String(d.getHours()).padStart(2, '0')}:${String(d.getMinutes()).padStart(2, '0')}`;
+}

@@ -1,0 +1,423 @@
+import { Command, Option } from 'commander';
+import { VERSION } from '../api/version.js';
+import type { Context } from './context.js';
+
+/**
+ * The commander tree. It only parses flags: each action imports its command module on demand
+ * (so `jitctl --version` loads nothing else) and calls `run(options, ctx)`. A command module
+ * exports its Options type and `run`; tests call `run` directly.
+ */
+
+type RunResult = number | undefined;
+interface CommandModule<O> {
+  run(options: O, ctx: Context): Promise<RunResult>;
+}
+
+export interface ProgramResult {
+  exitCode: number;
+}
+
+export function buildProgram(ctx: Context, result: ProgramResult): Command {
+  const program = new Command('jitctl');
+  const finish = (code: RunResult) => {
+    result.exitCode = code ?? 0;
+  };
+  // Each action: import the command's module, build its options, run it.
+  const act =
+    <O>(load: () => Promise<CommandModule<O>>, build: (...args: never[]) => O) =>
+    async (...args: unknown[]) => {
+      const options = (build as (...a: unknown[]) => O)(...args);
+      const mod = await load();
+      finish(await mod.run(options, ctx));
+    };
+
+  program
+    .version(VERSION, '-v, --version', 'print the version')
+    .description(
+      'Just-in-time elevated access: ask for a role for a while, get it approved with fresh MFA, ' +
+        'use the short-lived credential. Everything is audited.',
+    )
+    .helpOption('-h, --help', 'show help')
+    .exitOverride()
+    .showSuggestionAfterError(true)
+    .configureOutput({
+      writeOut: (s) => ctx.io.out(s),
+      writeErr: (s) => ctx.io.err(s),
+    })
+    .addHelpText(
+      'after',
+      '\nExit codes: 0 ok, 1 error, 2 usage, 3 denied/expired/forbidden, 4 login needed,\n' +
+        '5 still pending at --timeout, 69 broker unreachable, 130 interrupted.\n' +
+        'Docs: README.md and docs/ in the jitctl package.',
+    );
+
+  const server = (cmd: Command) =>
+    cmd
+      .option('--server <url>', 'broker URL (default: JITCTL_SERVER or the one you logged in to)')
+      .option('--store <kind>', 'credential store: keychain, file or memory (default: keychain)');
+
+  program.commandsGroup('Sign in:');
+
+  server(program.command('login'))
+    .description('sign in to a broker (device code or browser, with MFA when asked)')
+    .addOption(new Option('--device', 'use the device code flow').conflicts('browser'))
+    .addOption(
+      new Option('--browser', 'use the browser on this machine (loopback redirect)').conflicts(
+        'device',
+      ),
+    )
+    .option('--no-open', 'print the sign-in URL instead of opening a browser')
+    .option(
+      '--federated-token <file>',
+      'pipelines: exchange an OIDC token from FILE (or - for stdin)',
+    )
+    .action(
+      act(
+        () => import('../commands/login.js'),
+        (o: {
+          server?: string;
+          store?: string;
+          device?: boolean;
+          browser?: boolean;
+          open: boolean;
+          federatedToken?: string;
+        }) => o,
+      ),
+    );
+
+  server(program.command('logout'))
+    .description('forget the session and credentials of a broker')
+    .option('--all', 'forget every broker')
+    .action(
+      act(
+        () => import('../commands/logout.js'),
+        (o: { server?: string; store?: string; all?: boolean }) => o,
+      ),
+    );
+
+  server(program.command('status'))
+    .description('who you are, your session and your active credentials')
+    .option('--json', 'print JSON')
+    .action(
+      act(
+        () => import('../commands/status.js'),
+        (o: { server?: string; store?: string; json?: boolean }) => o,
+      ),
+    );
+
+  program.commandsGroup('Ask for access:');
+
+  server(program.command('request'))
+    .description('ask for a role for a while, then wait for approval')
+    .argument('<role>', 'the role, e.g. prod-deploy')
+    .option('--for <duration>', "how long you need it, e.g. 15m or 1h30m (default: the role's)")
+    .option('--reason <text>', 'why you need it (shown to reviewers)')
+    .option('--ticket <id>', 'a ticket or incident id')
+    .option('--wait', 'wait for the decision (default)')
+    .option('--no-wait', 'file the request and return')
+    .option(
+      '--timeout <duration>',
+      'stop waiting after this long (exit 5, the request stays filed)',
+    )
+    .option('--json', 'print JSON')
+    .action(
+      act(
+        () => import('../commands/request.js'),
+        (
+          role: string,
+          o: {
+            server?: string;
+            store?: string;
+            for?: string;
+            reason?: string;
+            ticket?: string;
+            wait: boolean;
+            timeout?: string;
+            json?: boolean;
+          },
+        ) => ({ ...o, role }),
+      ),
+    );
+
+  server(program.command('wait'))
+    .description('resume waiting for a request you filed')
+    .argument('<id>', 'request id')
+    .option('--timeout <duration>', 'stop waiting after this long (exit 5)')
+    .option('--json', 'print JSON')
+    .action(
+      act(
+        () => import('../commands/wait.js'),
+        (id: string, o: { server?: string; store?: string; timeout?: string; json?: boolean }) => ({
+          ...o,
+          id,
+        }),
+      ),
+    );
+
+  server(program.command('list'))
+    .description('list requests')
+    .addOption(new Option('--mine', 'only requests you filed').conflicts('reviewable'))
+    .addOption(new Option('--reviewable', 'only requests you may review').conflicts('mine'))
+    .option('--state <state>', 'pending, approved, denied, cancelled, expired or revoked')
+    .option('--limit <n>', 'at most this many')
+    .option('--json', 'print JSON')
+    .action(
+      act(
+        () => import('../commands/list.js'),
+        (o: {
+          server?: string;
+          store?: string;
+          mine?: boolean;
+          reviewable?: boolean;
+          state?: string;
+          limit?: string;
+          json?: boolean;
+        }) => o,
+      ),
+    );
+
+  server(program.command('show'))
+    .description('show one request')
+    .argument('<id>', 'request id')
+    .option('--json', 'print JSON')
+    .action(
+      act(
+        () => import('../commands/show.js'),
+        (id: string, o: { server?: string; store?: string; json?: boolean }) => ({ ...o, id }),
+      ),
+    );
+
+  server(program.command('cancel'))
+    .description('withdraw a pending request you filed')
+    .argument('<id>', 'request id')
+    .option('--json', 'print JSON')
+    .action(
+      act(
+        () => import('../commands/cancel.js'),
+        (id: string, o: { server?: string; store?: string; json?: boolean }) => ({ ...o, id }),
+      ),
+    );
+
+  program.commandsGroup('Review:');
+
+  for (const verb of ['approve', 'deny'] as const) {
+    server(program.command(verb))
+      .description(
+        verb === 'approve'
+          ? 'approve a request (needs fresh MFA)'
+          : 'deny a request (needs fresh MFA)',
+      )
+      .argument('<id>', 'request id')
+      .option('--comment <text>', 'a note for the requester and the audit log')
+      .option('--fingerprint <f>', 'refuse if the request no longer matches this fingerprint')
+      .option('-y, --yes', 'do not ask to confirm (required without a terminal)')
+      .option('--json', 'print JSON')
+      .action(
+        act(
+          () =>
+            verb === 'approve' ? import('../commands/approve.js') : import('../commands/deny.js'),
+          (
+            id: string,
+            o: {
+              server?: string;
+              store?: string;
+              comment?: string;
+              fingerprint?: string;
+              yes?: boolean;
+              json?: boolean;
+            },
+          ) => ({ ...o, id }),
+        ),
+      );
+  }
+
+  server(program.command('revoke'))
+    .description('end an approved request early (its credential stops working for jitctl)')
+    .argument('<id>', 'request id')
+    .option('-y, --yes', 'do not ask to confirm (required without a terminal)')
+    .option('--json', 'print JSON')
+    .action(
+      act(
+        () => import('../commands/revoke.js'),
+        (id: string, o: { server?: string; store?: string; yes?: boolean; json?: boolean }) => ({
+          ...o,
+          id,
+        }),
+      ),
+    );
+
+  program.commandsGroup('Use a credential:');
+
+  const useOptions = (cmd: Command) =>
+    server(cmd)
+      .option('--request', 'when no credential is active, request one and wait for it')
+      .option('--for <duration>', 'with --request: how long')
+      .option('--reason <text>', 'with --request: why')
+      .option('--ticket <id>', 'with --request: a ticket id')
+      .option('--no-store', 'keep the credential in memory only (nothing written anywhere)')
+      .option('--allow-nested', 'run even inside another jitctl session');
+
+  useOptions(program.command('exec'))
+    .description(
+      'run a command with the credential in its environment: jitctl exec [role] -- cmd args…',
+    )
+    .argument('[role]', 'the role (default: the only active one)')
+    .option('--kill-at-expiry', 'send SIGTERM to the command when the credential expires')
+    .action(
+      act(
+        () => import('../commands/exec.js'),
+        (
+          role: string | undefined,
+          o: {
+            server?: string;
+            store: boolean | string;
+            request?: boolean;
+            for?: string;
+            reason?: string;
+            ticket?: string;
+            allowNested?: boolean;
+            killAtExpiry?: boolean;
+          },
+        ) => ({
+          ...o,
+          role,
+          command: [...(ctx.passthrough ?? [])],
+        }),
+      ),
+    );
+
+  useOptions(program.command('shell'))
+    .description('start a subshell with the credential; the prompt shows the role and time left')
+    .argument('[role]', 'the role (default: the only active one)')
+    .option('--shell <path>', 'the shell to run (default: $SHELL)')
+    .action(
+      act(
+        () => import('../commands/shell.js'),
+        (
+          role: string | undefined,
+          o: {
+            server?: string;
+            store: boolean | string;
+            request?: boolean;
+            for?: string;
+            reason?: string;
+            ticket?: string;
+            allowNested?: boolean;
+            shell?: string;
+          },
+        ) => ({ ...o, role }),
+      ),
+    );
+
+  server(program.command('credential'))
+    .description('print the credential for tools: --kube (kubectl exec plugin), --json, --env')
+    .argument('[role]', 'the role (default: the only active one)')
+    .addOption(
+      new Option('--json', 'token, expiry, role and request id as JSON').conflicts(['kube', 'env']),
+    )
+    .addOption(new Option('--kube', 'a Kubernetes ExecCredential').conflicts(['json', 'env']))
+    .addOption(new Option('--env', 'export lines for eval').conflicts(['json', 'kube']))
+    .option('--force', 'with --env: print even to a terminal')
+    .action(
+      act(
+        () => import('../commands/credential.js'),
+        (
+          role: string | undefined,
+          o: {
+            server?: string;
+            store?: string;
+            json?: boolean;
+            kube?: boolean;
+            env?: boolean;
+            force?: boolean;
+          },
+        ) => ({ ...o, role }),
+      ),
+    );
+
+  program.commandsGroup('Audit and policy:');
+
+  const audit = program.command('audit').description('the tamper-evident audit log');
+  server(audit.command('verify'))
+    .description('walk the hash chain and name the first bad event')
+    .option('--db <url>', 'verify the database directly (sqlite:PATH or postgres://…)')
+    .option('--json', 'print JSON')
+    .action(
+      act(
+        () => import('../commands/audit.js'),
+        (o: { server?: string; store?: string; db?: string; json?: boolean }) => ({
+          ...o,
+          action: 'verify' as const,
+        }),
+      ),
+    );
+  server(audit.command('list'))
+    .description('list audit events (auditors)')
+    .option('--after <seq>', 'events after this sequence number')
+    .option('--limit <n>', 'at most this many')
+    .option('--json', 'print JSON')
+    .action(
+      act(
+        () => import('../commands/audit.js'),
+        (o: {
+          server?: string;
+          store?: string;
+          after?: string;
+          limit?: string;
+          json?: boolean;
+        }) => ({ ...o, action: 'list' as const }),
+      ),
+    );
+
+  const policy = program.command('policy').description('policy files');
+  policy
+    .command('check')
+    .description('validate a policy file and summarize its roles')
+    .argument('<file>', 'the policy YAML file')
+    .option('--json', 'print JSON')
+    .action(
+      act(
+        () => import('../commands/policy.js'),
+        (file: string, o: { json?: boolean }) => ({ ...o, file }),
+      ),
+    );
+
+  program.commandsGroup('Broker:');
+
+  program
+    .command('server')
+    .description(
+      'run the broker (with --dev: SQLite, a demo policy and a built-in identity provider)',
+    )
+    .option('--listen <host:port>', 'address to listen on (default 127.0.0.1:8787)')
+    .option('--db <url>', 'sqlite:PATH or postgres://… (default sqlite:./jitctl.db)')
+    .option('--policy <file>', 'the policy YAML file')
+    .option('--oidc-issuer <url>', 'the identity provider people sign in with')
+    .option('--oidc-client-id <id>', "the CLI's client id at that provider")
+    .option('--config <file>', 'a YAML or JSON config file')
+    .option(
+      '--dev',
+      'development mode: built-in identity provider, demo policy, local data directory',
+    )
+    .option(
+      '--data-dir <dir>',
+      'with --dev: where the database and keys live (default ./.jitctl-dev)',
+    )
+    .action(
+      act(
+        () => import('../commands/server.js'),
+        (o: {
+          listen?: string;
+          db?: string;
+          policy?: string;
+          oidcIssuer?: string;
+          oidcClientId?: string;
+          config?: string;
+          dev?: boolean;
+          dataDir?: string;
+        }) => o,
+      ),
+    );
+
+  return program;
+}

@@ -1,0 +1,160 @@
+import { Secret } from '../api/secret.js';
+
+/**
+ * What jitctl keeps in a credential store, and under which keys. Keys are namespaced per broker
+ * and kind (`<server>|session`, `<server>|credential|<role>`); values are versioned JSON. Anything
+ * that does not decode (corrupt, foreign, old version) is treated as absent and never sent
+ * anywhere.
+ */
+
+const SEP = '|';
+
+export function serverPrefix(server: string): string {
+  return `${server}${SEP}`;
+}
+export function sessionKey(server: string): string {
+  return `${server}${SEP}session`;
+}
+export function credentialKey(server: string, role: string): string {
+  return `${server}${SEP}credential${SEP}${role}`;
+}
+/** The role of a credential key of this server, or undefined for other keys. */
+export function roleOfKey(server: string, key: string): string | undefined {
+  const prefix = `${server}${SEP}credential${SEP}`;
+  return key.startsWith(prefix) ? key.slice(prefix.length) : undefined;
+}
+
+export interface StoredIdentity {
+  iss: string;
+  sub: string;
+  name: string | null;
+  email: string | null;
+  groups: string[];
+}
+
+/** A login session with one broker. */
+export interface SessionRecord {
+  /** oidc: signed in at the identity provider; federated: a broker session from a CI token (RFC 8693). */
+  kind: 'oidc' | 'federated';
+  /** The identity provider (oidc) or the broker (federated). */
+  issuer: string;
+  clientId: string;
+  /** The bearer token sent to the broker (an ID token, or the broker's session token). */
+  bearer: Secret;
+  refreshToken: Secret | null;
+  /** When `bearer` expires (ms since epoch). */
+  expiresAt: number;
+  identity: StoredIdentity;
+  acr: string | null;
+  /** Last active authentication (ms since epoch), from `auth_time`. */
+  authTime: number | null;
+}
+
+/** An elevated credential for one role. */
+export interface CredentialRecord {
+  role: string;
+  requestId: string;
+  token: Secret;
+  /** RFC 3339. */
+  expiresAt: string;
+  /** The role's env templates, rendered; the values usually hold the token. */
+  env: Record<string, Secret>;
+}
+
+const isString = (v: unknown): v is string => typeof v === 'string';
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+
+export function encodeSession(s: SessionRecord): string {
+  return JSON.stringify({
+    v: 1,
+    kind: s.kind,
+    issuer: s.issuer,
+    client_id: s.clientId,
+    bearer: s.bearer.reveal(),
+    refresh_token: s.refreshToken?.reveal() ?? null,
+    expires_at: s.expiresAt,
+    identity: s.identity,
+    acr: s.acr,
+    auth_time: s.authTime,
+  });
+}
+
+export function decodeSession(text: string | undefined): SessionRecord | undefined {
+  if (!text) return undefined;
+  try {
+    const v = JSON.parse(text) as unknown;
+    if (!isObject(v) || v.v !== 1) return undefined;
+    if (v.kind !== 'oidc' && v.kind !== 'federated') return undefined;
+    if (
+      !isString(v.issuer) ||
+      !isString(v.client_id) ||
+      !isString(v.bearer) ||
+      typeof v.expires_at !== 'number'
+    )
+      return undefined;
+    const id = v.identity;
+    if (!isObject(id) || !isString(id.iss) || !isString(id.sub) || !Array.isArray(id.groups))
+      return undefined;
+    return {
+      kind: v.kind,
+      issuer: v.issuer,
+      clientId: v.client_id,
+      bearer: new Secret(v.bearer),
+      refreshToken: isString(v.refresh_token) ? new Secret(v.refresh_token) : null,
+      expiresAt: v.expires_at,
+      identity: {
+        iss: id.iss,
+        sub: id.sub,
+        name: isString(id.name) ? id.name : null,
+        email: isString(id.email) ? id.email : null,
+        groups: id.groups.filter(isString),
+      },
+      acr: isString(v.acr) ? v.acr : null,
+      authTime: typeof v.auth_time === 'number' ? v.auth_time : null,
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+export function encodeCredential(c: CredentialRecord): string {
+  return JSON.stringify({
+    v: 1,
+    role: c.role,
+    request_id: c.requestId,
+    token: c.token.reveal(),
+    expires_at: c.expiresAt,
+    env: Object.fromEntries(Object.entries(c.env).map(([k, s]) => [k, s.reveal()])),
+  });
+}
+
+export function decodeCredential(text: string | undefined): CredentialRecord | undefined {
+  if (!text) return undefined;
+  try {
+    const v = JSON.parse(text) as unknown;
+    if (!isObject(v) || v.v !== 1) return undefined;
+    if (
+      !isString(v.role) ||
+      !isString(v.request_id) ||
+      !isString(v.token) ||
+      !isString(v.expires_at)
+    )
+      return undefined;
+    if (Number.isNaN(Date.parse(v.expires_at)) || !isObject(v.env)) return undefined;
+    const env: Record<string, Secret> = {};
+    for (const [k, val] of Object.entries(v.env)) {
+      if (!isString(val)) return undefined;
+      env[k] = new Secret(val);
+    }
+    return {
+      role: v.role,
+      requestId: v.request_id,
+      token: new Secret(v.token),
+      expiresAt: v.expires_at,
+      env,
+    };
+  } catch {
+    return undefined;
+  }
+}

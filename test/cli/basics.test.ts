@@ -1,0 +1,59 @@
+import { readFileSync } from 'node:fs';
+import { afterAll, describe, expect, it } from 'vitest';
+import { VERSION } from '../../src/api/version.js';
+import { runCli, testHome } from '../support/cli.js';
+
+const home = testHome();
+afterAll(() => home.cleanup());
+
+describe('jitctl basics', () => {
+  it('keeps VERSION equal to package.json', () => {
+    const pkg = JSON.parse(
+      readFileSync(new URL('../../package.json', import.meta.url), 'utf8'),
+    ) as { version: string };
+    expect(VERSION).toBe(pkg.version);
+  });
+
+  it('prints its version', async () => {
+    const r = await runCli(['--version'], { env: home.env });
+    expect(r).toMatchObject({ code: 0, stdout: `${VERSION}\n`, stderr: '' });
+  });
+
+  it('prints help with every verb of DESIGN.md', async () => {
+    const r = await runCli(['--help'], { env: home.env });
+    expect(r.code).toBe(0);
+    for (const verb of [
+      'login',
+      'logout',
+      'status',
+      'request',
+      'wait',
+      'list',
+      'show',
+      'approve',
+      'deny',
+      'cancel',
+      'revoke',
+      'exec',
+      'shell',
+      'credential',
+      'audit',
+      'policy',
+      'server',
+    ]) {
+      expect(r.stdout).toMatch(new RegExp(`^  ${verb}\\b`, 'm'));
+    }
+  });
+
+  it('exits 2 on an unknown command, an unknown flag and a missing argument', async () => {
+    const unknown = await runCli(['bogus'], { env: home.env });
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain("unknown command 'bogus'");
+    const flag = await runCli(['status', '--bogus'], { env: home.env });
+    expect(flag.code).toBe(2);
+    expect(flag.stderr).toContain("unknown option '--bogus'");
+    const missing = await runCli(['request'], { env: home.env });
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain("missing required argument 'role'");
+  });
+});
