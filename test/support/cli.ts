@@ -1,10 +1,11 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
+import { inject } from 'vitest';
 
-/** The real binary, as users run it (global setup builds dist/ first). */
-export const BIN = resolve(import.meta.dirname, '../../bin/jitctl.js');
+/** The real binary, as users run it, built for this test run by the global setup. */
+export const BIN = inject('jitctlBin');
 
 export interface CliResult {
   code: number | null;

@@ -1,4 +1,6 @@
 import { execFileSync } from 'node:child_process';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { startPostgres } from './postgres.js';
 
@@ -6,18 +8,34 @@ declare module 'vitest' {
   export interface ProvidedContext {
     /** A PostgreSQL server URL; each test creates its own database or schema in it. */
     pgUrl: string;
+    /** The jitctl executable built for this run (a bin/jitctl.js twin over this run's bundle). */
+    jitctlBin: string;
   }
 }
 
+const ROOT = resolve(import.meta.dirname, '../..');
+
 /**
- * Once per test run: build dist/ (end-to-end tests run the real `jitctl` binary, bin/jitctl.js)
- * and start a throwaway PostgreSQL server.
+ * Once per test run: build the CLI bundle (end-to-end tests run the real binary) into a directory
+ * of this run's own, so that parallel runs never rebuild files under each other, and start a
+ * throwaway PostgreSQL server.
  */
 export default async function setup(project: TestProject) {
-  execFileSync(process.execPath, ['node_modules/tsup/dist/cli-default.js', '--silent'], {
+  const out = join(ROOT, '.test-build', `${process.pid}`);
+  rmSync(out, { recursive: true, force: true });
+  mkdirSync(out, { recursive: true });
+  execFileSync(process.execPath, [join(ROOT, 'node_modules/tsup/dist/cli-default.js'), '--silent', '--out-dir', join(out, 'dist')], {
+    cwd: ROOT,
     stdio: 'inherit',
   });
+  const bin = join(out, 'bin', 'jitctl.js');
+  mkdirSync(join(out, 'bin'));
+  writeFileSync(bin, `#!/usr/bin/env node\nawait import('../dist/cli.js');\n`, { mode: 0o755 });
   const pg = await startPostgres();
   project.provide('pgUrl', pg.url);
-  return () => pg.stop();
+  project.provide('jitctlBin', bin);
+  return () => {
+    pg.stop();
+    rmSync(out, { recursive: true, force: true });
+  };
 }

@@ -1,0 +1,81 @@
+/**
+ * The policy model the broker evaluates (parsed from the YAML of DESIGN.md "Policy"; see
+ * docs/policy.md). Durations are milliseconds here; the wire shows them as strings.
+ */
+
+/** Who a policy entry names: `group:<name>` (the groups claim) or `user:<sub or email>`. */
+export type Principal = { kind: 'group'; name: string } | { kind: 'user'; value: string };
+
+/** The authenticated caller as the broker sees it. Identity is iss + sub, never email alone. */
+export interface Caller {
+  iss: string;
+  sub: string;
+  name: string | null;
+  email: string | null;
+  /** False when the token says the email is unverified; then `user:<email>` entries do not match. */
+  emailVerified: boolean;
+  groups: string[];
+  acr: string | null;
+  /** Seconds since the epoch (the token's auth_time), or null when absent. */
+  authTime: number | null;
+}
+
+export interface StepUpRule {
+  /** The acr the caller must have reached at least (order: the broker's acr_levels). */
+  acr: string;
+  /** How recent the authentication must be. */
+  maxAgeMs: number;
+}
+
+export interface RolePolicy {
+  name: string;
+  description: string | null;
+  requesters: Principal[];
+  approvers: Principal[];
+  /** Distinct approvers needed; 0 means requests are approved at once (auto-approve). */
+  approvals: number;
+  /** Distinct denials that deny the request (default 1: one deny denies). */
+  denials: number;
+  defaultDurationMs: number;
+  maxDurationMs: number;
+  pendingTtlMs: number;
+  requireReason: boolean;
+  /** For requesting and for reviewing this role; reviews without it use the broker's default. */
+  stepUp: StepUpRule | null;
+  credential: {
+    audience: string;
+    /** Variable name → template; `{{token}}`, `{{role}}`, `{{request_id}}`, `{{expires_at}}`. */
+    env: Record<string, string>;
+  };
+}
+
+export interface NotifyTarget {
+  webhook: string;
+}
+
+export interface Policy {
+  roles: ReadonlyMap<string, RolePolicy>;
+  notify: NotifyTarget[];
+}
+
+/** One problem in a policy file: where (file, line, column, path) and why. */
+export interface PolicyIssue {
+  file: string;
+  line: number | null;
+  column: number | null;
+  /** e.g. `roles.prod-deploy.max_duration` */
+  path: string;
+  message: string;
+}
+
+export class PolicyError extends Error {
+  override name = 'PolicyError';
+  constructor(readonly issues: PolicyIssue[]) {
+    super(issues.map(formatPolicyIssue).join('\n'));
+  }
+}
+
+export function formatPolicyIssue(i: PolicyIssue): string {
+  const where = i.line !== null ? `${i.file}:${i.line}:${i.column ?? 1}` : i.file;
+  return `${where}: ${i.path}: ${i.message}`;
+}
