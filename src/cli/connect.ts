@@ -1,0 +1,42 @@
+import type { SessionManager } from '../auth/session.js';
+import type { BrokerClient } from '../client/broker-client.js';
+import type { CredentialStore } from '../credentials/store.js';
+import { resolveServer, resolveStoreKind } from './config.js';
+import type { Context } from './context.js';
+
+/**
+ * What a command that talks to a broker needs, assembled in one place: the broker URL, the
+ * credential store, the session and the API client. Modules load lazily so that commands which
+ * never reach this point pay nothing for them.
+ */
+export interface Connection {
+  server: string;
+  store: CredentialStore;
+  session: SessionManager;
+  client: BrokerClient;
+}
+
+export interface ConnectOptions {
+  server?: string | undefined;
+  store?: string | undefined;
+}
+
+export async function connect(ctx: Context, opts: ConnectOptions): Promise<Connection> {
+  const server = await resolveServer(ctx, opts.server);
+  const kind = await resolveStoreKind(ctx, opts.store);
+  const [{ openStore }, { openSession }, { BrokerClient }] = await Promise.all([
+    import('../credentials/index.js'),
+    import('../auth/index.js'),
+    import('../client/broker-client.js'),
+  ]);
+  const store = await openStore(ctx, kind);
+  const session = await openSession(ctx, server, store);
+  const client = new BrokerClient({
+    server,
+    session,
+    clock: ctx.clock,
+    signal: ctx.interruptSignal(),
+    ...(ctx.debug ? { debug: (line: string) => ctx.io.err(`debug: ${line}\n`) } : {}),
+  });
+  return { server, store, session, client };
+}

@@ -1,0 +1,20 @@
+import type { StoreKind } from '../cli/config.js';
+import type { Context } from '../cli/context.js';
+import { JitError } from '../cli/errors.js';
+import { memoryStore } from './memory-store.js';
+import type { CredentialStore } from './store.js';
+
+export type { CredentialStore } from './store.js';
+
+/**
+ * Opens the credential store of the given kind. Backends load lazily: the keychain's native
+ * module only when the keychain is used.
+ */
+export async function openStore(_ctx: Context, kind: StoreKind): Promise<CredentialStore> {
+  switch (kind) {
+    case 'memory':
+      return memoryStore();
+    default:
+      throw new JitError(`the ${kind} credential store is not built yet`);
+  }
+}
