@@ -57,3 +57,20 @@ describe('jitctl basics', () => {
     expect(missing.stderr).toContain("missing required argument 'role'");
   });
 });
+
+describe('jitctl and a closed pipe', () => {
+  it('stops quietly when its reader goes away (jitctl --help | head -1)', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const { BIN } = await import('../support/cli.js');
+    const r = spawnSync(
+      'bash',
+      ['-c', `"${process.execPath}" "${BIN}" --help | head -1; echo "rc=\${PIPESTATUS[0]}"`],
+      {
+        env: home.env,
+        encoding: 'utf8',
+      },
+    );
+    expect(r.stdout).toBe('Usage: jitctl [options] [command]\nrc=0\n');
+    expect(r.stderr).not.toContain('EPIPE');
+  });
+});

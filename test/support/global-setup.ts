@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { startPostgres } from './postgres.js';
@@ -28,9 +28,10 @@ export default async function setup(project: TestProject) {
     cwd: ROOT,
     stdio: 'inherit',
   });
-  const bin = join(out, 'bin', 'jitctl.js');
+  // The same layout as the package: bin/ (a CommonJS entry), dist/, package.json.
   mkdirSync(join(out, 'bin'));
-  writeFileSync(bin, `#!/usr/bin/env node\nawait import('../dist/cli.js');\n`, { mode: 0o755 });
+  for (const f of ['bin/jitctl.js', 'bin/package.json', 'package.json']) copyFileSync(join(ROOT, f), join(out, f));
+  const bin = join(out, 'bin', 'jitctl.js');
   const pg = await startPostgres();
   project.provide('pgUrl', pg.url);
   project.provide('jitctlBin', bin);
