@@ -1,18 +1,23 @@
-import type { Caller, Policy, Principal } from './types.js';
+/**
+ * The policy module: parse and validate the policy YAML (DESIGN.md "Policy", docs/policy.md),
+ * and answer who may request and review a role. Shared by the broker (loaded at start) and
+ * `jitctl policy check`, so both report exactly the same problems.
+ */
 
+export {
+  renderEnv,
+  TEMPLATE_VARIABLES,
+  type TemplateValues,
+  type TemplateVariable,
+} from './env-template.js';
+export { decodePolicyBytes, loadPolicyFile, readPolicyText } from './load.js';
+export { type ParsePolicyOptions, parsePolicy, ROLE_KEYS, TOP_LEVEL_KEYS } from './parse.js';
+export {
+  canRequest,
+  canReview,
+  formatPrincipal,
+  matchesAny,
+  parsePrincipal,
+} from './principal.js';
+export { describeRole, type RoleDescription, roleSummary } from './summary.js';
 export * from './types.js';
-
-/** Parses and validates policy YAML; throws PolicyError listing every issue with its line. */
-export function parsePolicy(_text: string, _file: string): Policy {
-  throw new Error('policy parsing is not built yet');
-}
-
-/** Reads and parses a policy file. */
-export async function loadPolicyFile(_path: string): Promise<Policy> {
-  throw new Error('policy parsing is not built yet');
-}
-
-/** Whether any of `principals` names the caller (group membership, or user by sub or verified email). */
-export function matchesAny(_principals: readonly Principal[], _caller: Caller): boolean {
-  throw new Error('policy matching is not built yet');
-}

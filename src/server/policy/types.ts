@@ -63,7 +63,7 @@ export interface PolicyIssue {
   file: string;
   line: number | null;
   column: number | null;
-  /** e.g. `roles.prod-deploy.max_duration` */
+  /** e.g. `roles.prod-deploy.max_duration`; empty for the file as a whole or a YAML syntax error. */
   path: string;
   message: string;
 }
@@ -75,7 +75,11 @@ export class PolicyError extends Error {
   }
 }
 
+/**
+ * `file:line:col: path: message`, the shape compilers use so editors and CI annotate the line.
+ * Issues about the whole file (unreadable, a YAML syntax error) have an empty path and omit it.
+ */
 export function formatPolicyIssue(i: PolicyIssue): string {
   const where = i.line !== null ? `${i.file}:${i.line}:${i.column ?? 1}` : i.file;
-  return `${where}: ${i.path}: ${i.message}`;
+  return i.path === '' ? `${where}: ${i.message}` : `${where}: ${i.path}: ${i.message}`;
 }
