@@ -7,13 +7,17 @@ import type { CredentialStore } from './store.js';
 export type { CredentialStore } from './store.js';
 
 /**
- * Opens the credential store of the given kind. Backends load lazily: the keychain's native
- * module only when the keychain is used.
+ * Opens the credential store of the given kind. Backends load lazily: jose only for the file
+ * store, the keychain's native module only when the keychain is used.
  */
-export async function openStore(_ctx: Context, kind: StoreKind): Promise<CredentialStore> {
+export async function openStore(ctx: Context, kind: StoreKind): Promise<CredentialStore> {
   switch (kind) {
     case 'memory':
       return memoryStore();
+    case 'file': {
+      const { openFileStore } = await import('./file-store.js');
+      return openFileStore(ctx);
+    }
     default:
       throw new JitError(`the ${kind} credential store is not built yet`);
   }
