@@ -69,7 +69,8 @@ export function readYaml(text: string): { root: YamlValue | null; issues: TreeIs
       // `<<: *defaults` is the common way to share settings between roles.
       merge: true,
       strict: true,
-      logLevel: 'silent',
+      // Collect, never print (the default 'warn' may write to the console).
+      logLevel: 'error',
     });
   } catch (err) {
     // The yaml package reports problems in doc.errors; a throw is a resource limit (deep nesting).
