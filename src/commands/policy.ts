@@ -1,10 +1,107 @@
 import type { Context } from '../cli/context.js';
-import { JitError } from '../cli/errors.js';
+import { ExitCode, UsageError } from '../cli/errors.js';
+import { printJson, safe, style, table } from '../cli/output.js';
+import type { Policy, PolicyIssue, RoleDescription } from '../server/policy/index.js';
 
+/**
+ * `jitctl policy check FILE`: the broker's own validation, run before deploying a policy (in CI,
+ * or in an editor's save hook). Problems print as `file:line:col: path: message`, the format
+ * compilers use, so editors and CI annotations find the line. `-` reads the policy from stdin.
+ */
 export interface Options {
-  [flag: string]: unknown;
+  file: string;
+  json?: boolean;
 }
 
-export async function run(_options: Options, _ctx: Context): Promise<number | undefined> {
-  throw new JitError('`jitctl policy` is not built yet');
+const STDIN_NAME = '<stdin>';
+
+export async function run(options: Options, ctx: Context): Promise<number> {
+  // The parser (and yaml) load only for this command, never for `jitctl --version`.
+  const policy = await import('../server/policy/index.js');
+  const file = options.file === '-' ? STDIN_NAME : options.file;
+  let parsed: Policy;
+  try {
+    const text =
+      options.file === '-'
+        ? policy.decodePolicyBytes(await readStdin(ctx, policy.MAX_POLICY_BYTES), STDIN_NAME)
+        : await policy.readPolicyText(options.file);
+    parsed = policy.parsePolicy(text, file);
+  } catch (err) {
+    if (!(err instanceof policy.PolicyError)) throw err;
+    if (options.json) {
+      printJson(ctx.io, { ok: false, file, issues: err.issues });
+    } else {
+      reportIssues(ctx, file, err.issues, policy.formatPolicyIssue);
+    }
+    return ExitCode.Error;
+  }
+
+  const roles = [...parsed.roles.values()].map(policy.describeRole);
+  // Webhook URLs are secrets (a Slack webhook's path is its credential): show origins only.
+  const notify = parsed.notify.map((t) => ({ origin: new URL(t.webhook).origin }));
+  if (options.json) {
+    printJson(ctx.io, { ok: true, file, roles, notify });
+    return ExitCode.Ok;
+  }
+  ctx.io.out(
+    table(
+      ctx.io,
+      ['role', 'requesters', 'approvers', 'approvals', 'max duration', 'step-up', 'reason'],
+      roles.map((r) => [
+        safe(r.name),
+        safe(r.requesters.join(', ')),
+        safe(r.approvers.join(', ')),
+        r.approvals === 0 ? '0 (auto)' : String(r.approvals),
+        r.max_duration,
+        r.step_up ? safe(`${r.step_up.acr} within ${r.step_up.max_age}`) : '-',
+        r.require_reason ? 'required' : '-',
+      ]),
+    ),
+  );
+  ctx.io.err(`${style(ctx.io, 'green', '✔')} ${summaryLine(file, roles, notify)}\n`);
+  return ExitCode.Ok;
+}
+
+function summaryLine(file: string, roles: RoleDescription[], notify: { origin: string }[]): string {
+  const n = roles.length;
+  let line = `${safe(file)} is a valid policy: ${n} role${n === 1 ? '' : 's'}`;
+  if (notify.length > 0) {
+    line += `, events to ${notify.map((t) => safe(t.origin)).join(', ')}`;
+  }
+  return line;
+}
+
+function reportIssues(
+  ctx: Context,
+  file: string,
+  issues: PolicyIssue[],
+  format: (issue: PolicyIssue) => string,
+): void {
+  for (const issue of issues) ctx.io.err(`${safe(format(issue))}\n`);
+  // A file that could not be read has one issue (`file: no such file`); a count adds nothing.
+  if (issues.some((i) => i.line !== null)) {
+    const n = issues.length;
+    ctx.io.err(
+      `${style(ctx.io, 'red', '✖')} ${safe(file)}: ${n} problem${n === 1 ? '' : 's'} ` +
+        '(the policy reference: docs/policy.md)\n',
+    );
+  }
+}
+
+/** Bound by the loader's limit plus one byte, so an endless pipe cannot exhaust memory. */
+async function readStdin(ctx: Context, limit: number): Promise<Uint8Array> {
+  if (ctx.io.stdinIsTTY) {
+    throw new UsageError('`-` reads the policy from stdin, which is a terminal', {
+      hint: 'pipe a file in (`jitctl policy check - < policy.yaml`) or name the file',
+    });
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of ctx.io.stdin) {
+    const buf = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer);
+    chunks.push(buf);
+    size += buf.length;
+    if (size > limit) break;
+  }
+  return Buffer.concat(chunks);
 }

@@ -21,3 +21,4 @@ export {
 } from './principal.js';
 export { describeRole, type RoleDescription, roleSummary } from './summary.js';
 export * from './types.js';
+export { MAX_POLICY_BYTES } from './yaml-tree.js';
