@@ -1,6 +1,5 @@
 import type { StoreKind } from '../cli/config.js';
 import type { Context } from '../cli/context.js';
-import { JitError } from '../cli/errors.js';
 import { memoryStore } from './memory-store.js';
 import type { CredentialStore } from './store.js';
 
@@ -18,7 +17,9 @@ export async function openStore(ctx: Context, kind: StoreKind): Promise<Credenti
       const { openFileStore } = await import('./file-store.js');
       return openFileStore(ctx);
     }
-    default:
-      throw new JitError(`the ${kind} credential store is not built yet`);
+    case 'keychain': {
+      const { openKeychainStore } = await import('./keychain-store.js');
+      return openKeychainStore(ctx);
+    }
   }
 }

@@ -4,8 +4,10 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Secret } from '../../src/api/secret.js';
 import { fileStore } from '../../src/credentials/file-store.js';
+import { keychainStore } from '../../src/credentials/keychain-store.js';
 import { memoryStore } from '../../src/credentials/memory-store.js';
 import type { CredentialStore } from '../../src/credentials/store.js';
+import { type PrivateKeyring, startKeyring } from '../support/keyring.js';
 
 /**
  * One contract, every backend (workers-sdk's key providers): whatever store a user picks, jitctl
@@ -20,6 +22,8 @@ interface Backend {
 
 const tmp = mkdtempSync(join(tmpdir(), 'jitctl-contract-'));
 let fileCount = 0;
+let keyring: PrivateKeyring | undefined;
+let keychainCount = 0;
 
 const backends: Backend[] = [
   { name: 'memory', fresh: async () => memoryStore() },
@@ -33,6 +37,20 @@ const backends: Backend[] = [
         passphrase: async () => new Secret('contract passphrase'),
         p2c: 1000,
       }),
+  },
+  {
+    // A real gnome-keyring in a private D-Bus session; each case uses its own service name.
+    name: 'keychain',
+    setup: async () => {
+      keyring = await startKeyring();
+      process.env.DBUS_SESSION_BUS_ADDRESS = keyring.env.DBUS_SESSION_BUS_ADDRESS;
+    },
+    teardown: async () => {
+      await keyring?.stop();
+      delete process.env.DBUS_SESSION_BUS_ADDRESS;
+    },
+    fresh: async () =>
+      keychainStore({ env: process.env, service: `jitctl-contract-${++keychainCount}` }),
   },
 ];
 
