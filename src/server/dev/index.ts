@@ -2,7 +2,14 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 
 /**
  * The development identity provider of `jitctl server --dev` (oidc-provider), mounted by the
- * broker under `/idp` on its own port. Never loaded unless --dev is given.
+ * broker under `/idp` on its own port. Never loaded unless --dev is given; oidc-provider itself
+ * (about 200 ms to import) loads only inside {@link createDevIdentityProvider}.
+ *
+ * What it offers (docs/login.md): the demo users below, each with a password and a TOTP second
+ * factor; one public native client `jitctl` with the device authorization grant (RFC 8628, with
+ * an `interval` and `slow_down`), authorization code + PKCE S256 with loopback redirects on any
+ * port (RFC 8252 §7.3) and refresh tokens; ID tokens (RS256) carrying `acr` ("pwd" or "mfa"),
+ * `amr`, `auth_time`, `sid`, `email`, `name` and `groups`; the claims parameter for step-up.
  */
 export interface DevUser {
   username: string;
@@ -21,24 +28,77 @@ export interface DevIdentityProvider {
   clientId: string;
   /** Scopes the CLI should ask for (served by the broker's GET /v1/config). */
   scopes: string[];
-  /** The broker sends every request under `/idp` (including `/idp` itself) here. */
+  /**
+   * The broker sends every request under `/idp` (including `/idp` itself) here, with `req.url`
+   * unchanged (still starting with `/idp`) and the body unread (or already parsed onto
+   * `req.body`, which oidc-provider also accepts).
+   */
   handle(req: IncomingMessage, res: ServerResponse): void;
   users: DevUser[];
   close(): Promise<void>;
 }
+
+/** What happened at the provider, for the broker's log and for tests; never carries a secret. */
+export type DevIdpEvent =
+  | {
+      type: 'sign_in';
+      outcome: 'success' | 'failure' | 'cancelled';
+      username: string;
+      acr?: string;
+      reason?: string;
+    }
+  | { type: 'device_authorization' }
+  | { type: 'device_poll'; outcome: 'authorization_pending' | 'slow_down' }
+  | { type: 'token'; grantType: string }
+  | { type: 'token_error'; grantType: string; error: string }
+  | { type: 'revocation' }
+  | { type: 'server_error'; message: string };
 
 export interface DevIdentityProviderOptions {
   /** The broker's base URL, e.g. http://127.0.0.1:8787 */
   baseUrl: string;
   /** Where the provider keeps its signing keys between runs. */
   dataDir: string;
+  /**
+   * Start even when `baseUrl` is not a loopback address. The demo users' passwords are public,
+   * so this is refused unless asked for explicitly.
+   */
+  allowNonLoopback?: boolean;
+  /** RFC 8628 `interval` in seconds (default 2, or JITCTL_DEV_IDP_INTERVAL). */
+  devicePollInterval?: number;
+  /**
+   * Polls of one device code closer together than this many seconds answer `slow_down`
+   * (default: the interval, or JITCTL_DEV_IDP_MIN_INTERVAL). Setting it above the interval
+   * makes the provider throttle like a loaded production one, which tests use.
+   */
+  deviceMinimumInterval?: number;
+  /**
+   * Lifetimes in seconds. Defaults: device code 600 (JITCTL_DEV_IDP_DEVICE_CODE_TTL), ID token
+   * 900 (JITCTL_DEV_IDP_ID_TOKEN_TTL), access token 900, refresh token and session 14 days.
+   */
+  ttl?: {
+    deviceCode?: number;
+    idToken?: number;
+    accessToken?: number;
+    refreshToken?: number;
+    session?: number;
+  };
+  /** Replaces the demo users (tests). */
+  users?: readonly DevUser[];
+  /** Receives sign-ins, token grants and errors (the broker logs them). */
+  onEvent?: (event: DevIdpEvent) => void;
+  /** Where JITCTL_DEV_IDP_* settings are read from (default process.env). */
+  env?: Readonly<Record<string, string | undefined>>;
 }
 
 export async function createDevIdentityProvider(
-  _opts: DevIdentityProviderOptions,
+  opts: DevIdentityProviderOptions,
 ): Promise<DevIdentityProvider> {
-  throw new Error('the development identity provider is not built yet');
+  const { buildProvider } = await import('./provider.js');
+  return buildProvider(opts);
 }
 
-/** The demo policy of --dev (YAML): prod-deploy, db-read, staging-admin. */
-export const DEMO_POLICY = '';
+export { DEMO_POLICY } from './demo-policy.js';
+/** The acr values the provider emits, weakest first: the broker's `acr_levels` for --dev. */
+export { ACR_LEVELS } from './interactions.js';
+export { checkTotp, currentTotp, DEV_USERS, totpUri } from './users.js';
