@@ -1,0 +1,297 @@
+import { randomBytes } from 'node:crypto';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import Fastify, {
+  type FastifyError,
+  type FastifyHttpOptions,
+  type FastifyInstance,
+  type FastifyRequest,
+  LogController,
+} from 'fastify';
+import type { Logger } from 'pino';
+import { ErrorCode } from '../api/errors.js';
+import { LIMITS } from '../api/schemas.js';
+import type { Authenticator } from './auth/authenticator.js';
+import type { ChangeHub } from './changes.js';
+import type { ServerClock } from './clock.js';
+import { AuditAppendError, HttpError } from './errors.js';
+import type { Metrics } from './metrics.js';
+import type { KeyRing } from './mint/keys.js';
+import type { Caller } from './policy/types.js';
+import type { RequestService } from './requests/service.js';
+import { auditRoutes } from './routes/audit.js';
+import { configRoutes } from './routes/config.js';
+import { credentialRoutes } from './routes/credential.js';
+import { healthRoutes } from './routes/health.js';
+import { identityRoutes } from './routes/identity.js';
+import { requestRoutes } from './routes/requests.js';
+import { reviewRoutes } from './routes/reviews.js';
+import { wellKnownRoutes } from './routes/well-known.js';
+import { type Db, isDatabaseError } from './store/database.js';
+
+/**
+ * The broker's HTTP application (fastify/demo's shape): `buildApp` assembles routes around ready
+ * dependencies and never listens, so tests can `inject()` and `start.ts` owns the socket.
+ *
+ * Input is validated strictly: ajv neither coerces types nor drops unknown properties, so a
+ * number where a string belongs or an extra field is a 400 that names the field, never a silently
+ * different request. Every error, fastify's own included (404, 413, 415, malformed JSON), has the
+ * API's `{"error": {code, message, hint?}}` shape.
+ */
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The authenticated caller (set by the `authenticate` hook of signed-in routes). */
+    caller: Caller | null;
+  }
+}
+
+export interface OidcSettings {
+  issuer: string;
+  clientId: string;
+  scopes: string[];
+  /** The provider's discovery document (throws a 503 HttpError when unreachable). */
+  metadata(): Promise<Record<string, unknown>>;
+}
+
+export interface AppDeps {
+  service: RequestService;
+  authenticator: Authenticator;
+  oidc: OidcSettings;
+  keys: KeyRing;
+  publicUrl: string;
+  metrics: Metrics;
+  hub: ChangeHub;
+  clock: ServerClock;
+  logger: Logger;
+  db: Db;
+  /** Group names whose members may read the audit log (named in the 403's hint). */
+  auditors: string[];
+  /** Whether the database answers and is migrated (/readyz). */
+  ready(): Promise<boolean>;
+  trustProxy?: boolean | number | string[];
+  /** Use this HTTP server instead of creating one (start.ts listens before building the app). */
+  serverFactory?: (handler: (req: IncomingMessage, res: ServerResponse) => void) => Server;
+}
+
+/** Characters valid in JSON strings that reorder or hide text on a terminal: sent escaped. */
+const BIDI_AND_SEPARATORS = /[\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+
+export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const options: FastifyHttpOptions<Server, Logger> = {
+    loggerInstance: deps.logger,
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: LIMITS.bodyBytes,
+    // A hop count is valid at runtime (proxy-addr) though fastify's types only list the others.
+    trustProxy: (deps.trustProxy ?? false) as boolean,
+    requestIdHeader: false,
+    genReqId: () => `r_${randomBytes(6).toString('base64url')}`,
+    onProtoPoisoning: 'error',
+    onConstructorPoisoning: 'error',
+    return503OnClosing: true,
+    routerOptions: { ignoreTrailingSlash: false, maxParamLength: 200 },
+    ajv: {
+      customOptions: {
+        removeAdditional: false,
+        coerceTypes: false,
+        useDefaults: false,
+        allErrors: false,
+      },
+    },
+  };
+  if (deps.serverFactory) options.serverFactory = deps.serverFactory;
+  const app = Fastify(options) as unknown as FastifyInstance;
+
+  // Only JSON bodies: a text/plain body to a JSON API is a client bug, answered 415.
+  app.removeContentTypeParser('text/plain');
+  app.decorateRequest('caller', null);
+
+  app.addHook('onSend', async (req, reply, payload) => {
+    reply.header('x-request-id', req.id);
+    reply.header('x-content-type-options', 'nosniff');
+    if (req.url.startsWith('/v1/')) reply.header('cache-control', 'no-store');
+    if (typeof payload === 'string' && String(reply.getHeader('content-type')).includes('json')) {
+      return payload.replace(
+        BIDI_AND_SEPARATORS,
+        (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+      );
+    }
+    return payload;
+  });
+
+  app.addHook('onResponse', async (req, reply) => {
+    const route = req.routeOptions.url ?? 'unmatched';
+    const status = reply.statusCode;
+    const seconds = reply.elapsedTime / 1000;
+    deps.metrics.httpRequests.inc({ method: req.method, route, status: String(status) });
+    deps.metrics.httpDuration.observe({ method: req.method, route }, seconds);
+    const line = {
+      method: req.method,
+      route,
+      status,
+      ms: Math.round(reply.elapsedTime * 10) / 10,
+      ...(req.caller ? { caller: `${req.caller.iss}#${req.caller.sub}` } : {}),
+    };
+    if (status >= 500) req.log.error(line, 'request failed');
+    else req.log.info(line, 'request');
+  });
+
+  app.setNotFoundHandler(async (req, reply) => {
+    const path = req.url.split('?')[0] ?? '';
+    return reply
+      .code(404)
+      .send(
+        new HttpError(
+          404,
+          ErrorCode.NotFound,
+          `no such endpoint: ${req.method} ${path.slice(0, 200)}`,
+          'the API is documented in DESIGN.md "API v1"',
+        ).toBody(),
+      );
+  });
+
+  app.setErrorHandler(async (err: FastifyError, req, reply) => {
+    const e = toHttpError(err, req);
+    if (e.status >= 500) {
+      req.log.error({ err, reqId: req.id }, 'request failed');
+    }
+    if (e.status === 401 || e.status === 403) deps.metrics.authFailures.inc({ code: e.code });
+    for (const [k, v] of Object.entries(e.headers)) reply.header(k, v);
+    return reply.code(e.status).send(e.toBody());
+  });
+
+  /** onRequest hook for signed-in routes: verify the bearer token before the body is read. */
+  const authenticate = async (req: FastifyRequest) => {
+    req.caller = await deps.authenticator.authenticate(req.headers.authorization);
+  };
+
+  await app.register(healthRoutes, { deps });
+  await app.register(wellKnownRoutes, { deps });
+  await app.register(configRoutes, { deps });
+  await app.register(async (signedIn) => {
+    signedIn.addHook('onRequest', authenticate);
+    await signedIn.register(identityRoutes, { deps });
+    await signedIn.register(requestRoutes, { deps });
+    await signedIn.register(reviewRoutes, { deps });
+    await signedIn.register(credentialRoutes, { deps });
+    await signedIn.register(auditRoutes, { deps });
+  });
+  return app;
+}
+
+function fieldName(instancePath: string, fallback?: string): string {
+  const path = instancePath.replace(/^\//, '').replace(/\//g, '.');
+  return path || fallback || 'body';
+}
+
+/** fastify's and ajv's errors, database failures and bugs, as API errors. */
+function toHttpError(err: FastifyError, req: FastifyRequest): HttpError {
+  if (err instanceof HttpError) return err;
+  if (err instanceof AuditAppendError) {
+    return new HttpError(
+      503,
+      ErrorCode.Unavailable,
+      'the audit log cannot record this change, so nothing was changed',
+      'try again later; operators: check the database (see the broker log)',
+      { 'retry-after': '5' },
+    );
+  }
+  if (err.validation && err.validation.length > 0) {
+    const v = err.validation[0]!;
+    const params = v.params as Record<string, unknown>;
+    const where = err.validationContext === 'querystring' ? 'query parameter' : 'field';
+    if (v.keyword === 'additionalProperties') {
+      return new HttpError(
+        400,
+        ErrorCode.BadRequest,
+        `unexpected ${where} \`${String(params.additionalProperty)}\``,
+        'remove it; see the API reference for the fields this endpoint takes',
+      );
+    }
+    if (v.keyword === 'required') {
+      return new HttpError(
+        400,
+        ErrorCode.BadRequest,
+        `\`${String(params.missingProperty)}\` is required`,
+      );
+    }
+    const name = fieldName(v.instancePath);
+    if (v.keyword === 'type') {
+      if (name === 'body')
+        return new HttpError(400, ErrorCode.BadRequest, 'the body must be a JSON object');
+      return new HttpError(
+        400,
+        ErrorCode.BadRequest,
+        `\`${name}\` must be a ${String(params.type)}`,
+      );
+    }
+    if (v.keyword === 'maxLength')
+      return new HttpError(
+        400,
+        ErrorCode.BadRequest,
+        `\`${name}\` is longer than ${String(params.limit)} characters`,
+      );
+    if (v.keyword === 'minLength')
+      return new HttpError(400, ErrorCode.BadRequest, `\`${name}\` must not be empty`);
+    if (v.keyword === 'const' || v.keyword === 'anyOf' || v.keyword === 'enum') {
+      if (name === 'decision')
+        return new HttpError(400, ErrorCode.BadRequest, '`decision` must be "approve" or "deny"');
+      return new HttpError(
+        400,
+        ErrorCode.BadRequest,
+        `\`${name}\` has a value that is not allowed`,
+      );
+    }
+    return new HttpError(400, ErrorCode.BadRequest, `\`${name}\` ${v.message ?? 'is invalid'}`);
+  }
+  switch (err.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new HttpError(
+        413,
+        ErrorCode.PayloadTooLarge,
+        `the body is larger than ${LIMITS.bodyBytes / 1024} KiB`,
+        'requests are small JSON objects; shorten the reason or comment',
+      );
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new HttpError(
+        415,
+        ErrorCode.UnsupportedMediaType,
+        `bodies must be JSON, not ${JSON.stringify(req.headers['content-type'] ?? '')}`,
+        'send Content-Type: application/json',
+      );
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return new HttpError(
+        400,
+        ErrorCode.BadRequest,
+        'the body is empty but Content-Type says JSON',
+        'send {} for no fields',
+      );
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return new HttpError(400, ErrorCode.BadRequest, 'the Content-Length does not match the body');
+  }
+  if (err instanceof SyntaxError || err.code === 'FST_ERR_CTP_INVALID_JSON_BODY') {
+    return new HttpError(400, ErrorCode.BadRequest, 'the body is not valid JSON');
+  }
+  if (
+    typeof err.statusCode === 'number' &&
+    err.statusCode >= 400 &&
+    err.statusCode < 500 &&
+    !isDatabaseError(err)
+  ) {
+    return new HttpError(err.statusCode, ErrorCode.BadRequest, err.message);
+  }
+  if (isDatabaseError(err)) {
+    return new HttpError(
+      503,
+      ErrorCode.Unavailable,
+      'the database cannot take this right now, so nothing was changed',
+      'try again shortly; operators: see the broker log',
+      { 'retry-after': '2' },
+    );
+  }
+  return new HttpError(
+    500,
+    ErrorCode.Internal,
+    `internal error (request ${req.id})`,
+    'this is a bug in the broker; operators will find the request id in its log',
+  );
+}

@@ -1,0 +1,226 @@
+import {
+  createRemoteJWKSet,
+  errors,
+  type JWTPayload,
+  type JWTVerifyGetKey,
+  jwtVerify,
+  type ProtectedHeaderParameters,
+} from 'jose';
+import { ErrorCode } from '../../api/errors.js';
+import type { ServerClock } from '../clock.js';
+import { HttpError, unavailable } from '../errors.js';
+import type { Caller } from '../policy/types.js';
+
+/**
+ * Verifies sign-in tokens from the configured OpenID Provider: the ID token the CLI got for its
+ * client id, or a JWT access token whose audience is the broker (RFC 9068). The provider's
+ * metadata is discovered on first use (OpenID Connect Discovery 1.0 §4) and cached; its JWKS is
+ * jose's remote set, which refetches when a token names an unknown kid (after a cooldown, so a
+ * flood of bogus kids cannot make the broker hammer the provider).
+ */
+
+/** Asymmetric algorithms only: HS* would let anyone holding the JWKS forge tokens, `none` anyone. */
+export const LOGIN_ALGORITHMS = ['RS256', 'ES256', 'EdDSA', 'PS256'];
+/** `typ` values a login token may carry (RFC 7519 §5.1, RFC 9068 §2.1); absent is fine too. */
+const LOGIN_TYPES = new Set(['jwt', 'at+jwt', 'application/at+jwt', 'application/jwt']);
+
+export interface VerifiedToken {
+  caller: Caller;
+  /** When the token stops being valid (ms); the verification cache keeps it no longer. */
+  expiresAt: number;
+}
+
+/**
+ * A source of sign-in tokens. The broker picks the verifier whose `issuer` equals the token's
+ * `iss`; issue #5 adds one for the broker's own session tokens from RFC 8693 token exchange.
+ */
+export interface TokenVerifier {
+  readonly issuer: string;
+  verify(token: string, header: ProtectedHeaderParameters): Promise<VerifiedToken>;
+}
+
+export interface OidcVerifierOptions {
+  issuer: string;
+  /** Accepted `aud` values: the CLI's client id (ID tokens) and the broker's audience (access tokens). */
+  audiences: string[];
+  groupsClaim: string;
+  clock: ServerClock;
+  /** Kids of the broker's own signing keys: a token signed with one is never a sign-in token. */
+  isOwnKid: (kid: string) => boolean;
+  fetchTimeoutMs?: number;
+}
+
+interface Discovered {
+  jwks: JWTVerifyGetKey;
+  metadata: Record<string, unknown>;
+}
+
+export class OidcVerifier implements TokenVerifier {
+  readonly issuer: string;
+  readonly #opts: OidcVerifierOptions;
+  #discovery: Promise<Discovered> | undefined;
+  #failedAt = 0;
+
+  constructor(opts: OidcVerifierOptions) {
+    this.issuer = opts.issuer;
+    this.#opts = opts;
+  }
+
+  /** The provider's discovery document (GET /v1/config reads `device_authorization_endpoint`). */
+  async metadata(): Promise<Record<string, unknown>> {
+    return (await this.#discover()).metadata;
+  }
+
+  #discover(): Promise<Discovered> {
+    if (this.#discovery) return this.#discovery;
+    // After a failure, retry at most once a second instead of on every request.
+    if (Date.now() - this.#failedAt < 1000) {
+      return Promise.reject(this.#unreachable('it failed a moment ago'));
+    }
+    const p = this.#fetchDiscovery();
+    this.#discovery = p;
+    p.catch(() => {
+      this.#discovery = undefined;
+      this.#failedAt = Date.now();
+    });
+    return p;
+  }
+
+  #unreachable(why: string): HttpError {
+    return unavailable(
+      `cannot reach the identity provider at ${this.issuer} to verify sign-ins (${why})`,
+      'try again shortly; operators: check the broker can reach oidc_issuer',
+    );
+  }
+
+  async #fetchDiscovery(): Promise<Discovered> {
+    const url = `${this.issuer.replace(/\/+$/, '')}/.well-known/openid-configuration`;
+    const timeout = this.#opts.fetchTimeoutMs ?? 5_000;
+    let metadata: Record<string, unknown>;
+    try {
+      const res = await fetch(url, {
+        signal: AbortSignal.timeout(timeout),
+        redirect: 'error',
+        headers: { accept: 'application/json' },
+      });
+      if (!res.ok) throw new Error(`${url} answered HTTP ${res.status}`);
+      metadata = (await res.json()) as Record<string, unknown>;
+    } catch (err) {
+      throw this.#unreachable((err as Error).message);
+    }
+    if (typeof metadata !== 'object' || metadata === null || metadata.issuer !== this.issuer) {
+      throw this.#unreachable(
+        `its discovery document names issuer ${JSON.stringify((metadata as { issuer?: unknown } | null)?.issuer)}, not ${JSON.stringify(this.issuer)}`,
+      );
+    }
+    const jwksUri = metadata.jwks_uri;
+    let parsed: URL;
+    try {
+      parsed = new URL(String(jwksUri));
+    } catch {
+      throw this.#unreachable('its discovery document has no valid jwks_uri');
+    }
+    const jwks = createRemoteJWKSet(parsed, {
+      timeoutDuration: timeout,
+      cooldownDuration: 30_000,
+      cacheMaxAge: 10 * 60_000,
+    });
+    return { jwks, metadata };
+  }
+
+  async verify(token: string, header: ProtectedHeaderParameters): Promise<VerifiedToken> {
+    if (typeof header.kid === 'string' && this.#opts.isOwnKid(header.kid)) {
+      throw invalidToken('a token signed by this broker is a credential, not a sign-in token');
+    }
+    if (header.typ !== undefined && !LOGIN_TYPES.has(String(header.typ).toLowerCase())) {
+      throw invalidToken(`a token of type ${JSON.stringify(header.typ)} is not a sign-in token`);
+    }
+    if (typeof header.alg !== 'string' || !LOGIN_ALGORITHMS.includes(header.alg)) {
+      throw invalidToken(
+        `tokens signed with ${JSON.stringify(header.alg)} are not accepted (only ${LOGIN_ALGORITHMS.join(', ')})`,
+      );
+    }
+    const { jwks } = await this.#discover();
+    let payload: JWTPayload;
+    try {
+      ({ payload } = await jwtVerify(token, jwks, {
+        issuer: this.issuer,
+        audience: this.#opts.audiences,
+        algorithms: LOGIN_ALGORITHMS,
+        requiredClaims: ['exp', 'sub'],
+        currentDate: new Date(this.#opts.clock.now()),
+        clockTolerance: 30,
+      }));
+    } catch (err) {
+      throw this.#mapError(err);
+    }
+    if (typeof payload.sub !== 'string' || payload.sub === '') {
+      throw invalidToken('the token has no subject');
+    }
+    return { caller: callerFrom(payload, this.#opts.groupsClaim), expiresAt: payload.exp! * 1000 };
+  }
+
+  #mapError(err: unknown): HttpError {
+    if (err instanceof errors.JWTExpired) return invalidToken('the token has expired');
+    if (err instanceof errors.JWTClaimValidationFailed) {
+      const claim = err.claim;
+      if (claim === 'aud')
+        return invalidToken(`the token is meant for another audience, not this broker`);
+      if (claim === 'iss') return invalidToken('the token comes from another issuer');
+      if (claim === 'nbf') return invalidToken('the token is not valid yet');
+      return invalidToken(`the token's "${claim}" claim is missing or invalid`);
+    }
+    if (err instanceof errors.JOSEAlgNotAllowed || err instanceof errors.JOSENotSupported)
+      return invalidToken('the token is signed with an algorithm this broker does not accept');
+    if (err instanceof errors.JWSSignatureVerificationFailed)
+      return invalidToken('the token signature does not verify');
+    if (err instanceof errors.JWKSNoMatchingKey || err instanceof errors.JWKSMultipleMatchingKeys)
+      return invalidToken('the token is signed with a key the identity provider does not publish');
+    if (err instanceof errors.JWKSTimeout) return this.#unreachable('fetching its keys timed out');
+    if (err instanceof errors.JWKSInvalid)
+      return this.#unreachable('its key set is not a valid JWKS');
+    if (err instanceof errors.JOSEError) return invalidToken('the token is malformed');
+    // fetch() failures while loading the JWKS: the provider is down, the token may be fine.
+    return this.#unreachable((err as Error).message);
+  }
+}
+
+export function invalidToken(why: string): HttpError {
+  return new HttpError(
+    401,
+    ErrorCode.Unauthenticated,
+    `invalid sign-in token: ${why}`,
+    'run `jitctl login`',
+    {
+      'www-authenticate': `Bearer error="invalid_token", error_description="${why.replace(/["\\]/g, "'")}"`,
+    },
+  );
+}
+
+/**
+ * Identity from verified claims. `name` falls back to preferred_username; groups come from the
+ * configured claim (an array, or one string). Email counts for `user:<email>` policy entries
+ * unless the token says `email_verified: false`.
+ */
+export function callerFrom(payload: JWTPayload, groupsClaim: string): Caller {
+  const str = (v: unknown) => (typeof v === 'string' && v !== '' ? v : null);
+  const rawGroups = payload[groupsClaim];
+  const groups = Array.isArray(rawGroups)
+    ? rawGroups.filter((g): g is string => typeof g === 'string')
+    : typeof rawGroups === 'string'
+      ? [rawGroups]
+      : [];
+  return {
+    iss: payload.iss!,
+    sub: payload.sub!,
+    name: str(payload.name) ?? str(payload.preferred_username),
+    email: str(payload.email),
+    emailVerified: payload.email_verified !== false,
+    groups,
+    acr: str(payload.acr),
+    authTime:
+      typeof payload.auth_time === 'number' && Number.isFinite(payload.auth_time)
+        ? payload.auth_time
+        : null,
+  };
+}

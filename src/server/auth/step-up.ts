@@ -1,0 +1,83 @@
+import { formatDuration } from '../../api/duration.js';
+import { ErrorCode } from '../../api/errors.js';
+import { formatStepUpChallenge } from '../../api/step-up.js';
+import { HttpError } from '../errors.js';
+import type { Caller, StepUpRule } from '../policy/types.js';
+
+/**
+ * RFC 9470 step-up: an action that needs a stronger or fresher sign-in answers 401 with
+ * `WWW-Authenticate: Bearer error="insufficient_user_authentication", acr_values=…, max_age=…`
+ * and the CLI signs in again with those parameters. `acr` values are ranked by the broker's
+ * `acr_levels` (weakest first); an acr the list does not know ranks below all of them, so an
+ * unexpected value from the identity provider never passes for a strong one.
+ */
+export function rankOf(acr: string | null, levels: readonly string[]): number {
+  return acr === null ? -1 : levels.indexOf(acr);
+}
+
+/** Whether `caller` meets `rule` at `nowMs`. */
+export function meetsStepUp(
+  caller: Pick<Caller, 'acr' | 'authTime'>,
+  rule: StepUpRule,
+  levels: readonly string[],
+  nowMs: number,
+): { ok: true } | { ok: false; why: string } {
+  const required = rankOf(rule.acr, levels);
+  const have = rankOf(caller.acr, levels);
+  // A required acr outside the ranking can only be met by that exact value.
+  const strongEnough = required === -1 ? caller.acr === rule.acr : have >= required;
+  if (!strongEnough) {
+    return {
+      ok: false,
+      why: `this needs a sign-in of level "${rule.acr}"${caller.acr ? ` (yours is "${caller.acr}")` : ''}`,
+    };
+  }
+  if (caller.authTime === null) {
+    return {
+      ok: false,
+      why: 'this needs a recent sign-in, and your token does not say when you signed in (no auth_time)',
+    };
+  }
+  // One second of slack for the identity provider's clock rounding auth_time.
+  const age = nowMs - caller.authTime * 1000;
+  if (age > rule.maxAgeMs + 1000) {
+    return {
+      ok: false,
+      why: `this needs a sign-in within the last ${formatDuration(rule.maxAgeMs)} (yours was ${formatDuration(age)} ago)`,
+    };
+  }
+  return { ok: true };
+}
+
+/** The acr values that satisfy `rule`: the required level and every stronger one (RFC 9470 §3). */
+export function acceptableAcrValues(rule: StepUpRule, levels: readonly string[]): string {
+  const i = levels.indexOf(rule.acr);
+  return i === -1 ? rule.acr : levels.slice(i).join(' ');
+}
+
+/** Throws the 401 challenge unless `caller` meets `rule`. */
+export function requireStepUp(
+  caller: Caller,
+  rule: StepUpRule | null,
+  levels: readonly string[],
+  nowMs: number,
+  action: string,
+): void {
+  if (!rule) return;
+  const result = meetsStepUp(caller, rule, levels, nowMs);
+  if (result.ok) return;
+  const maxAge = Math.floor(rule.maxAgeMs / 1000);
+  throw new HttpError(
+    401,
+    ErrorCode.InsufficientUserAuthentication,
+    `${action}: ${result.why}`,
+    'sign in again with MFA (`jitctl login`); jitctl does this for you when it can prompt',
+    {
+      'www-authenticate': formatStepUpChallenge({
+        acrValues: acceptableAcrValues(rule, levels),
+        maxAge,
+        description: result.why,
+      }),
+    },
+  );
+}

@@ -1,0 +1,403 @@
+import { readFile } from 'node:fs/promises';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { DurationError, formatDuration, parseDuration } from '../api/duration.js';
+import { SIGNING_ALGS, type SigningAlg } from './mint/keys.js';
+import { closest } from './policy/suggest.js';
+import type { StepUpRule } from './policy/types.js';
+import { DatabaseUrlError, parseDatabaseUrl } from './store/database.js';
+
+/**
+ * The broker's settings. Every key can come from a flag (the six of DESIGN.md and --dev/--data-dir),
+ * a `JITCTL_SERVER_<KEY>` environment variable, or the `--config` file (YAML or JSON, snake_case
+ * keys), in that order of precedence, then the default. Unknown keys and bad values stop the broker
+ * with the key's name and how to fix it: a typo in `auditors` must not silently open or close the
+ * audit log. docs/operations.md documents each key.
+ */
+
+export interface ListenAddress {
+  host: string;
+  port: number;
+}
+
+export interface ServerConfig {
+  listen: ListenAddress;
+  /** `sqlite:ABSOLUTE_PATH` or `postgres://…` */
+  db: string;
+  /** Absolute path of the policy file; undefined only with --dev (the demo policy). */
+  policy: string | undefined;
+  oidcIssuer: string | undefined;
+  oidcClientId: string | undefined;
+  /** `aud` of JWT access tokens; undefined: the public URL. */
+  oidcAudience: string | undefined;
+  oidcScopes: string[];
+  groupsClaim: string;
+  acrLevels: string[];
+  reviewStepUp: StepUpRule | null;
+  auditors: string[];
+  admins: string[];
+  /** The broker's URL as clients and relying parties see it; undefined: from the listen address. */
+  publicUrl: string | undefined;
+  /** `db`, or the absolute path of a private JWK file. */
+  signingKey: string;
+  signingAlg: SigningAlg;
+  logLevel: LogLevel;
+  trustProxy: boolean | number | string[];
+  dev: boolean;
+  /** --dev only: where the database and the identity provider's keys live. */
+  dataDir: string;
+}
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+  constructor(
+    message: string,
+    readonly hint?: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Where a value came from, for messages: `--listen`, `JITCTL_SERVER_LISTEN`, `jitctl.yaml: listen`. */
+interface Source {
+  where: string;
+  /** Relative paths resolve against this directory. */
+  baseDir: string;
+}
+
+type Parser<T> = (value: unknown, src: Source) => T;
+
+const fail = (src: Source, message: string, hint?: string): never => {
+  throw new ConfigError(`${src.where}: ${message}`, hint);
+};
+
+const str =
+  (what = 'a string'): Parser<string> =>
+  (v, src) => {
+    if (typeof v !== 'string' || v.trim() === '') return fail(src, `must be ${what}`);
+    return v.trim();
+  };
+
+/** A list from an array (file) or from a comma- or space-separated string (flag, env). */
+const list: Parser<string[]> = (v, src) => {
+  const items =
+    typeof v === 'string'
+      ? v.split(/[\s,]+/).filter(Boolean)
+      : Array.isArray(v)
+        ? v
+        : fail(src, 'must be a list (YAML list, or comma-separated in a variable)');
+  return items.map((item) => {
+    if (typeof item !== 'string' || item.trim() === '' || /[\s,]/.test(item.trim()))
+      return fail(src, `list items must be non-empty names, not ${JSON.stringify(item)}`);
+    return item.trim();
+  });
+};
+
+const bool: Parser<boolean> = (v, src) => {
+  if (typeof v === 'boolean') return v;
+  if (typeof v === 'string' && /^(true|1|yes|on)$/i.test(v)) return true;
+  if (typeof v === 'string' && /^(false|0|no|off)$/i.test(v)) return false;
+  return fail(src, 'must be true or false');
+};
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '[::1]' || host === '::1' || /^127\./.test(host);
+}
+
+const listen: Parser<ListenAddress> = (v, src) => {
+  const text = typeof v === 'number' ? `127.0.0.1:${v}` : str()(v, src);
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]\s]+)):(\d{1,5})$/.exec(text);
+  if (!m)
+    return fail(
+      src,
+      `${JSON.stringify(text)} is not HOST:PORT`,
+      'e.g. 127.0.0.1:8787, 0.0.0.0:8787 or [::]:8787',
+    );
+  const port = Number(m[3]);
+  if (port > 65535) return fail(src, `port ${port} is over 65535`);
+  return { host: m[1] ?? m[2]!, port };
+};
+
+/** An http(s) URL without query or fragment; plain http only on loopback unless `allowHttp`. */
+const url =
+  (opts: { allowHttp?: boolean; keepTrailingSlash?: boolean } = {}): Parser<string> =>
+  (v, src) => {
+    const text = str('a URL')(v, src);
+    let u: URL;
+    try {
+      u = new URL(text);
+    } catch {
+      return fail(src, `${JSON.stringify(text)} is not a URL`);
+    }
+    if (u.protocol !== 'https:' && u.protocol !== 'http:')
+      return fail(src, `${text} must be an https:// URL`);
+    if (u.protocol === 'http:' && !opts.allowHttp && !isLoopback(u.hostname))
+      return fail(src, `${text} must use https (plain http is only for loopback addresses)`);
+    if (u.search || u.hash || u.username || u.password)
+      return fail(src, `${text} must not have a query, fragment or credentials`);
+    // Issuers compare as exact strings (OpenID Connect Core §3.1.3.7), so keep what was written.
+    return opts.keepTrailingSlash ? text : text.replace(/\/+$/, '');
+  };
+
+const path: Parser<string> = (v, src) => {
+  const p = str('a file path')(v, src);
+  return isAbsolute(p) ? p : resolve(src.baseDir, p);
+};
+
+const db: Parser<string> = (v, src) => {
+  const text = str('a database URL')(v, src);
+  try {
+    const target = parseDatabaseUrl(text, src.baseDir);
+    return target.dialect === 'sqlite' ? `sqlite:${target.location}` : target.location;
+  } catch (err) {
+    if (err instanceof DatabaseUrlError) return fail(src, err.message);
+    throw err;
+  }
+};
+
+const oneOf =
+  <T extends string>(values: readonly T[]): Parser<T> =>
+  (v, src) => {
+    if (typeof v === 'string' && (values as readonly string[]).includes(v)) return v as T;
+    return fail(src, `must be one of ${values.join(', ')}, not ${JSON.stringify(v)}`);
+  };
+
+const stepUp: Parser<StepUpRule | null> = (v, src) => {
+  let value = v;
+  if (value === null || value === false || value === 'none' || value === 'off') return null;
+  if (typeof value === 'string') {
+    try {
+      value = JSON.parse(value);
+    } catch {
+      return fail(src, 'must be {"acr": "...", "max_age": "5m"} (JSON in a variable) or none');
+    }
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    return fail(src, 'must be an object with acr and max_age, or none');
+  const o = value as Record<string, unknown>;
+  for (const k of Object.keys(o))
+    if (k !== 'acr' && k !== 'max_age')
+      fail(src, `unknown key ${JSON.stringify(k)} (acr, max_age)`);
+  const acr = str('an acr value')(o.acr, { ...src, where: `${src.where}.acr` });
+  let maxAgeMs: number;
+  try {
+    maxAgeMs = parseDuration(o.max_age);
+  } catch (err) {
+    if (err instanceof DurationError)
+      return fail({ ...src, where: `${src.where}.max_age` }, err.message);
+    throw err;
+  }
+  return { acr, maxAgeMs };
+};
+
+const trustProxy: Parser<boolean | number | string[]> = (v, src) => {
+  if (typeof v === 'boolean') return v;
+  if (typeof v === 'number' && Number.isInteger(v) && v >= 0) return v;
+  if (typeof v === 'string') {
+    if (/^(true|false)$/i.test(v)) return v.toLowerCase() === 'true';
+    if (/^\d+$/.test(v)) return Number(v);
+  }
+  const items = list(v, src);
+  for (const i of items)
+    if (
+      !/^[0-9a-fA-F:.]+(\/\d{1,3})?$/.test(i) &&
+      !['loopback', 'linklocal', 'uniquelocal'].includes(i)
+    )
+      fail(src, `${JSON.stringify(i)} is not an IP address or CIDR range`);
+  return items;
+};
+
+interface KeySpec<T> {
+  parse: Parser<T>;
+  /** The flag that sets it, when there is one. */
+  flag?: string;
+}
+
+const KEYS = {
+  listen: { parse: listen, flag: '--listen' },
+  db: { parse: db, flag: '--db' },
+  policy: { parse: path, flag: '--policy' },
+  oidc_issuer: { parse: url({ keepTrailingSlash: true }), flag: '--oidc-issuer' },
+  oidc_client_id: { parse: str(), flag: '--oidc-client-id' },
+  oidc_audience: { parse: str() },
+  oidc_scopes: { parse: list },
+  groups_claim: { parse: str() },
+  acr_levels: { parse: list },
+  review_step_up: { parse: stepUp },
+  auditors: { parse: list },
+  admins: { parse: list },
+  public_url: { parse: url({ allowHttp: true }) },
+  signing_key: { parse: (v: unknown, src: Source) => (v === 'db' ? 'db' : path(v, src)) },
+  signing_alg: { parse: oneOf(SIGNING_ALGS) },
+  log_level: { parse: oneOf(LOG_LEVELS) },
+  trust_proxy: { parse: trustProxy },
+  dev: { parse: bool, flag: '--dev' },
+  data_dir: { parse: path, flag: '--data-dir' },
+} satisfies Record<string, KeySpec<unknown>>;
+
+export type ConfigKey = keyof typeof KEYS;
+export const CONFIG_KEYS = Object.keys(KEYS) as ConfigKey[];
+
+export const envName = (key: string) => `JITCTL_SERVER_${key.toUpperCase()}`;
+/** The variable naming the config file (the one setting that cannot live in the file). */
+export const CONFIG_ENV = 'JITCTL_SERVER_CONFIG';
+
+export interface ConfigInput {
+  /** Values from flags, by config key (strings, or true for --dev). */
+  flags: Partial<Record<ConfigKey, string | boolean>>;
+  /** --config */
+  configFile?: string | undefined;
+  env: Readonly<Record<string, string | undefined>>;
+  cwd: string;
+}
+
+/** Reads and validates the broker's settings from flags, environment and the config file. */
+export async function loadServerConfig(input: ConfigInput): Promise<ServerConfig> {
+  const raw = new Map<ConfigKey, { value: unknown; src: Source }>();
+
+  const fileName = input.configFile ?? input.env[CONFIG_ENV];
+  if (fileName) {
+    const file = resolve(input.cwd, fileName);
+    const where = input.configFile ? `--config ${fileName}` : `${CONFIG_ENV}=${fileName}`;
+    let text: string;
+    try {
+      text = await readFile(file, 'utf8');
+    } catch (err) {
+      throw new ConfigError(`${where}: cannot read ${file}: ${(err as Error).message}`);
+    }
+    const { parse, YAMLParseError } = await import('yaml');
+    let doc: unknown;
+    try {
+      doc = parse(text, { prettyErrors: true, uniqueKeys: true });
+    } catch (err) {
+      if (err instanceof YAMLParseError) throw new ConfigError(`${file}: ${err.message}`);
+      throw err;
+    }
+    if (doc === null || doc === undefined) doc = {};
+    if (typeof doc !== 'object' || Array.isArray(doc))
+      throw new ConfigError(`${file}: must hold a mapping of settings (key: value)`);
+    for (const [key, value] of Object.entries(doc as Record<string, unknown>)) {
+      if (!(key in KEYS)) {
+        throw new ConfigError(
+          `${file}: unknown setting ${JSON.stringify(key)}`,
+          suggest(key) ?? `settings: ${CONFIG_KEYS.join(', ')}`,
+        );
+      }
+      raw.set(key as ConfigKey, {
+        value,
+        src: { where: `${file}: ${key}`, baseDir: dirname(file) },
+      });
+    }
+  }
+
+  for (const [name, value] of Object.entries(input.env)) {
+    if (!name.startsWith('JITCTL_SERVER_') || name === CONFIG_ENV || value === undefined) continue;
+    const key = name.slice('JITCTL_SERVER_'.length).toLowerCase();
+    if (!(key in KEYS)) {
+      const meant = suggest(key);
+      throw new ConfigError(
+        `unknown environment variable ${name}`,
+        meant
+          ? meant.replace(/`(\w+)`/, (_, k: string) => `\`${envName(k)}\``)
+          : `variables: ${CONFIG_KEYS.map(envName).join(', ')}`,
+      );
+    }
+    if (value === '') continue;
+    raw.set(key as ConfigKey, { value, src: { where: name, baseDir: input.cwd } });
+  }
+
+  for (const [key, value] of Object.entries(input.flags) as [ConfigKey, unknown][]) {
+    if (value === undefined) continue;
+    const spec = KEYS[key] as KeySpec<unknown>;
+    raw.set(key, { value, src: { where: spec.flag ?? key, baseDir: input.cwd } });
+  }
+
+  const get = <K extends ConfigKey>(key: K): ReturnType<(typeof KEYS)[K]['parse']> | undefined => {
+    const entry = raw.get(key);
+    if (!entry) return undefined;
+    return (KEYS[key].parse as Parser<unknown>)(entry.value, entry.src) as ReturnType<
+      (typeof KEYS)[K]['parse']
+    >;
+  };
+
+  const dev = get('dev') ?? false;
+  const dataDir = get('data_dir') ?? resolve(input.cwd, '.jitctl-dev');
+  const config: ServerConfig = {
+    listen: get('listen') ?? { host: '127.0.0.1', port: 8787 },
+    db: get('db') ?? `sqlite:${dev ? join(dataDir, 'jitctl.db') : resolve(input.cwd, 'jitctl.db')}`,
+    policy: get('policy'),
+    oidcIssuer: get('oidc_issuer'),
+    oidcClientId: get('oidc_client_id'),
+    oidcAudience: get('oidc_audience'),
+    oidcScopes: get('oidc_scopes') ?? ['openid', 'profile', 'email', 'offline_access'],
+    groupsClaim: get('groups_claim') ?? 'groups',
+    acrLevels: get('acr_levels') ?? ['pwd', 'mfa'],
+    reviewStepUp: raw.has('review_step_up')
+      ? (get('review_step_up') ?? null)
+      : { acr: 'mfa', maxAgeMs: 5 * 60_000 },
+    auditors: get('auditors') ?? ['auditors'],
+    admins: get('admins') ?? [],
+    publicUrl: get('public_url'),
+    signingKey: get('signing_key') ?? 'db',
+    signingAlg: get('signing_alg') ?? 'ES256',
+    logLevel: get('log_level') ?? (dev ? 'warn' : 'info'),
+    trustProxy: get('trust_proxy') ?? false,
+    dev,
+    dataDir,
+  };
+
+  if (!dev) {
+    const missing: string[] = [];
+    if (!config.policy) missing.push('policy (--policy FILE)');
+    if (!config.oidcIssuer) missing.push('oidc_issuer (--oidc-issuer URL)');
+    if (!config.oidcClientId) missing.push('oidc_client_id (--oidc-client-id ID)');
+    if (missing.length > 0) {
+      throw new ConfigError(
+        `the broker needs ${missing.join(', ')}`,
+        'set them as flags, JITCTL_SERVER_* variables or in --config FILE; or try `jitctl server --dev`',
+      );
+    }
+  } else {
+    for (const key of ['oidc_issuer', 'oidc_client_id'] as const) {
+      if (raw.has(key))
+        throw new ConfigError(
+          `${raw.get(key)!.src.where}: --dev uses its built-in identity provider; remove ${key}`,
+        );
+    }
+  }
+  if (config.reviewStepUp && !config.acrLevels.includes(config.reviewStepUp.acr)) {
+    throw new ConfigError(
+      `review_step_up.acr ${JSON.stringify(config.reviewStepUp.acr)} is not in acr_levels (${config.acrLevels.join(', ')})`,
+      'list it in acr_levels (weakest first), or change review_step_up',
+    );
+  }
+  if (config.reviewStepUp && config.reviewStepUp.maxAgeMs < 1000)
+    throw new ConfigError(
+      `review_step_up.max_age ${formatDuration(config.reviewStepUp.maxAgeMs)} is too short`,
+    );
+  if (
+    config.oidcIssuer &&
+    config.publicUrl &&
+    config.oidcIssuer.replace(/\/+$/, '') === config.publicUrl
+  )
+    throw new ConfigError('oidc_issuer must not be the broker itself (public_url)');
+  return config;
+}
+
+function suggest(key: string): string | undefined {
+  const meant = closest(key, CONFIG_KEYS);
+  return meant ? `did you mean \`${meant}\`?` : undefined;
+}
+
+/** The URL the broker is reached at when public_url is not set: its listen address. */
+export function defaultPublicUrl(address: { host: string; port: number }): string {
+  const host =
+    address.host === '0.0.0.0' || address.host === '::'
+      ? '127.0.0.1'
+      : address.host.includes(':')
+        ? `[${address.host}]`
+        : address.host;
+  return `http://${host}:${address.port}`;
+}

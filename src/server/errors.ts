@@ -1,0 +1,52 @@
+import { ErrorCode } from '../api/errors.js';
+
+/**
+ * An answer the broker gives on purpose: an HTTP status, an API error code from src/api/errors.ts
+ * and a message that says what was wrong and how to fix it. Anything else thrown out of a route is
+ * either a database failure (503, nothing changed) or a bug (500, logged with the request id).
+ */
+export class HttpError extends Error {
+  override name = 'HttpError';
+  constructor(
+    readonly status: number,
+    readonly code: ErrorCode,
+    message: string,
+    readonly hint?: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+
+  toBody(): { error: { code: string; message: string; hint?: string } } {
+    return {
+      error: {
+        code: this.code,
+        message: this.message,
+        ...(this.hint !== undefined ? { hint: this.hint } : {}),
+      },
+    };
+  }
+}
+
+export const badRequest = (message: string, hint?: string) =>
+  new HttpError(400, ErrorCode.BadRequest, message, hint);
+
+export const forbidden = (message: string, hint?: string) =>
+  new HttpError(403, ErrorCode.Forbidden, message, hint);
+
+export const notFound = (message: string, hint?: string) =>
+  new HttpError(404, ErrorCode.NotFound, message, hint);
+
+export const invalidState = (message: string, hint?: string) =>
+  new HttpError(409, ErrorCode.InvalidState, message, hint);
+
+export const unavailable = (message: string, hint?: string) =>
+  new HttpError(503, ErrorCode.Unavailable, message, hint, { 'retry-after': '1' });
+
+/**
+ * The audit log refused an append. The change it belonged to was rolled back (fail closed), so the
+ * caller may retry once the operator has fixed the database.
+ */
+export class AuditAppendError extends Error {
+  override name = 'AuditAppendError';
+}

@@ -1,0 +1,129 @@
+/**
+ * Prometheus metrics in the text exposition format (version 0.0.4), written by hand: a handful of
+ * counters and one histogram do not justify a dependency. Label values are escaped per the format;
+ * route labels are route templates (`/v1/requests/:id`), never raw URLs, so cardinality stays
+ * bounded whatever clients send.
+ */
+
+type Labels = Record<string, string>;
+
+function labelKey(labels: Labels): string {
+  return Object.keys(labels)
+    .sort()
+    .map(
+      (k) =>
+        `${k}="${String(labels[k]).replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"')}"`,
+    )
+    .join(',');
+}
+
+class Counter {
+  readonly values = new Map<string, number>();
+  constructor(
+    readonly name: string,
+    readonly help: string,
+  ) {}
+  inc(labels: Labels = {}, by = 1): void {
+    const key = labelKey(labels);
+    this.values.set(key, (this.values.get(key) ?? 0) + by);
+  }
+  render(): string {
+    let out = `# HELP ${this.name} ${this.help}\n# TYPE ${this.name} counter\n`;
+    if (this.values.size === 0) out += `${this.name} 0\n`;
+    for (const [k, v] of this.values) out += `${this.name}${k ? `{${k}}` : ''} ${v}\n`;
+    return out;
+  }
+}
+
+class Histogram {
+  readonly series = new Map<string, { buckets: number[]; sum: number; count: number }>();
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    readonly bounds: number[],
+  ) {}
+  observe(labels: Labels, value: number): void {
+    const key = labelKey(labels);
+    let s = this.series.get(key);
+    if (!s) {
+      s = { buckets: this.bounds.map(() => 0), sum: 0, count: 0 };
+      this.series.set(key, s);
+    }
+    for (let i = 0; i < this.bounds.length; i++) if (value <= this.bounds[i]!) s.buckets[i]!++;
+    s.sum += value;
+    s.count++;
+  }
+  render(): string {
+    let out = `# HELP ${this.name} ${this.help}\n# TYPE ${this.name} histogram\n`;
+    for (const [k, s] of this.series) {
+      const sep = k ? `${k},` : '';
+      this.bounds.forEach((b, i) => {
+        out += `${this.name}_bucket{${sep}le="${b}"} ${s.buckets[i]}\n`;
+      });
+      out += `${this.name}_bucket{${sep}le="+Inf"} ${s.count}\n`;
+      out += `${this.name}_sum${k ? `{${k}}` : ''} ${s.sum}\n`;
+      out += `${this.name}_count${k ? `{${k}}` : ''} ${s.count}\n`;
+    }
+    return out;
+  }
+}
+
+export class Metrics {
+  readonly httpRequests = new Counter(
+    'jitctl_http_requests_total',
+    'HTTP requests answered, by method, route template and status code.',
+  );
+  readonly httpDuration = new Histogram(
+    'jitctl_http_request_duration_seconds',
+    'Time to answer HTTP requests (long polls included), by method and route template.',
+    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+  );
+  readonly requestsCreated = new Counter(
+    'jitctl_requests_created_total',
+    'Access requests filed, by role.',
+  );
+  readonly transitions = new Counter(
+    'jitctl_request_transitions_total',
+    'Request state changes, by the state entered (approved, denied, cancelled, expired, revoked).',
+  );
+  readonly reviews = new Counter('jitctl_reviews_total', 'Reviews recorded, by decision.');
+  readonly mints = new Counter('jitctl_credentials_minted_total', 'Credentials minted, by role.');
+  readonly auditAppends = new Counter(
+    'jitctl_audit_events_appended_total',
+    'Audit events committed, by type.',
+  );
+  readonly auditFailures = new Counter(
+    'jitctl_audit_append_failures_total',
+    'Changes refused because the audit log could not record them (fail closed).',
+  );
+  readonly authFailures = new Counter(
+    'jitctl_auth_failures_total',
+    'Requests refused for a missing, invalid or insufficient token, by error code.',
+  );
+  readonly #started = Date.now() / 1000;
+
+  constructor(private readonly gauges: { longPolls: () => number } = { longPolls: () => 0 }) {}
+
+  render(): string {
+    const mem = process.memoryUsage();
+    return [
+      this.httpRequests.render(),
+      this.httpDuration.render(),
+      this.requestsCreated.render(),
+      this.transitions.render(),
+      this.reviews.render(),
+      this.mints.render(),
+      this.auditAppends.render(),
+      this.auditFailures.render(),
+      this.authFailures.render(),
+      '# HELP jitctl_long_polls_waiting Long polls waiting for a change right now.\n# TYPE jitctl_long_polls_waiting gauge\n' +
+        `jitctl_long_polls_waiting ${this.gauges.longPolls()}\n`,
+      '# HELP process_start_time_seconds Start time of the process since the epoch in seconds.\n# TYPE process_start_time_seconds gauge\n' +
+        `process_start_time_seconds ${this.#started}\n`,
+      '# HELP process_resident_memory_bytes Resident memory size in bytes.\n# TYPE process_resident_memory_bytes gauge\n' +
+        `process_resident_memory_bytes ${mem.rss}\n`,
+      '# HELP nodejs_heap_used_bytes V8 heap in use in bytes.\n# TYPE nodejs_heap_used_bytes gauge\n' +
+        `nodejs_heap_used_bytes ${mem.heapUsed}\n`,
+    ].join('');
+  }
+}

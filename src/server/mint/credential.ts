@@ -1,0 +1,57 @@
+import { randomBytes } from 'node:crypto';
+import { SignJWT } from 'jose';
+import type { Identity } from '../../api/schemas.js';
+import type { SigningKey } from './keys.js';
+
+/**
+ * The credential a relying party receives: a JWT signed by the broker (DESIGN.md Flow 4). Its
+ * header `typ` marks it as a jitctl credential (RFC 8725 §3.11 explicit typing) so it can never be
+ * replayed as a sign-in token to this broker, and relying parties can refuse other JWTs from the
+ * same issuer.
+ */
+export const CREDENTIAL_TYP = 'jitctl-credential+jwt';
+
+export interface CredentialClaims {
+  issuer: string;
+  subject: string;
+  /** The requester's identity provider (`sub` is unique only per issuer). */
+  subjectIssuer: string;
+  audience: string;
+  role: string;
+  requestId: string;
+  /** Who approved, RFC 8693 `act`-shaped (`{iss, sub}`), in review order; empty when auto-approved. */
+  approvers: Identity[];
+  /** Seconds since the epoch. */
+  issuedAt: number;
+  expiresAt: number;
+}
+
+export interface SignedCredential {
+  token: string;
+  jti: string;
+}
+
+export async function signCredential(
+  key: SigningKey,
+  c: CredentialClaims,
+): Promise<SignedCredential> {
+  const jti = randomBytes(16).toString('base64url');
+  const token = await new SignJWT({
+    role: c.role,
+    request_id: c.requestId,
+    sub_iss: c.subjectIssuer,
+    approvers: c.approvers.map((a) => ({ iss: a.iss, sub: a.sub })),
+    // RFC 8693 §4.1: the approving party as an `act` claim (the first approver; all are in `approvers`).
+    ...(c.approvers[0] ? { act: { iss: c.approvers[0].iss, sub: c.approvers[0].sub } } : {}),
+  })
+    .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: CREDENTIAL_TYP })
+    .setIssuer(c.issuer)
+    .setSubject(c.subject)
+    .setAudience(c.audience)
+    .setJti(jti)
+    .setIssuedAt(c.issuedAt)
+    .setNotBefore(c.issuedAt)
+    .setExpirationTime(c.expiresAt)
+    .sign(key.privateKey);
+  return { token, jti };
+}

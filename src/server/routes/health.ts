@@ -1,0 +1,40 @@
+import type { FastifyPluginAsync } from 'fastify';
+import { ErrorCode } from '../../api/errors.js';
+import type { AppDeps } from '../app.js';
+import { HttpError } from '../errors.js';
+
+/**
+ * Operators' endpoints. `/healthz` says the process answers (restart it if not); `/readyz` says it
+ * can serve (database reachable and migrated: take it out of the load balancer if not);
+ * `/metrics` is Prometheus text. None needs a token and none shows anything secret.
+ */
+export const healthRoutes: FastifyPluginAsync<{ deps: AppDeps }> = async (app, { deps }) => {
+  app.get('/healthz', async () => ({ status: 'ok' }));
+
+  app.get('/readyz', async (req, reply) => {
+    let ok = false;
+    try {
+      ok = await deps.ready();
+    } catch (err) {
+      req.log.warn({ err }, 'readiness check failed');
+    }
+    if (!ok) {
+      return reply
+        .code(503)
+        .send(
+          new HttpError(
+            503,
+            ErrorCode.Unavailable,
+            'not ready: the database is unreachable or not migrated',
+          ).toBody(),
+        );
+    }
+    return { status: 'ready' };
+  });
+
+  app.get('/metrics', async (_req, reply) => {
+    return reply
+      .header('content-type', 'text/plain; version=0.0.4; charset=utf-8')
+      .send(deps.metrics.render());
+  });
+};

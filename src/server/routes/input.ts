@@ -1,0 +1,42 @@
+import type { FastifyRequest } from 'fastify';
+import { badRequest } from '../errors.js';
+
+/**
+ * Query strings and empty bodies, checked by hand: ajv runs without type coercion (so bodies stay
+ * strict), and query values are always strings, so these few parameters are parsed here with
+ * messages that name them.
+ */
+export function queryOf<K extends string>(
+  req: FastifyRequest,
+  allowed: readonly K[],
+): Partial<Record<K, string>> {
+  const query = (req.query ?? {}) as Record<string, unknown>;
+  const out: Partial<Record<K, string>> = {};
+  for (const [name, value] of Object.entries(query)) {
+    if (!(allowed as readonly string[]).includes(name)) {
+      throw badRequest(
+        `unknown query parameter \`${name.slice(0, 64)}\``,
+        allowed.length > 0
+          ? `this endpoint takes ${allowed.join(', ')}`
+          : 'this endpoint takes none',
+      );
+    }
+    if (typeof value !== 'string') throw badRequest(`give \`${name}\` once`);
+    out[name as K] = value;
+  }
+  return out;
+}
+
+/** Action endpoints (cancel, revoke, credential) take no fields: nothing, `{}` or `null`. */
+export function emptyBody(req: FastifyRequest): void {
+  const body = req.body;
+  if (body === undefined || body === null) return;
+  if (typeof body !== 'object' || Array.isArray(body))
+    throw badRequest('the body must be a JSON object ({})');
+  const keys = Object.keys(body);
+  if (keys.length > 0)
+    throw badRequest(
+      `unexpected field \`${keys[0]!.slice(0, 64)}\``,
+      'this endpoint takes no fields; send {}',
+    );
+}

@@ -1,0 +1,203 @@
+import { mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { Kysely, sql } from 'kysely';
+import type { Database } from './schema.js';
+
+/**
+ * Opening the broker's database from a URL: `sqlite:PATH` (better-sqlite3, WAL) or
+ * `postgres://…` (pg pool). Both dialects run the same migrations and queries; the differences
+ * live here: how a write transaction starts, and how rows are locked.
+ */
+export type Dialect = 'sqlite' | 'postgres';
+
+export interface DbTarget {
+  dialect: Dialect;
+  /** SQLite: the absolute file path (or `:memory:`). PostgreSQL: the connection string. */
+  location: string;
+}
+
+export class DatabaseUrlError extends Error {
+  override name = 'DatabaseUrlError';
+}
+
+/** Parses `sqlite:PATH`, `sqlite://PATH`, `postgres://…` or `postgresql://…`. */
+export function parseDatabaseUrl(url: string, baseDir: string = process.cwd()): DbTarget {
+  if (/^postgres(ql)?:\/\//i.test(url)) {
+    try {
+      new URL(url);
+    } catch {
+      throw new DatabaseUrlError(`${redactDatabaseUrl(url)} is not a valid PostgreSQL URL`);
+    }
+    return { dialect: 'postgres', location: url };
+  }
+  const m = /^sqlite:(?:\/\/)?(.+)$/i.exec(url);
+  if (m) {
+    const path = m[1]!;
+    if (path === ':memory:') return { dialect: 'sqlite', location: ':memory:' };
+    return { dialect: 'sqlite', location: resolve(baseDir, path) };
+  }
+  throw new DatabaseUrlError(
+    `${JSON.stringify(redactDatabaseUrl(url))} is not a database URL: use sqlite:PATH or postgres://user@host/db`,
+  );
+}
+
+/** The URL with any password replaced, for logs and messages. */
+export function redactDatabaseUrl(url: string): string {
+  return url.replace(/^([a-z]+:\/\/[^:/@]*:)[^@]*@/i, '$1[REDACTED]@');
+}
+
+export interface Db {
+  readonly dialect: Dialect;
+  readonly kysely: Kysely<Database>;
+  /** Where the data lives, password removed (for logs). */
+  readonly description: string;
+  /**
+   * Runs `fn` in one write transaction on one connection. SQLite: `BEGIN IMMEDIATE`, so a second
+   * process writing the same file waits (busy timeout) instead of failing at commit. PostgreSQL:
+   * READ COMMITTED, with rows locked explicitly by the queries (`SELECT … FOR UPDATE`).
+   */
+  transaction<T>(fn: (tx: Kysely<Database>) => Promise<T>): Promise<T>;
+  /** A dedicated connection string for LISTEN (PostgreSQL only). */
+  readonly postgresUrl: string | undefined;
+  close(): Promise<void>;
+}
+
+export interface OpenOptions {
+  /** Open SQLite read-only (audit verify): never creates or changes the file. */
+  readonly?: boolean;
+  /** PostgreSQL pool size (default 10). */
+  poolSize?: number;
+}
+
+export async function openDatabase(target: DbTarget, opts: OpenOptions = {}): Promise<Db> {
+  return target.dialect === 'sqlite'
+    ? openSqlite(target.location, opts)
+    : openPostgres(target, opts);
+}
+
+async function openSqlite(path: string, opts: OpenOptions): Promise<Db> {
+  const [{ default: BetterSqlite }, { SqliteDialect }] = await Promise.all([
+    import('better-sqlite3'),
+    import('kysely'),
+  ]);
+  if (path !== ':memory:' && !opts.readonly) mkdirSync(dirname(path), { recursive: true });
+  let raw: InstanceType<typeof BetterSqlite>;
+  try {
+    raw = new BetterSqlite(path, {
+      readonly: opts.readonly === true,
+      fileMustExist: opts.readonly === true,
+    });
+  } catch (err) {
+    throw new DatabaseUrlError(`cannot open SQLite database ${path}: ${(err as Error).message}`);
+  }
+  if (!opts.readonly) {
+    // WAL: readers (audit verify, /readyz) never block the writer. synchronous=NORMAL is the
+    // documented WAL pairing: a power cut may lose the last commits, never corrupt the file, and
+    // a change and its audit event are lost together (docs/operations.md "Backups").
+    raw.pragma('journal_mode = WAL');
+    raw.pragma('synchronous = NORMAL');
+    raw.pragma('foreign_keys = ON');
+  }
+  raw.pragma('busy_timeout = 5000');
+  const kysely = new Kysely<Database>({ dialect: new SqliteDialect({ database: raw }) });
+  return {
+    dialect: 'sqlite',
+    kysely,
+    description: `sqlite:${path}`,
+    postgresUrl: undefined,
+    transaction: (fn) => runTransaction(kysely, 'begin immediate', fn),
+    async close() {
+      await kysely.destroy();
+      if (raw.open) raw.close();
+    },
+  };
+}
+
+async function openPostgres(target: DbTarget, opts: OpenOptions): Promise<Db> {
+  const [{ default: pg }, { PostgresDialect }] = await Promise.all([
+    import('pg'),
+    import('kysely'),
+  ]);
+  const int8 = 20;
+  const pool = new pg.Pool({
+    connectionString: target.location,
+    max: opts.poolSize ?? 10,
+    connectionTimeoutMillis: 5_000,
+    // int8 columns hold milliseconds and sequence numbers, all far below 2^53.
+    types: {
+      getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+        oid === int8
+          ? (v: string) => Number(v)
+          : pg.types.getTypeParser(oid, format ?? 'text')) as typeof pg.types.getTypeParser,
+    },
+  });
+  // An idle client losing its connection must not crash the process; the next query reconnects.
+  pool.on('error', () => {});
+  const kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  return {
+    dialect: 'postgres',
+    kysely,
+    description: redactDatabaseUrl(target.location),
+    postgresUrl: target.location,
+    transaction: (fn) => runTransaction(kysely, 'begin', fn),
+    async close() {
+      await kysely.destroy();
+    },
+  };
+}
+
+async function runTransaction<T>(
+  kysely: Kysely<Database>,
+  begin: string,
+  fn: (tx: Kysely<Database>) => Promise<T>,
+): Promise<T> {
+  return kysely.connection().execute(async (conn) => {
+    await sql.raw(begin).execute(conn);
+    let result: T;
+    try {
+      result = await fn(conn);
+    } catch (err) {
+      try {
+        await sql.raw('rollback').execute(conn);
+      } catch {
+        // the connection is gone; the server rolls back on its own
+      }
+      throw err;
+    }
+    await sql.raw('commit').execute(conn);
+    return result;
+  });
+}
+
+/**
+ * Whether an error came from the database (unreachable, locked, constraint, trigger) rather than
+ * from our code: the broker answers those with 503 and the change did not happen.
+ */
+export function isDatabaseError(err: unknown): boolean {
+  const e = err as { name?: unknown; code?: unknown; severity?: unknown; message?: unknown } | null;
+  if (!e || typeof e !== 'object') return false;
+  if (e.name === 'SqliteError') return true;
+  // pg's DatabaseError carries a SQLSTATE code and a severity.
+  if (typeof e.severity === 'string' && typeof e.code === 'string') return true;
+  if (
+    typeof e.code === 'string' &&
+    ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN'].includes(e.code)
+  )
+    return true;
+  return (
+    typeof e.message === 'string' &&
+    /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|The database connection is not open|driver has already been destroyed/i.test(
+      e.message,
+    )
+  );
+}
+
+/** A unique constraint refused the row (two creates with one Idempotency-Key racing). */
+export function isUniqueViolation(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return (
+    code === '23505' ||
+    code === 'SQLITE_CONSTRAINT_UNIQUE' ||
+    code === 'SQLITE_CONSTRAINT_PRIMARYKEY'
+  );
+}

@@ -1,0 +1,159 @@
+import { type Kysely, type Migration, type MigrationProvider, Migrator, sql } from 'kysely';
+import { GENESIS_HASH } from '../../api/audit-chain.js';
+import type { Dialect } from './database.js';
+import type { Database } from './schema.js';
+
+/**
+ * Schema migrations, run at every start (kysely's Migrator takes an advisory lock on PostgreSQL,
+ * so replicas starting together run each migration once). They live in code rather than files so
+ * the bundled CLI carries them. Never edit a shipped migration: add the next one.
+ */
+function migrations(dialect: Dialect): Record<string, Migration> {
+  const bigint = 'bigint' as const;
+  return {
+    '0001-initial': {
+      async up(db: Kysely<unknown>) {
+        await db.schema
+          .createTable('requests')
+          .addColumn('seq', dialect === 'postgres' ? 'bigserial' : 'integer', (c) =>
+            dialect === 'postgres' ? c.primaryKey() : c.primaryKey().autoIncrement(),
+          )
+          .addColumn('id', 'text', (c) => c.notNull().unique())
+          .addColumn('role', 'text', (c) => c.notNull())
+          .addColumn('state', 'text', (c) => c.notNull())
+          .addColumn('requester_iss', 'text', (c) => c.notNull())
+          .addColumn('requester_sub', 'text', (c) => c.notNull())
+          .addColumn('requester_name', 'text')
+          .addColumn('duration_ms', bigint, (c) => c.notNull())
+          .addColumn('reason', 'text')
+          .addColumn('ticket', 'text')
+          .addColumn('created_at', bigint, (c) => c.notNull())
+          .addColumn('expires_at', bigint, (c) => c.notNull())
+          .addColumn('approved_at', bigint)
+          .addColumn('ended_at', bigint)
+          .addColumn('approvals_required', 'integer', (c) => c.notNull())
+          .addColumn('denials_required', 'integer', (c) => c.notNull())
+          .addColumn('approvers', 'text', (c) => c.notNull())
+          .addColumn('fingerprint', 'text', (c) => c.notNull())
+          .addColumn('review_count', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('idempotency_key', 'text')
+          .addColumn('idempotency_hash', 'text')
+          .execute();
+        // The filters of GET /v1/requests (state, mine, reviewable by role) walk these newest first;
+        // the sweep finds due requests by (state, expires_at).
+        await db.schema
+          .createIndex('requests_state_seq')
+          .on('requests')
+          .columns(['state', 'seq'])
+          .execute();
+        await db.schema
+          .createIndex('requests_requester_seq')
+          .on('requests')
+          .columns(['requester_sub', 'requester_iss', 'seq'])
+          .execute();
+        await db.schema
+          .createIndex('requests_role_state_seq')
+          .on('requests')
+          .columns(['role', 'state', 'seq'])
+          .execute();
+        await db.schema
+          .createIndex('requests_state_expires')
+          .on('requests')
+          .columns(['state', 'expires_at'])
+          .execute();
+        await db.schema
+          .createIndex('requests_idempotency')
+          .on('requests')
+          .columns(['requester_iss', 'requester_sub', 'idempotency_key'])
+          .unique()
+          .execute();
+
+        await db.schema
+          .createTable('reviews')
+          .addColumn('request_id', 'text', (c) =>
+            c.notNull().references('requests.id').onDelete('cascade'),
+          )
+          .addColumn('reviewer_iss', 'text', (c) => c.notNull())
+          .addColumn('reviewer_sub', 'text', (c) => c.notNull())
+          .addColumn('reviewer_name', 'text')
+          .addColumn('decision', 'text', (c) => c.notNull())
+          .addColumn('comment', 'text')
+          .addColumn('at', bigint, (c) => c.notNull())
+          // One review per reviewer, enforced by the database as well as by the service.
+          .addPrimaryKeyConstraint('reviews_pk', ['request_id', 'reviewer_iss', 'reviewer_sub'])
+          .execute();
+
+        await db.schema
+          .createTable('audit_events')
+          .addColumn('seq', bigint, (c) => c.primaryKey())
+          .addColumn('at', 'text', (c) => c.notNull())
+          .addColumn('type', 'text', (c) => c.notNull())
+          .addColumn('request_id', 'text')
+          .addColumn('actor', 'text')
+          .addColumn('data', 'text', (c) => c.notNull())
+          .addColumn('prev_hash', 'text', (c) => c.notNull())
+          .addColumn('hash', 'text', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createIndex('audit_events_request')
+          .on('audit_events')
+          .columns(['request_id', 'seq'])
+          .execute();
+
+        await db.schema
+          .createTable('audit_head')
+          .addColumn('id', 'integer', (c) => c.primaryKey())
+          .addColumn('seq', bigint, (c) => c.notNull())
+          .addColumn('hash', 'text', (c) => c.notNull())
+          .execute();
+        await sql`insert into audit_head (id, seq, hash) values (1, 0, ${GENESIS_HASH})`.execute(
+          db,
+        );
+
+        await db.schema
+          .createTable('signing_keys')
+          .addColumn('kid', 'text', (c) => c.primaryKey())
+          .addColumn('slot', 'text', (c) => c.unique())
+          .addColumn('alg', 'text', (c) => c.notNull())
+          .addColumn('private_jwk', 'text', (c) => c.notNull())
+          .addColumn('public_jwk', 'text', (c) => c.notNull())
+          .addColumn('created_at', bigint, (c) => c.notNull())
+          .execute();
+      },
+    },
+  };
+}
+
+class CodeMigrationProvider implements MigrationProvider {
+  constructor(private readonly dialect: Dialect) {}
+  async getMigrations(): Promise<Record<string, Migration>> {
+    return migrations(this.dialect);
+  }
+}
+
+function migrator(db: Kysely<Database>, dialect: Dialect): Migrator {
+  return new Migrator({
+    db: db as unknown as Kysely<unknown>,
+    provider: new CodeMigrationProvider(dialect),
+    migrationTableName: 'jitctl_migrations',
+    migrationLockTableName: 'jitctl_migrations_lock',
+  });
+}
+
+/** Brings the schema up to date; throws with the failing migration's name. */
+export async function migrateToLatest(db: Kysely<Database>, dialect: Dialect): Promise<void> {
+  const { error, results } = await migrator(db, dialect).migrateToLatest();
+  if (error) {
+    const failed = results?.find((r) => r.status === 'Error')?.migrationName;
+    throw new Error(
+      `database migration ${failed ?? ''} failed: ${error instanceof Error ? error.message : String(error)}`,
+      { cause: error },
+    );
+  }
+}
+
+/** Whether every migration this build knows has been applied (for /readyz). */
+export async function isMigrated(db: Kysely<Database>, dialect: Dialect): Promise<boolean> {
+  const all = await migrator(db, dialect).getMigrations();
+  return all.every((m) => m.executedAt !== undefined);
+}

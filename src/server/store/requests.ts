@@ -1,0 +1,175 @@
+import type { Insertable, Kysely, Updateable } from 'kysely';
+import type { RequestState } from '../../api/schemas.js';
+import type { Dialect } from './database.js';
+import type { Database, RequestRow, RequestsTable, ReviewRow, ReviewsTable } from './schema.js';
+
+/**
+ * Queries on requests and reviews. Each takes the kysely handle to run on: the pool for reads, a
+ * transaction's connection for writes. `lock` rows are read `FOR UPDATE` on PostgreSQL; SQLite
+ * needs no row locks because its write transactions are serialized (`BEGIN IMMEDIATE`).
+ */
+type Q = Kysely<Database>;
+
+export async function getRequest(
+  q: Q,
+  id: string,
+  lock?: Dialect,
+): Promise<RequestRow | undefined> {
+  let query = q.selectFrom('requests').selectAll().where('id', '=', id);
+  if (lock === 'postgres') query = query.forUpdate();
+  return query.executeTakeFirst();
+}
+
+export async function getReviews(q: Q, requestId: string): Promise<ReviewRow[]> {
+  return q
+    .selectFrom('reviews')
+    .selectAll()
+    .where('request_id', '=', requestId)
+    .orderBy('at', 'asc')
+    .orderBy('reviewer_sub', 'asc')
+    .execute();
+}
+
+/** Reviews of many requests at once (a page of GET /v1/requests), grouped by request id. */
+export async function getReviewsOf(q: Q, ids: string[]): Promise<Map<string, ReviewRow[]>> {
+  const out = new Map<string, ReviewRow[]>();
+  if (ids.length === 0) return out;
+  const rows = await q
+    .selectFrom('reviews')
+    .selectAll()
+    .where('request_id', 'in', ids)
+    .orderBy('at', 'asc')
+    .orderBy('reviewer_sub', 'asc')
+    .execute();
+  for (const r of rows) {
+    const list = out.get(r.request_id);
+    if (list) list.push(r);
+    else out.set(r.request_id, [r]);
+  }
+  return out;
+}
+
+export async function findByIdempotencyKey(
+  q: Q,
+  iss: string,
+  sub: string,
+  key: string,
+): Promise<RequestRow | undefined> {
+  return q
+    .selectFrom('requests')
+    .selectAll()
+    .where('requester_iss', '=', iss)
+    .where('requester_sub', '=', sub)
+    .where('idempotency_key', '=', key)
+    .executeTakeFirst();
+}
+
+export async function insertRequest(
+  q: Q,
+  row: Omit<Insertable<RequestsTable>, 'seq'>,
+): Promise<void> {
+  await q.insertInto('requests').values(row).execute();
+}
+
+export async function updateRequest(
+  q: Q,
+  id: string,
+  patch: Updateable<RequestsTable>,
+): Promise<void> {
+  await q.updateTable('requests').set(patch).where('id', '=', id).execute();
+}
+
+export async function insertReview(q: Q, row: Insertable<ReviewsTable>): Promise<void> {
+  await q.insertInto('reviews').values(row).execute();
+}
+
+export async function hasReviewed(
+  q: Q,
+  requestId: string,
+  iss: string,
+  sub: string,
+): Promise<boolean> {
+  const row = await q
+    .selectFrom('reviews')
+    .select('request_id')
+    .where('request_id', '=', requestId)
+    .where('reviewer_iss', '=', iss)
+    .where('reviewer_sub', '=', sub)
+    .executeTakeFirst();
+  return row !== undefined;
+}
+
+/** Pending requests past their TTL and approved ones past their window, oldest deadline first. */
+export async function dueForExpiry(q: Q, now: number, limit: number): Promise<string[]> {
+  const rows = await q
+    .selectFrom('requests')
+    .select('id')
+    .where('state', 'in', ['pending', 'approved'])
+    .where('expires_at', '<=', now)
+    .orderBy('expires_at', 'asc')
+    .limit(limit)
+    .execute();
+  return rows.map((r) => r.id);
+}
+
+export interface ListFilter {
+  state?: RequestState;
+  /** Only requests filed by this identity. */
+  requester?: { iss: string; sub: string };
+  /**
+   * Restrict to these roles, plus (unless `rolesOnly`) requests filed by `self`. Undefined: no role
+   * restriction (admins and auditors see every request).
+   */
+  roles?: string[];
+  /** The caller: with `roles`, their own requests stay visible; with `excludeSelf`, they are removed. */
+  self?: { iss: string; sub: string };
+  excludeSelf?: boolean;
+  rolesOnly?: boolean;
+  /** Keyset: only rows with seq below this. */
+  beforeSeq?: number;
+  limit: number;
+}
+
+/** A page, newest first (by seq). */
+export async function listRequests(q: Q, f: ListFilter): Promise<RequestRow[]> {
+  let query = q.selectFrom('requests').selectAll();
+  if (f.state) query = query.where('state', '=', f.state);
+  if (f.requester) {
+    const { iss, sub } = f.requester;
+    query = query.where('requester_sub', '=', sub).where('requester_iss', '=', iss);
+  }
+  if (f.roles) {
+    const roles = f.roles;
+    const self = f.self;
+    if (f.rolesOnly || !self) {
+      if (roles.length === 0) return [];
+      query = query.where('role', 'in', roles);
+    } else {
+      query = query.where((eb) =>
+        eb.or([
+          ...(roles.length > 0 ? [eb('role', 'in', roles)] : []),
+          eb.and([eb('requester_sub', '=', self.sub), eb('requester_iss', '=', self.iss)]),
+        ]),
+      );
+    }
+  }
+  if (f.excludeSelf && f.self) {
+    const { iss, sub } = f.self;
+    query = query.where((eb) =>
+      eb.or([eb('requester_sub', '!=', sub), eb('requester_iss', '!=', iss)]),
+    );
+  }
+  if (f.beforeSeq !== undefined) query = query.where('seq', '<', f.beforeSeq);
+  return query.orderBy('seq', 'desc').limit(f.limit).execute();
+}
+
+/** Revoked requests whose window has not ended yet (GET /v1/revocations). */
+export async function activeRevocations(q: Q, now: number): Promise<RequestRow[]> {
+  return q
+    .selectFrom('requests')
+    .selectAll()
+    .where('state', '=', 'revoked')
+    .where('expires_at', '>', now)
+    .orderBy('ended_at', 'asc')
+    .execute();
+}

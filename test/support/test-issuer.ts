@@ -1,0 +1,214 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import {
+  base64url,
+  type CryptoKey,
+  exportJWK,
+  exportSPKI,
+  generateKeyPair,
+  type JWK,
+  type JWTPayload,
+  SignJWT,
+} from 'jose';
+
+/**
+ * A real OpenID issuer for tests: an HTTP server on 127.0.0.1 port 0 serving discovery and a
+ * JWKS, minting ID tokens with whatever claims a test wants, including hostile ones. The broker
+ * fetches its keys over HTTP exactly as it would from a production identity provider.
+ */
+
+export interface Person {
+  sub: string;
+  name?: string;
+  email?: string;
+  email_verified?: boolean;
+  groups?: string[];
+  /** Default `mfa`; null leaves the claim out. */
+  acr?: string | null;
+  /** Seconds since the epoch; default now; null leaves the claim out. */
+  auth_time?: number | null;
+}
+
+export interface MintOptions {
+  alg?: 'RS256' | 'ES256';
+  /** Override the kid of the header (the key used is still chosen by `alg`). */
+  kid?: string;
+  typ?: string;
+  aud?: string | string[];
+  iss?: string;
+  /** Seconds until exp (default 3600); negative for an expired token. */
+  expiresIn?: number;
+  noExp?: boolean;
+  extra?: Record<string, unknown>;
+}
+
+export type HostileKind =
+  | 'alg-none'
+  | 'hs256-with-public-key'
+  | 'unknown-kid'
+  | 'wrong-key-known-kid'
+  | 'wrong-iss'
+  | 'wrong-aud'
+  | 'expired'
+  | 'no-exp'
+  | 'tampered'
+  | 'typ-credential'
+  | 'not-a-jwt';
+
+export interface TestIssuer {
+  issuer: string;
+  clientId: string;
+  /** An ID token for `person`. */
+  token(person: Person, opts?: MintOptions): Promise<string>;
+  /** A token built to be refused. */
+  hostile(kind: HostileKind, person: Person): Promise<string>;
+  /** How many times the JWKS was fetched. */
+  jwksFetches(): number;
+  /** While down, every endpoint answers 503 (an identity provider outage). */
+  setDown(down: boolean): void;
+  close(): Promise<void>;
+}
+
+interface KeyPair {
+  kid: string;
+  alg: 'RS256' | 'ES256';
+  privateKey: CryptoKey;
+  publicKey: CryptoKey;
+  jwk: JWK;
+}
+
+async function keyPair(alg: 'RS256' | 'ES256', kid: string): Promise<KeyPair> {
+  const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true });
+  const jwk = { ...(await exportJWK(publicKey)), kid, alg, use: 'sig' };
+  return { kid, alg, privateKey, publicKey, jwk };
+}
+
+export async function startTestIssuer(
+  opts: { clientId?: string; now?: () => number } = {},
+): Promise<TestIssuer> {
+  const now = opts.now ?? (() => Date.now());
+  const clientId = opts.clientId ?? 'jitctl-cli';
+  const rsa = await keyPair('RS256', 'rs-1');
+  const ec = await keyPair('ES256', 'es-1');
+  const rogue = await keyPair('RS256', 'rogue');
+  let fetches = 0;
+  let down = false;
+  let issuer = '';
+
+  const server: Server = createServer((req, res) => {
+    if (down) {
+      res.writeHead(503).end('down');
+      return;
+    }
+    if (req.url === '/.well-known/openid-configuration') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(
+        JSON.stringify({
+          issuer,
+          jwks_uri: `${issuer}/jwks`,
+          authorization_endpoint: `${issuer}/auth`,
+          token_endpoint: `${issuer}/token`,
+          device_authorization_endpoint: `${issuer}/device`,
+          response_types_supported: ['code'],
+          subject_types_supported: ['public'],
+          id_token_signing_alg_values_supported: ['RS256', 'ES256'],
+        }),
+      );
+      return;
+    }
+    if (req.url === '/jwks') {
+      fetches++;
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ keys: [rsa.jwk, ec.jwk] }));
+      return;
+    }
+    res.writeHead(404).end();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+
+  const claimsOf = (p: Person, o: MintOptions): JWTPayload => {
+    const t = Math.floor(now() / 1000);
+    const claims: JWTPayload = {
+      iss: o.iss ?? issuer,
+      sub: p.sub,
+      aud: o.aud ?? clientId,
+      iat: t,
+      ...(o.noExp ? {} : { exp: t + (o.expiresIn ?? 3600) }),
+      ...(p.name !== undefined ? { name: p.name } : {}),
+      ...(p.email !== undefined ? { email: p.email } : {}),
+      ...(p.email_verified !== undefined ? { email_verified: p.email_verified } : {}),
+      groups: p.groups ?? [],
+      ...(p.acr === null ? {} : { acr: p.acr ?? 'mfa' }),
+      ...(p.auth_time === null ? {} : { auth_time: p.auth_time ?? t }),
+      ...o.extra,
+    };
+    return claims;
+  };
+
+  const sign = async (claims: JWTPayload, key: KeyPair, header: Record<string, unknown>) =>
+    new SignJWT(claims)
+      .setProtectedHeader({ alg: key.alg, kid: key.kid, ...header })
+      .sign(key.privateKey);
+
+  const token = async (p: Person, o: MintOptions = {}) => {
+    const key = o.alg === 'ES256' ? ec : rsa;
+    return sign(claimsOf(p, o), key, {
+      ...(o.kid ? { kid: o.kid } : {}),
+      ...(o.typ ? { typ: o.typ } : {}),
+    });
+  };
+
+  const hostile = async (kind: HostileKind, p: Person): Promise<string> => {
+    const enc = (v: unknown) => base64url.encode(JSON.stringify(v));
+    switch (kind) {
+      case 'alg-none':
+        return `${enc({ alg: 'none', typ: 'JWT' })}.${enc(claimsOf(p, {}))}.`;
+      case 'hs256-with-public-key': {
+        // The classic key-confusion attack: HMAC keyed with the issuer's public key (PEM bytes).
+        const secret = new TextEncoder().encode(await exportSPKI(rsa.publicKey));
+        return new SignJWT(claimsOf(p, {}))
+          .setProtectedHeader({ alg: 'HS256', kid: rsa.kid })
+          .sign(secret);
+      }
+      case 'unknown-kid':
+        return sign(claimsOf(p, {}), rogue, { kid: 'not-published' });
+      case 'wrong-key-known-kid':
+        return sign(claimsOf(p, {}), rogue, { kid: rsa.kid });
+      case 'wrong-iss':
+        return token(p, { iss: 'https://evil.example.com' });
+      case 'wrong-aud':
+        return token(p, { aud: 'some-other-client' });
+      case 'expired':
+        return token(p, { expiresIn: -3600 });
+      case 'no-exp':
+        return token(p, { noExp: true });
+      case 'typ-credential':
+        return token(p, { typ: 'jitctl-credential+jwt' });
+      case 'tampered': {
+        const [h, payload, s] = (await token(p)).split('.');
+        const claims = JSON.parse(base64url.decode(payload!).toString()) as JWTPayload;
+        claims.groups = ['leads', 'auditors', 'admins'];
+        return `${h}.${enc(claims)}.${s}`;
+      }
+      case 'not-a-jwt':
+        return 'this-is-not-a-jwt';
+    }
+  };
+
+  return {
+    issuer,
+    clientId,
+    token,
+    hostile,
+    jwksFetches: () => fetches,
+    setDown: (d) => {
+      down = d;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
