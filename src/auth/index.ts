@@ -1,15 +1,16 @@
 import type { Context } from '../cli/context.js';
-import { JitError } from '../cli/errors.js';
 import type { CredentialStore } from '../credentials/store.js';
 import type { SessionManager } from './session.js';
+import { StoredSession } from './stored-session.js';
 
 export type { SessionManager } from './session.js';
+export { StoredSession } from './stored-session.js';
 
-/** The session with `server` kept in `store` (issue #3 builds it). */
+/** The session with `server` kept in `store`: bearer tokens refreshed as needed, and step-up. */
 export async function openSession(
-  _ctx: Context,
-  _server: string,
-  _store: CredentialStore,
+  ctx: Context,
+  server: string,
+  store: CredentialStore,
 ): Promise<SessionManager> {
-  throw new JitError('sessions are not built yet');
+  return new StoredSession(ctx, server, store);
 }

@@ -1,10 +1,185 @@
+import { describeGroups, describeIdentity } from '../auth/describe.js';
+import { needsRefresh } from '../auth/expiry.js';
+import { resolveServer, resolveStoreKind } from '../cli/config.js';
 import type { Context } from '../cli/context.js';
-import { JitError } from '../cli/errors.js';
+import { AuthError } from '../cli/errors.js';
+import { printJson, relative, safe, table } from '../cli/output.js';
+import {
+  decodeCredential,
+  decodeSession,
+  roleOfKey,
+  type SessionRecord,
+  serverPrefix,
+  sessionKey,
+} from '../credentials/records.js';
 
+/**
+ * `jitctl status [--json]`: who you are at the broker, your session and your active credentials,
+ * read from the credential store only. No network and no OIDC library: it must answer offline,
+ * and it is what shell prompts and the start-up benchmark run. Secrets appear only masked.
+ */
 export interface Options {
-  [flag: string]: unknown;
+  server?: string | undefined;
+  store?: string | undefined;
+  json?: boolean | undefined;
 }
 
-export async function run(_options: Options, _ctx: Context): Promise<number | undefined> {
-  throw new JitError('`jitctl status` is not built yet');
+/** The `--json` document (documented in README "status --json"). */
+export interface StatusJson {
+  server: string | null;
+  signed_in: boolean;
+  store: { kind: string; description: string } | null;
+  session: {
+    kind: 'oidc' | 'federated';
+    issuer: string;
+    client_id: string;
+    identity: {
+      iss: string;
+      sub: string;
+      name: string | null;
+      email: string | null;
+      groups: string[];
+    };
+    acr: string | null;
+    auth_time: string | null;
+    expires_at: string;
+    expired: boolean;
+    /** A refresh token is kept: the next command that needs the broker renews the session. */
+    refreshable: boolean;
+    token: string;
+  } | null;
+  credentials: Array<{
+    role: string;
+    request_id: string;
+    expires_at: string;
+    expires_in_seconds: number;
+    expired: boolean;
+    token: string;
+  }>;
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+function sessionJson(s: SessionRecord, now: number): NonNullable<StatusJson['session']> {
+  return {
+    kind: s.kind,
+    issuer: s.issuer,
+    client_id: s.clientId,
+    identity: { ...s.identity, groups: [...s.identity.groups] },
+    acr: s.acr,
+    auth_time: s.authTime === null ? null : iso(s.authTime),
+    expires_at: iso(s.expiresAt),
+    expired: s.expiresAt <= now,
+    refreshable: s.refreshToken !== null,
+    token: s.bearer.masked(),
+  };
+}
+
+export async function run(options: Options, ctx: Context): Promise<number | undefined> {
+  const now = ctx.clock.now();
+  let server: string;
+  try {
+    server = await resolveServer(ctx, options.server);
+  } catch (err) {
+    if (options.json && err instanceof AuthError) {
+      const doc: StatusJson = {
+        server: null,
+        signed_in: false,
+        store: null,
+        session: null,
+        credentials: [],
+      };
+      printJson(ctx.io, doc);
+    }
+    throw err;
+  }
+  const kind = await resolveStoreKind(ctx, options.store);
+  const { openStore } = await import('../credentials/index.js');
+  const store = await openStore(ctx, kind);
+  const session = decodeSession(await store.get(sessionKey(server)));
+
+  const credentials: StatusJson['credentials'] = [];
+  for (const key of await store.list(serverPrefix(server))) {
+    const role = roleOfKey(server, key);
+    if (role === undefined) continue;
+    const c = decodeCredential(await store.get(key));
+    if (!c) continue;
+    const end = Date.parse(c.expiresAt);
+    credentials.push({
+      role: c.role,
+      request_id: c.requestId,
+      expires_at: iso(end),
+      expires_in_seconds: Math.max(0, Math.floor((end - now) / 1000)),
+      expired: end <= now,
+      token: c.token.masked(),
+    });
+  }
+  credentials.sort((a, b) => a.role.localeCompare(b.role));
+
+  const doc: StatusJson = {
+    server,
+    signed_in: session !== undefined,
+    store: { kind: store.kind, description: store.description },
+    session: session ? sessionJson(session, now) : null,
+    credentials,
+  };
+  const notSignedIn = () =>
+    new AuthError(`not signed in to ${server}`, {
+      hint: `run \`jitctl login --server ${server}\``,
+    });
+
+  if (options.json) {
+    printJson(ctx.io, doc);
+    if (!session) throw notSignedIn();
+    return 0;
+  }
+  if (!session) throw notSignedIn();
+
+  const io = ctx.io;
+  const lines: string[] = [];
+  const field = (label: string, value: string) => lines.push(`${`${label}:`.padEnd(12)} ${value}`);
+  field('Server', server);
+  field(
+    'Signed in',
+    `${describeIdentity(session.identity)}${session.kind === 'federated' ? ' (pipeline)' : ''}`,
+  );
+  field('Groups', describeGroups(session.identity.groups));
+  const strength = session.acr ? safe(session.acr) : 'unknown';
+  field(
+    'Sign-in',
+    session.authTime === null ? strength : `${strength}, ${relative(session.authTime, now)}`,
+  );
+  const expiry =
+    session.expiresAt > now
+      ? `expires ${relative(session.expiresAt, now)}`
+      : `expired ${relative(session.expiresAt, now)}`;
+  const renew = session.refreshToken
+    ? needsRefresh(session, now)
+      ? ' (renewed on next use)'
+      : ' (renewed automatically)'
+    : session.expiresAt > now
+      ? ''
+      : ' (run `jitctl login`)';
+  field('Token', `${session.bearer.masked()}, ${expiry}${renew}`);
+  field('Store', safe(store.description));
+  io.out(`${lines.join('\n')}\n`);
+
+  if (credentials.length === 0) {
+    io.out('\nNo active credentials.\n');
+    return 0;
+  }
+  io.out('\n');
+  io.out(
+    table(
+      io,
+      ['role', 'request', 'time left', 'token'],
+      credentials.map((c) => [
+        safe(c.role),
+        safe(c.request_id),
+        c.expired ? 'expired' : relative(Date.parse(c.expires_at), now).replace(/^in /, ''),
+        c.token,
+      ]),
+    ),
+  );
+  return 0;
 }
