@@ -1,6 +1,6 @@
 import { formatDuration } from '../api/duration.js';
 import type { Context } from '../cli/context.js';
-import { AuthError } from '../cli/errors.js';
+import { AuthError, InterruptedError } from '../cli/errors.js';
 import { safe, style } from '../cli/output.js';
 import { startProgress } from '../cli/progress.js';
 import { idpError, oidc, type TokenResponse } from './oidc.js';
@@ -96,14 +96,20 @@ export async function deviceFlow(
   );
   // The poll ends at the code's expiry (plus slack for the provider's own expired_token) or at
   // Ctrl-C, whichever comes first.
-  const signal = AbortSignal.any([ctx.interruptSignal(), AbortSignal.timeout(expiresMs + 5_000)]);
+  const interrupt = ctx.interruptSignal();
+  const expiry = AbortSignal.timeout(expiresMs + 5_000);
+  const signal = AbortSignal.any([interrupt, expiry]);
   try {
     const tokens = await oidc.pollDeviceAuthorizationGrant(config, response, undefined, { signal });
     progress.stop();
     return tokens;
   } catch (err) {
-    const mapped =
-      (err as { name?: unknown })?.name === 'TimeoutError'
+    // openid-client wraps an abort in its own error; which signal fired tells what happened.
+    const mapped = interrupt.aborted
+      ? interrupt.reason instanceof InterruptedError
+        ? interrupt.reason
+        : new InterruptedError()
+      : expiry.aborted
         ? new AuthError('the sign-in code expired before the sign-in was completed', {
             hint: 'run the command again and finish signing in before the code expires',
           })

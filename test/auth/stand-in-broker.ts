@@ -25,6 +25,8 @@ export interface StandInBroker {
   url: string;
   idp: DevIdentityProvider;
   events: DevIdpEvent[];
+  /** The same events with the time each happened (ms since epoch). */
+  timeline: Array<{ at: number; event: DevIdpEvent }>;
   /** Every request line that reached the server (method and path, no query). */
   requests: string[];
   /** What `/v1/me` demands; change it between calls. */
@@ -41,6 +43,7 @@ export async function startStandInBroker(
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'jitctl-idp-'));
   const ownDir = opts.dataDir === undefined;
   const events: DevIdpEvent[] = [];
+  const timeline: Array<{ at: number; event: DevIdpEvent }> = [];
   const requests: string[] = [];
   let server: Server;
   let idp: DevIdentityProvider;
@@ -55,6 +58,7 @@ export async function startStandInBroker(
     url: '',
     idp: undefined as unknown as DevIdentityProvider,
     events,
+    timeline,
     requests,
     requireAcr: undefined,
     dataDir,
@@ -169,6 +173,7 @@ export async function startStandInBroker(
       env: {},
       onEvent: (e) => {
         events.push(e);
+        timeline.push({ at: Date.now(), event: e });
         opts.onEvent?.(e);
       },
     });

@@ -349,12 +349,11 @@ export async function buildProvider(
       const state = typeof code === 'string' ? polls.get(digest(code)) : undefined;
       if (!state) return;
       // RFC 8628 §3.5: a client that polls faster than allowed gets slow_down and must add 5 s
-      // to its interval for this and every later request; the expectation grows with it. A
-      // quarter second of slack absorbs network and timer jitter.
+      // to its interval for this and every later request. The provider's own floor stays put (a
+      // client that obeys is never punished twice); a quarter second of slack absorbs jitter.
       const early = now - state.last < state.minimumMs - 250;
       state.last = now;
       if (early) {
-        state.minimumMs += 5_000;
         ctx.body = {
           error: 'slow_down',
           error_description: 'polling too fast: wait longer between requests',

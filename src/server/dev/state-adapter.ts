@@ -23,6 +23,13 @@ interface Entry {
   exp: number | undefined;
 }
 
+/**
+ * Entries stay this long past their lifetime. oidc-provider checks every model's `exp` itself, so
+ * nothing expired is ever accepted; keeping them lets it tell an expired device code (RFC 8628
+ * §3.5 `expired_token`) from an unknown one (`invalid_grant`).
+ */
+const GRACE_MS = 10 * 60_000;
+
 const digest = (id: string) => `sha256:${createHash('sha256').update(id).digest('base64url')}`;
 
 export interface StateStore {
@@ -119,7 +126,7 @@ export function createStateStore(dataDir: string, now: () => number = Date.now):
       if (this.#hashed) delete stored.jti;
       table(this.#name).set(this.#key(id), {
         payload: stored,
-        exp: expiresIn ? now() + expiresIn * 1000 : undefined,
+        exp: expiresIn ? now() + expiresIn * 1000 + GRACE_MS : undefined,
       });
       changed(this.#name);
     }

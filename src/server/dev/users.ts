@@ -76,14 +76,17 @@ function sameText(a: string, b: string): boolean {
 
 export type PasswordCheck = { ok: true; user: DevUser } | { ok: false };
 
-/** Username and password; the same answer (and work) for an unknown user and a wrong password. */
+/**
+ * Username (or email, which relying parties send as `login_hint`) and password; the same answer,
+ * and the same work, for an unknown user and a wrong password.
+ */
 export function checkPassword(
   users: readonly DevUser[],
   username: string,
   password: string,
 ): PasswordCheck {
   const wanted = username.trim().toLowerCase();
-  const user = users.find((u) => u.username === wanted);
+  const user = users.find((u) => u.username === wanted || u.email.toLowerCase() === wanted);
   const ok = sameText(password, user?.password ?? '\u0000never a password');
   return user && ok ? { ok: true, user } : { ok: false };
 }
