@@ -13,6 +13,7 @@ import type { DevIdentityProvider } from './dev/index.js';
 import { createLogger } from './log.js';
 import { Metrics } from './metrics.js';
 import { type KeyRing, loadKeyRingFromDb, loadKeyRingFromFile } from './mint/keys.js';
+import type { Notifier, NotifyEvent } from './notify.js';
 import { loadPolicyFile, parsePolicy } from './policy/index.js';
 import type { Policy } from './policy/types.js';
 import { type RequestEvent, RequestService } from './requests/service.js';
@@ -34,6 +35,8 @@ export interface StartOptions {
   sweepIntervalMs?: number;
   /** Called after commit for each state change (the webhook notifier). */
   onEvent?: (event: RequestEvent, logger: Logger) => void;
+  /** How soon after a JWKS fetch an unknown kid may refetch it (default 30 s; tests shorten it). */
+  jwksCooldownMs?: number;
   /** How long graceful shutdown waits for in-flight requests before closing sockets (default 10 s). */
   shutdownGraceMs?: number;
 }
@@ -51,6 +54,25 @@ export interface RunningBroker {
   logger: Logger;
   /** Graceful: stop accepting, answer waiting long polls, finish in-flight requests, close the database. */
   close(): Promise<void>;
+}
+
+/** The webhook payload of a committed change: names for people, never tokens. */
+export function toNotifyEvent(e: RequestEvent): NotifyEvent {
+  const who = (i: { sub: string; name: string | null } | null) => (i ? (i.name ?? i.sub) : null);
+  const byReviewer = e.review !== null || e.type === 'request.revoked';
+  return {
+    type: e.type,
+    request_id: e.request.id,
+    role: e.request.role,
+    requester: who(e.request.requester)!,
+    duration: e.request.duration,
+    reason: e.request.reason,
+    ticket: e.request.ticket,
+    reviewer: byReviewer ? who(e.actor) : null,
+    ...(e.type === 'review.recorded' ? { decision: e.review?.decision ?? null } : {}),
+    comment: e.review?.comment ?? null,
+    at: e.at,
+  };
 }
 
 const isIdpPath = (url: string | undefined) =>
@@ -144,6 +166,14 @@ export async function startBroker(
       };
     }
 
+    let notifier: Notifier | undefined;
+    if (policy.notify.length > 0) {
+      const { createNotifier } = await import('./notify.js');
+      const n = createNotifier(policy.notify, logger);
+      notifier = n;
+      cleanups.push(() => n.close());
+    }
+
     const hub = new ChangeHub();
     cleanups.push(() => hub.close());
     const metrics = new Metrics({ longPolls: () => hub.waiting });
@@ -153,6 +183,7 @@ export async function startBroker(
       groupsClaim: config.groupsClaim,
       clock,
       isOwnKid: keys.isOwnKid,
+      ...(opts.jwksCooldownMs !== undefined ? { jwksCooldownMs: opts.jwksCooldownMs } : {}),
     });
     const authenticator = new Authenticator({ verifiers: [verifier], clock, publicUrl });
     const service = new RequestService({
@@ -169,7 +200,10 @@ export async function startBroker(
         admins: config.admins,
         auditors: config.auditors,
       },
-      ...(opts.onEvent ? { onEvent: (e: RequestEvent) => opts.onEvent!(e, logger) } : {}),
+      onEvent: (e: RequestEvent) => {
+        notifier?.notify(toNotifyEvent(e));
+        opts.onEvent?.(e, logger);
+      },
     });
 
     let fastifyHandler: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
@@ -243,13 +277,16 @@ export async function startBroker(
         // Stop accepting and let in-flight requests finish; waiting long polls answer now.
         serverClosed = true;
         const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
-        server.closeIdleConnections();
         hub.close();
+        // Keep-alive sockets go idle as their last response finishes; close each as it does.
+        const idle = setInterval(() => server.closeIdleConnections(), 50);
+        server.closeIdleConnections();
         const grace = setTimeout(
           () => server.closeAllConnections(),
           opts.shutdownGraceMs ?? 10_000,
         );
         await stopped;
+        clearInterval(idle);
         clearTimeout(grace);
         await cleanup();
         logger.info('broker stopped');

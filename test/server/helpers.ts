@@ -41,6 +41,15 @@ roles:
       audience: https://ro.example.com
       env:
         RO_TOKEN: "{{token}}"
+  lead-escalation:
+    requesters: [group:leads]
+    approvers: [group:leads]
+    approvals: 1
+    default_duration: 15m
+    max_duration: 1h
+    pending_ttl: 1h
+    credential:
+      audience: https://leads.example.com
   by-name:
     requesters: [user:carol@example.com]
     approvers: [user:lee-sub]
@@ -86,7 +95,7 @@ export function actor(b: TestBroker, person: Person, token?: string): Actor {
     post: async (path, body, headers) =>
       http(b.url, 'POST', path, {
         token: await t(),
-        body: body ?? {},
+        body: body === undefined ? {} : body,
         ...(headers ? { headers } : {}),
       }),
   };

@@ -62,6 +62,13 @@ export interface TestIssuer {
   token(person: Person, opts?: MintOptions): Promise<string>;
   /** A token built to be refused. */
   hostile(kind: HostileKind, person: Person): Promise<string>;
+  /**
+   * Publishes a new RS256 key and signs with it from now on (an identity provider rotating keys).
+   * With `publish: false` it signs with a key it has not published yet.
+   */
+  rotate(opts?: { publish?: boolean }): Promise<void>;
+  /** Publishes keys created by rotate({ publish: false }). */
+  publishPending(): void;
   /** How many times the JWKS was fetched. */
   jwksFetches(): number;
   /** While down, every endpoint answers 503 (an identity provider outage). */
@@ -88,7 +95,10 @@ export async function startTestIssuer(
 ): Promise<TestIssuer> {
   const now = opts.now ?? (() => Date.now());
   const clientId = opts.clientId ?? 'jitctl-cli';
-  const rsa = await keyPair('RS256', 'rs-1');
+  let rsa = await keyPair('RS256', 'rs-1');
+  const published: KeyPair[] = [];
+  const pending: KeyPair[] = [];
+  let generation = 1;
   const ec = await keyPair('ES256', 'es-1');
   const rogue = await keyPair('RS256', 'rogue');
   let fetches = 0;
@@ -119,11 +129,12 @@ export async function startTestIssuer(
     if (req.url === '/jwks') {
       fetches++;
       res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ keys: [rsa.jwk, ec.jwk] }));
+      res.end(JSON.stringify({ keys: [...published.map((k) => k.jwk), ec.jwk] }));
       return;
     }
     res.writeHead(404).end();
   });
+  published.push(rsa);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
@@ -187,7 +198,9 @@ export async function startTestIssuer(
         return token(p, { typ: 'jitctl-credential+jwt' });
       case 'tampered': {
         const [h, payload, s] = (await token(p)).split('.');
-        const claims = JSON.parse(base64url.decode(payload!).toString()) as JWTPayload;
+        const claims = JSON.parse(
+          new TextDecoder().decode(base64url.decode(payload!)),
+        ) as JWTPayload;
         claims.groups = ['leads', 'auditors', 'admins'];
         return `${h}.${enc(claims)}.${s}`;
       }
@@ -201,6 +214,15 @@ export async function startTestIssuer(
     clientId,
     token,
     hostile,
+    async rotate(o = {}) {
+      generation++;
+      rsa = await keyPair('RS256', `rs-${generation}`);
+      if (o.publish === false) pending.push(rsa);
+      else published.push(rsa);
+    },
+    publishPending() {
+      published.push(...pending.splice(0));
+    },
     jwksFetches: () => fetches,
     setDown: (d) => {
       down = d;

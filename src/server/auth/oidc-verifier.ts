@@ -48,6 +48,8 @@ export interface OidcVerifierOptions {
   /** Kids of the broker's own signing keys: a token signed with one is never a sign-in token. */
   isOwnKid: (kid: string) => boolean;
   fetchTimeoutMs?: number;
+  /** How soon after a JWKS fetch an unknown kid may trigger another (default 30 s). */
+  jwksCooldownMs?: number;
 }
 
 interface Discovered {
@@ -122,7 +124,7 @@ export class OidcVerifier implements TokenVerifier {
     }
     const jwks = createRemoteJWKSet(parsed, {
       timeoutDuration: timeout,
-      cooldownDuration: 30_000,
+      cooldownDuration: this.#opts.jwksCooldownMs ?? 30_000,
       cacheMaxAge: 10 * 60_000,
     });
     return { jwks, metadata };

@@ -62,6 +62,7 @@ export interface AccessSettings {
 
 export type RequestEventType =
   | 'request.created'
+  | 'review.recorded'
   | 'request.approved'
   | 'request.denied'
   | 'request.cancelled'
@@ -71,7 +72,10 @@ export type RequestEventType =
 export interface RequestEvent {
   type: RequestEventType;
   request: AccessRequest;
+  /** Who caused it; null for expiry and auto-approval. */
   actor: Identity | null;
+  /** The review that caused it (review.recorded, and the approval or denial it completed). */
+  review: { decision: 'approve' | 'deny'; comment: string | null } | null;
   at: string;
 }
 
@@ -113,6 +117,7 @@ interface Written {
   actor: Identity | null;
   /** Set when the transaction found the request expired (and expired it) instead of acting. */
   expiredInstead?: boolean;
+  review?: { decision: 'approve' | 'deny'; comment: string | null };
 }
 
 export class RequestService {
@@ -453,7 +458,7 @@ export class RequestService {
           data: { decision: body.decision, comment: body.comment ?? null, approvals, denials },
         },
       ];
-      const events: RequestEventType[] = [];
+      const events: RequestEventType[] = ['review.recorded'];
       const patch: Partial<RequestRow> = { review_count: locked.review_count + 1 };
       if (body.decision === 'deny' && denials >= locked.denials_required) {
         Object.assign(patch, { state: 'denied', ended_at: now });
@@ -487,6 +492,7 @@ export class RequestService {
         reviews,
         events,
         actor: identityOf(caller),
+        review: { decision: body.decision, comment: body.comment ?? null },
       } satisfies Written;
     });
     if (written.expiredInstead) {
@@ -494,7 +500,7 @@ export class RequestService {
       throw expiredError(written.row);
     }
     this.deps.metrics.reviews.inc({ decision: body.decision });
-    this.#published(written, true);
+    this.#published(written);
     return toWire(written.row, written.reviews);
   }
 
@@ -786,18 +792,19 @@ export class RequestService {
   }
 
   /** After a commit: wake long polls, tell the notifier, count transitions. */
-  #published(w: Written, force = false): void {
-    if (w.events.length === 0 && !force) return;
+  #published(w: Written): void {
+    if (w.events.length === 0) return;
     this.deps.hub.publish(w.row.id);
     for (const type of w.events) {
-      if (type !== 'request.created') this.deps.metrics.transitions.inc({ to: type.slice(8) });
+      if (type !== 'request.created' && type !== 'review.recorded')
+        this.deps.metrics.transitions.inc({ to: type.slice('request.'.length) });
     }
-    if (!this.deps.onEvent || w.events.length === 0) return;
+    if (!this.deps.onEvent) return;
     const request = toWire(w.row, w.reviews);
     const at = new Date(this.deps.clock.now()).toISOString();
     for (const type of w.events) {
       try {
-        this.deps.onEvent({ type, request, actor: w.actor, at });
+        this.deps.onEvent({ type, request, actor: w.actor, review: w.review ?? null, at });
       } catch {
         // notification is best effort and never undoes a committed change
       }
