@@ -14,10 +14,10 @@ import {
   sessionKey,
 } from '../../src/credentials/records.js';
 import type { CredentialStore } from '../../src/credentials/store.js';
-import { DEV_USERS } from '../../src/server/dev/index.js';
+import { currentTotp, DEV_USERS } from '../../src/server/dev/index.js';
 import { chromiumAvailable, launchChromium } from '../support/chromium.js';
 import { type TestHome, testHome } from '../support/cli.js';
-import { completeDeviceLogin, deviceLoginUrl, PageError } from '../support/dev-browser.js';
+import { completeDeviceLogin, PageError } from '../support/dev-browser.js';
 import { type StandInBroker, startStandInBroker } from './stand-in-broker.js';
 
 /**
@@ -203,7 +203,6 @@ describe('step-up', () => {
         .poll(() => page.textContent('[role=alert]'))
         .toContain('needs your one-time code');
       await page.getByLabel('Password').fill(alice.password);
-      const { currentTotp } = await import('../../src/server/dev/index.js');
       await page.getByLabel(/One-time code/).fill(currentTotp(alice));
       await page.getByRole('button', { name: 'Sign in' }).click();
       await expect.poll(() => page.textContent('h1')).toBe('Signed in');

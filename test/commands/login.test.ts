@@ -105,7 +105,11 @@ describe('jitctl login (device flow)', () => {
   });
 
   it('runs the device flow in CI and over SSH', async () => {
-    for (const extra of [{ CI: 'true' }, { SSH_CONNECTION: '10.0.0.1 5555 10.0.0.2 22' }]) {
+    const remote: Record<string, string>[] = [
+      { CI: 'true' },
+      { SSH_CONNECTION: '10.0.0.1 5555 10.0.0.2 22' },
+    ];
+    for (const extra of remote) {
       const h = home({ ...extra, BROWSER: 'false' });
       const r = await deviceLogin(h, alice, { mfa: false });
       expect(r.code).toBe(0);
