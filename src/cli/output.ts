@@ -67,9 +67,16 @@ export function relative(fromMs: number, nowMs: number): string {
       : abs < 3_600_000
         ? `${Math.round(abs / 60_000)}m`
         : abs < 86_400_000
-          ? `${Math.floor(abs / 3_600_000)}h${Math.round((abs % 3_600_000) / 60_000) ? `${Math.round((abs % 3_600_000) / 60_000)}m` : ''}`
+          ? hoursMinutes(abs)
           : `${Math.round(abs / 86_400_000)}d`;
   return diff >= 0 ? `in ${unit}` : `${unit} ago`;
+}
+
+/** 2h, 2h59m: minutes rounded first, so 2h59m40s reads 3h rather than 2h60m. */
+function hoursMinutes(ms: number): string {
+  const total = Math.round(ms / 60_000);
+  const m = total % 60;
+  return m ? `${Math.floor(total / 60)}h${m}m` : `${Math.floor(total / 60)}h`;
 }
 
 /** Local wall-clock time (HH:MM) for "valid until 14:32". */

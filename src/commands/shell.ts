@@ -1,10 +1,149 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
 import type { Context } from '../cli/context.js';
-import { JitError } from '../cli/errors.js';
+import { UsageError } from '../cli/errors.js';
+import { clockTime, relative, safe } from '../cli/output.js';
+import { activeCredential, openCredentialSource } from '../credentials/active.js';
+import { shellQuote } from './credential.js';
+import { checkUseOptions, runWithCredential } from './exec.js';
+
+/**
+ * `jitctl shell [role] [--shell PATH]`: a subshell with the credential's environment, as `exec`
+ * gives a command. bash and zsh get a prompt marked `[role 14m]` through an rc file in a private
+ * temporary directory that first runs the user's own rc (bash `--rcfile`, zsh `ZDOTDIR`); other
+ * shells get the same variables (JITCTL_ROLE, JITCTL_EXPIRES_AT) for their prompt themes.
+ */
 
 export interface Options {
-  [flag: string]: unknown;
+  role?: string | undefined;
+  server?: string | undefined;
+  store?: string | boolean | undefined;
+  request?: boolean | undefined;
+  for?: string | undefined;
+  reason?: string | undefined;
+  ticket?: string | undefined;
+  allowNested?: boolean | undefined;
+  shell?: string | undefined;
 }
 
-export async function run(_options: Options, _ctx: Context): Promise<number | undefined> {
-  throw new JitError('`jitctl shell` is not built yet');
+export async function run(options: Options, ctx: Context): Promise<number> {
+  if (options.shell === '')
+    throw new UsageError('--shell is empty', { hint: 'give a path, e.g. /bin/bash' });
+  const shell = options.shell ?? (ctx.env.SHELL || '/bin/sh');
+  checkUseOptions(ctx, options);
+  const source = await openCredentialSource(ctx, {
+    server: options.server,
+    store: typeof options.store === 'string' ? options.store : undefined,
+  });
+  const record = await activeCredential(ctx, source, options.role, (r) => `jitctl shell ${r}`);
+  const expires = Date.parse(record.expiresAt);
+
+  const dir = await mkdtemp(join(tmpdir(), 'jitctl-shell-'));
+  try {
+    const setup = await promptSetup(ctx, shell, dir, record.role, expires);
+    ctx.io.err(
+      `jitctl: ${safe(basename(shell))} with ${safe(record.role)} until ${clockTime(expires)} ` +
+        `(${relative(expires, ctx.clock.now())}); exit the shell to drop it\n`,
+    );
+    const code = await runWithCredential(ctx, {
+      record,
+      server: source.server,
+      command: shell,
+      args: setup.args,
+      extraEnv: setup.env,
+    });
+    ctx.io.err(`jitctl: left the ${safe(record.role)} shell\n`);
+    return code;
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+interface PromptSetup {
+  args: string[];
+  env: Record<string, string>;
+}
+
+/**
+ * The role as it appears in the prompt: only characters that no shell or prompt language
+ * treats specially, so a role name can never run code through PS1 (bash promptvars, zsh
+ * PROMPT_SUBST) or send escape sequences to the terminal.
+ */
+export function promptLabel(role: string): string {
+  return role.replace(/[^A-Za-z0-9._:@/+-]/g, '?').slice(0, 64);
+}
+
+/** Time left, computed by the shell before each prompt: 45s, 14m, 1h30m, expired. */
+const TIME_LEFT = `
+  local s=$(( __jitctl_expires - __jitctl_now ))
+  if (( s <= 0 )); then __jitctl_left=expired
+  elif (( s < 60 )); then __jitctl_left="\${s}s"
+  elif (( s < 3600 )); then __jitctl_left="$(( s / 60 ))m"
+  elif (( s % 3600 / 60 == 0 )); then __jitctl_left="$(( s / 3600 ))h"
+  else __jitctl_left="$(( s / 3600 ))h$(( s % 3600 / 60 ))m"
+  fi`;
+
+async function promptSetup(
+  ctx: Context,
+  shell: string,
+  dir: string,
+  role: string,
+  expiresMs: number,
+): Promise<PromptSetup> {
+  const name = basename(shell);
+  const label = promptLabel(role);
+  const expires = Math.floor(expiresMs / 1000);
+  // The prefix is re-applied before every prompt (PROMPT_COMMAND / precmd), after whatever the
+  // user's rc or theme did to the prompt, and replaced rather than stacked.
+  if (name === 'bash') {
+    const rc = join(dir, 'bashrc');
+    await writeFile(
+      rc,
+      `# jitctl shell: your own ~/.bashrc first, then the prompt marker. Removed on exit.
+if [ -r "$HOME/.bashrc" ]; then . "$HOME/.bashrc"; fi
+__jitctl_label='${label}'
+__jitctl_expires=${expires}
+__jitctl_prompt() {
+  local __jitctl_now __jitctl_left
+  if [ -n "\${EPOCHSECONDS-}" ]; then __jitctl_now=$EPOCHSECONDS; else __jitctl_now=$(date +%s); fi
+${TIME_LEFT}
+  PS1=\${PS1#"\${__jitctl_prefix-}"}
+  __jitctl_prefix="[\${__jitctl_label} \${__jitctl_left}] "
+  PS1="\${__jitctl_prefix}\${PS1}"
+}
+PROMPT_COMMAND="\${PROMPT_COMMAND:+\${PROMPT_COMMAND%;};}__jitctl_prompt"
+`,
+      { mode: 0o600 },
+    );
+    return { args: ['--rcfile', rc], env: {} };
+  }
+  if (name === 'zsh') {
+    // zsh reads every startup file from $ZDOTDIR: ours restores the user's ZDOTDIR, runs their
+    // .zshenv and installs a precmd hook; zsh then reads their own .zprofile/.zshrc as usual.
+    const original = ctx.env.ZDOTDIR;
+    await writeFile(
+      join(dir, '.zshenv'),
+      `# jitctl shell: restores your ZDOTDIR, runs your .zshenv, marks the prompt. Removed on exit.
+${original !== undefined ? `export ZDOTDIR=${shellQuote(original)}` : 'unset ZDOTDIR'}
+if [[ -r "\${ZDOTDIR:-$HOME}/.zshenv" ]]; then source "\${ZDOTDIR:-$HOME}/.zshenv"; fi
+if [[ -o interactive ]]; then
+  __jitctl_label='${label}'
+  __jitctl_expires=${expires}
+  zmodload -F zsh/datetime p:EPOCHSECONDS 2>/dev/null
+  __jitctl_precmd() {
+    local __jitctl_left __jitctl_now=\${EPOCHSECONDS:-$(date +%s)}
+${TIME_LEFT}
+    PROMPT=\${PROMPT#"\${__jitctl_prefix-}"}
+    __jitctl_prefix="[\${__jitctl_label} \${__jitctl_left}] "
+    PROMPT="\${__jitctl_prefix}\${PROMPT}"
+  }
+  autoload -Uz add-zsh-hook && add-zsh-hook precmd __jitctl_precmd
+fi
+`,
+      { mode: 0o600 },
+    );
+    return { args: [], env: { ZDOTDIR: dir } };
+  }
+  return { args: [], env: {} };
 }

@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -209,6 +209,7 @@ describe('jitctl exec: the environment', () => {
         env: { GOOD: 'yes', LD_PRELOAD: '/tmp/evil.so', JITCTL_SESSION: 'x', 'BAD NAME': 'v' },
       });
       const r = await runCli(
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: shell parameter expansion
         ['exec', 'odd', '--', 'sh', '-c', 'echo "$GOOD|${LD_PRELOAD-unset}"'],
         {
           env: fileStoreEnv(h),
