@@ -51,7 +51,8 @@ export type DevIdpEvent =
   | { type: 'device_poll'; outcome: 'authorization_pending' | 'slow_down' }
   | { type: 'token'; grantType: string }
   | { type: 'token_error'; grantType: string; error: string }
-  | { type: 'revocation' }
+  /** A grant ended: its refresh token was revoked (logout) or replayed. */
+  | { type: 'grant_revoked' }
   | { type: 'server_error'; message: string };
 
 export interface DevIdentityProviderOptions {

@@ -381,7 +381,8 @@ export async function buildProvider(
   provider.on('server_error', (_ctx: unknown, err: Error) => {
     emit({ type: 'server_error', message: err.message });
   });
-  provider.on('revocation.success', () => emit({ type: 'revocation' }));
+  // A refresh token revoked (RFC 7009, `jitctl logout`) or replayed ends its whole grant.
+  provider.on('grant.revoked', () => emit({ type: 'grant_revoked' }));
 
   const callback = provider.callback();
   const interactionDeps = {
