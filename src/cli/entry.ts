@@ -15,9 +15,25 @@ for (const stream of [process.stdout, process.stderr]) {
 main(process.argv).then(
   (code) => {
     process.exitCode = code;
+    exitIfStuck();
   },
   (err: unknown) => {
     process.stderr.write(`${formatError(err, process.env.JITCTL_DEBUG === '1')}\n`);
     process.exitCode = 1;
   },
 );
+
+/**
+ * The command has returned, so nothing of jitctl's own is left to run. A native call that
+ * outlived its timeout (a keychain daemon that stopped answering D-Bus: the call cannot be
+ * cancelled, see src/credentials/keychain-store.ts) would still hold the process open; end it
+ * after a grace period, once stdout and stderr have drained. unref(): a process that is really
+ * done exits at once and never sees this timer.
+ */
+function exitIfStuck(): void {
+  const timer = setTimeout(() => {
+    if (process.stdout.writableLength > 0 || process.stderr.writableLength > 0) timer.refresh();
+    else process.exit();
+  }, 2_000);
+  timer.unref();
+}

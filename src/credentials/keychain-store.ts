@@ -144,9 +144,11 @@ function classify(err: unknown, what: string, timeoutMs: number): KeychainError 
   const text = shortMessage(err);
   const seconds = Math.round(timeoutMs / 1000);
   if (err instanceof TimeoutSignal || /did not receive a reply|timed? ?out/i.test(text)) {
+    // Ours (the race) or D-Bus's own reply timeout, which is shorter and cuts in first.
+    const within = err instanceof TimeoutSignal ? ` within ${seconds} s` : '';
     return new KeychainError(
       'timeout',
-      `the OS keychain did not answer within ${seconds} s (trying to ${what} it)`,
+      `the OS keychain did not answer${within} (trying to ${what} it)`,
       `check that the keyring daemon is running and unlocked, ${FALLBACK_HINT}`,
       err,
     );

@@ -206,6 +206,49 @@ describe('jitctl credential with the OS keychain', () => {
     );
   });
 
+  it('a keyring daemon that stopped answering: an error and an exit, never a hang', async () => {
+    keyring.pause();
+    try {
+      // The list path (no role) and the read path (a role); runCli kills a hung jitctl at 30 s.
+      for (const args of [
+        ['credential', '--kube'],
+        ['exec', 'kc-role', '--', 'true'],
+      ]) {
+        const r = await runCli(args, { env: kcEnv(), timeoutMs: 30_000 });
+        expect(r.signal).toBeNull();
+        expect(r.code).toBe(1);
+        expect(r.stderr).toMatch(
+          /^error: the OS keychain did not answer( within 10 s)? \(trying to (list|read from) it\)\n/,
+        );
+        expect(r.stderr).toContain('--store file');
+      }
+    } finally {
+      keyring.resume();
+    }
+  });
+
+  it('ends even when a call it gave up on still holds the process open', async () => {
+    // A stand-in for a native keychain call that never returns: a handle that keeps the event
+    // loop alive after the command has failed. src/cli/entry.ts ends the process anyway.
+    const child = spawn(
+      process.execPath,
+      ['--import', 'data:text/javascript,setInterval(()=>{},1e9)', BIN, 'credential', '--kube'],
+      { env: { ...kcHome.env, JITCTL_SERVER: TEST_SERVER }, stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    let stderr = '';
+    child.stderr.on('data', (c: Buffer) => {
+      stderr += c.toString();
+    });
+    const kill = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    const [code, signal] = await new Promise<[number | null, string | null]>((resolve) =>
+      child.on('close', (c, s) => resolve([c, s])),
+    );
+    clearTimeout(kill);
+    expect(signal).toBeNull();
+    expect(code).toBe(1);
+    expect(stderr).toContain('error: the OS keychain is not available');
+  });
+
   it('a bus address that leads nowhere: unavailable, never a silent fallback', async () => {
     const r = await runCli(['credential', 'kc-role', '--json'], {
       env: {
