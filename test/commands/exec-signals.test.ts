@@ -95,10 +95,35 @@ function underPty(command: string, extraEnv: Record<string, string> = {}) {
 
 const gone = (pid: number) => !existsSync(`/proc/${pid}`);
 
+/**
+ * jitctl in a session of its own, without a controlling terminal: when the tests themselves run
+ * in a terminal's foreground, a plain child would share it, and jitctl would rightly leave
+ * SIGINT/SIGQUIT/SIGWINCH to the terminal.
+ */
+function withoutTerminal(args: string[]) {
+  const child = spawn(process.execPath, [BIN, ...args], {
+    env,
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (c: Buffer) => {
+    stdout += c.toString();
+  });
+  child.stderr!.on('data', (c: Buffer) => {
+    stderr += c.toString();
+  });
+  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
+    child.on('close', (code) => resolve({ code, stdout, stderr })),
+  );
+  return { child, done };
+}
+
 describe('jitctl exec: signals without a terminal', () => {
   it('passes each of the seven signals on exactly once, then exits with the command’s code', async () => {
     const log = childLog();
-    const run = spawnCli(['exec', 'prod-deploy', '--', process.execPath, CHILD, log.path], { env });
+    const run = withoutTerminal(['exec', 'prod-deploy', '--', process.execPath, CHILD, log.path]);
     const { pid, parent, tty } = await log.ready();
     expect(parent).toBe(run.child.pid);
     expect(tty).toBe(false);
@@ -151,7 +176,8 @@ describe('jitctl exec: under a pseudo-terminal', () => {
     pty.type('\x1c'); // SIGQUIT likewise
     await log.waitCount('SIGQUIT', 1);
     const terminal = readlinkSync(`/proc/${pid}/fd/0`);
-    execFileSync('stty', ['-F', terminal, 'cols', '97', 'rows', '31']); // SIGWINCH to the group
+    // One setting per call: stty sets each one with its own ioctl, and each change is a SIGWINCH.
+    execFileSync('stty', ['-F', terminal, 'cols', '97']); // SIGWINCH to the foreground group
     await log.waitCount('SIGWINCH', 1);
     process.kill(parent, 'SIGUSR1'); // sent to jitctl alone: passed on
     await log.waitCount('SIGUSR1', 1);
