@@ -45,7 +45,6 @@ beforeAll(async () => {
   });
   const logStream = new PassThrough();
   logStream.on('data', (c: Buffer) => brokerLog.push(c.toString()));
-  process.env.JITCTL_DEV_IDP_INTERVAL = '1';
   broker = await startBroker(config, { logStream, env: { JITCTL_DEV_IDP_INTERVAL: '1' } });
   for (const name of ['alice', 'lee']) {
     homes[name] = testHome({ JITCTL_STORE: 'file', JITCTL_FILE_PASSPHRASE: `${name} passphrase` });

@@ -183,9 +183,15 @@ export async function handleInteraction(
     throw err;
   }
   const username = (form.get('username') ?? '').trim().toLowerCase().slice(0, 64);
+  // What people type as a username is logged only when it names a user: a password typed into
+  // the wrong field must not end up in the broker's log.
+  const known = deps.users.find(
+    (u) => u.username === username || u.email.toLowerCase() === username,
+  );
+  const logName = known?.username ?? '(unknown user)';
 
   if (form.get('action') === 'abort') {
-    deps.onSignIn({ outcome: 'cancelled', username });
+    deps.onSignIn({ outcome: 'cancelled', username: logName });
     await deps.provider.interactionFinished(
       req,
       res,
@@ -199,21 +205,21 @@ export async function handleInteraction(
   const otp = (form.get('otp') ?? '').trim();
   const checked = checkPassword(deps.users, username, password);
   if (!checked.ok) {
-    deps.onSignIn({ outcome: 'failure', username, reason: 'wrong username or password' });
+    deps.onSignIn({ outcome: 'failure', username: logName, reason: 'wrong username or password' });
     send(res, 401, page(username, 'Wrong username or password.'));
     return true;
   }
   let acr: Acr = 'pwd';
   if (otp !== '') {
     if (!checkTotp(checked.user, otp)) {
-      deps.onSignIn({ outcome: 'failure', username, reason: 'wrong one-time code' });
+      deps.onSignIn({ outcome: 'failure', username: logName, reason: 'wrong one-time code' });
       send(res, 401, page(username, 'That one-time code is not valid. Use the current code.'));
       return true;
     }
     acr = 'mfa';
   }
   if (codeRequired && acr !== 'mfa') {
-    deps.onSignIn({ outcome: 'failure', username, reason: 'one-time code needed' });
+    deps.onSignIn({ outcome: 'failure', username: logName, reason: 'one-time code needed' });
     send(
       res,
       401,

@@ -241,6 +241,24 @@ describe('device authorization (RFC 8628)', () => {
     expect(await poll()).toBe('authorization_pending');
   });
 
+  it('reports sign-ins without secrets: a password typed as the username is not repeated', async () => {
+    const da = await oidc.initiateDeviceAuthorization(config, { scope: 'openid' });
+    oidc.pollDeviceAuthorizationGrant(config, da).catch(() => {});
+    await expect(
+      completeDeviceLogin(da.verification_uri_complete!, {
+        username: alice.password,
+        password: 'x',
+      }),
+    ).rejects.toThrow(/Wrong username or password/);
+    expect(b.events).toContainEqual({
+      type: 'sign_in',
+      outcome: 'failure',
+      username: '(unknown user)',
+      reason: 'wrong username or password',
+    });
+    expect(JSON.stringify(b.events)).not.toContain(alice.password);
+  });
+
   it('a wrong user code is refused on the page', async () => {
     await expect(
       completeDeviceLogin(`${b.idp.issuer}/device?user_code=BCDF-GHJK`, alice),
