@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { formatDuration, parseDuration } from '../api/duration.js';
 import type { Context } from '../cli/context.js';
-import { AuthError, InterruptedError, type JitError, UsageError } from '../cli/errors.js';
+import { AuthError, InterruptedError, JitError, UsageError } from '../cli/errors.js';
 import { startProgress } from '../cli/progress.js';
 import type { AuthorizationParams, FlowOptions } from './device-flow.js';
 import { idpError, oidc, type TokenResponse } from './oidc.js';
@@ -62,10 +62,18 @@ export async function browserFlow(
 ): Promise<TokenResponse> {
   const limitMs = timeoutMs(ctx);
   const server = createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', () => resolve());
+    });
+  } catch (err) {
+    throw new JitError(
+      `cannot listen on 127.0.0.1 for the browser's answer: ${(err as Error).message}`,
+      1,
+      { hint: 'use `jitctl login --device`', cause: err },
+    );
+  }
   const { port } = server.address() as AddressInfo;
   const redirectUri = `http://127.0.0.1:${port}${CALLBACK_PATH}`;
   const state = oidc.randomState();

@@ -1,3 +1,5 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Secret } from '../../src/api/secret.js';
 import { createContext } from '../../src/cli/context.js';
@@ -12,7 +14,7 @@ import {
 } from '../../src/credentials/records.js';
 import { DEV_USERS } from '../../src/server/dev/index.js';
 import { type StandInBroker, startStandInBroker } from '../auth/stand-in-broker.js';
-import { runCli, spawnCli, type TestHome, testHome } from '../support/cli.js';
+import { BIN, runCli, spawnCli, type TestHome, testHome } from '../support/cli.js';
 import { completeDeviceLogin, deviceLoginUrl } from '../support/dev-browser.js';
 
 /**
@@ -203,6 +205,33 @@ describe('jitctl status', () => {
       expect(r.code).toBe(4);
     } finally {
       other.cleanup();
+    }
+  });
+
+  it('loads no OIDC library: its bundle chunk and everything it imports statically', () => {
+    const dist = join(dirname(BIN), '..', 'dist');
+    const chunk = readdirSync(dist).find((f) => /^status-[\w-]+\.js$/.test(f));
+    expect(chunk).toBeDefined();
+    const seen = new Set<string>();
+    const todo = [chunk!];
+    while (todo.length > 0) {
+      const file = todo.pop()!;
+      if (seen.has(file)) continue;
+      seen.add(file);
+      const code = readFileSync(join(dist, file), 'utf8');
+      for (const m of code.matchAll(
+        /^import\s[^;]*?from\s*["']\.\/([^"']+)["']|^import\s*["']\.\/([^"']+)["']/gm,
+      )) {
+        todo.push((m[1] ?? m[2])!);
+      }
+    }
+    expect(seen.size).toBeGreaterThan(1);
+    for (const file of seen) {
+      const code = readFileSync(join(dist, file), 'utf8');
+      // openid-client and oauth4webapi, by functions only they define.
+      expect(code, file).not.toMatch(
+        /enableNonRepudiationChecks|processDeviceAuthorizationResponse/,
+      );
     }
   });
 });
