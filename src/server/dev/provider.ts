@@ -406,7 +406,8 @@ export async function buildProvider(
       res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' }).end('not found\n');
       return;
     }
-    const rest = original.slice(prefix.length) || '/';
+    const tail = original.slice(prefix.length);
+    const rest = tail.startsWith('/') ? tail : `/${tail}`;
     const path = rest.split('?')[0] ?? '/';
     if (path === '/' && (req.method === 'GET' || req.method === 'HEAD')) {
       const body = messagePage(
