@@ -17,13 +17,29 @@ import { parseStepUpChallenge } from '../api/step-up.js';
 import { VERSION } from '../api/version.js';
 import type { SessionManager } from '../auth/session.js';
 import type { Clock } from '../cli/context.js';
-import { ApiError, AuthError, InterruptedError, UnreachableError } from '../cli/errors.js';
+import {
+  ApiError,
+  AuthError,
+  InterruptedError,
+  JitError,
+  UnreachableError,
+} from '../cli/errors.js';
+import { safe } from '../cli/output.js';
 
 /**
  * The broker's API v1 over HTTP (undici): connect and read timeouts, retries with exponential
  * backoff and full jitter on connection errors, 502, 503, 504 and 429 (honouring Retry-After),
  * one step-up retry on an RFC 9470 challenge, and the broker's JSON errors turned into ApiError
- * (which carries the exit code). It never prints; `debug` receives one line per attempt.
+ * (which carries the exit code). It never prints; `debug` receives one line per attempt and
+ * `onRetry` hears about each failure it is about to retry.
+ *
+ * What is retried, and why: a request that surely never reached the broker (connection refused,
+ * connect timeout, DNS) is always safe to send again. One that may have reached it (reset, read
+ * timeout, 502 from a proxy) is sent again only when repeating it cannot do anything twice: GETs,
+ * and POSTs the broker makes idempotent (a request with its Idempotency-Key; cancel, revoke and
+ * credential, which answer the same way when repeated). A review is never repeated blindly: the
+ * broker would answer `already_reviewed` to a review that went through, which is worse than
+ * saying the broker is unreachable and letting the person look.
  */
 export interface BrokerClientOptions {
   server: string;
@@ -34,11 +50,24 @@ export interface BrokerClientOptions {
   signal?: AbortSignal;
   /** Attempts for retryable failures (default 5). */
   attempts?: number;
-  /** First backoff step in ms (default 250; doubles up to 5 s). */
+  /** First backoff step in ms (default 250; doubles up to {@link MAX_BACKOFF_MS}). */
   backoffMs?: number;
   connectTimeoutMs?: number;
   readTimeoutMs?: number;
+  /** Jitter source in [0, 1) (default Math.random; tests pin it). */
+  random?: () => number;
   debug?: (line: string) => void;
+  /** Told about each failure that is about to be retried, with the delay before the retry. */
+  onRetry?: (event: RetryEvent) => void;
+}
+
+export interface RetryEvent {
+  method: string;
+  path: string;
+  attempt: number;
+  /** `ECONNREFUSED`, `HTTP 503`, … */
+  reason: string;
+  delayMs: number;
 }
 
 export interface CallOptions {
@@ -50,6 +79,10 @@ export interface CallOptions {
   readTimeoutMs?: number;
   /** Whether a POST may be retried after the request may have reached the broker. */
   idempotent?: boolean;
+  /** Attempts for this call (default: the client's). A long poll loop retries on its own. */
+  attempts?: number;
+  /** The wire type the answer must have (src/api/schemas.ts); checked before it is returned. */
+  expect?: ResponseSchema;
 }
 
 export interface CallResult<T> {
@@ -57,6 +90,21 @@ export interface CallResult<T> {
   body: T;
   headers: Record<string, string | string[] | undefined>;
 }
+
+/** Schemas of src/api/schemas.ts that answers are checked against. */
+export type ResponseSchema =
+  | 'AccessRequest'
+  | 'RequestPage'
+  | 'CredentialResponse'
+  | 'RolesResponse'
+  | 'AuditPage';
+
+/** The longest backoff step between attempts. */
+export const MAX_BACKOFF_MS = 5_000;
+/** A Retry-After longer than this is not waited out: the call fails at once and says when. */
+export const MAX_RETRY_AFTER_MS = 30_000;
+/** Answers larger than this are not read: no API v1 answer comes near it. */
+const MAX_BODY_BYTES = 8 * 1024 * 1024;
 
 /** Connection failures after which a request surely did not reach the broker. */
 const NOT_SENT = new Set([
@@ -77,6 +125,7 @@ const MAYBE_SENT = new Set([
   'UND_ERR_BODY_TIMEOUT',
   'ETIMEDOUT',
 ]);
+const RETRYABLE_STATUS = new Set([429, 502, 503, 504]);
 
 function errorCode(err: unknown): string | undefined {
   let e: unknown = err;
@@ -86,6 +135,14 @@ function errorCode(err: unknown): string | undefined {
     e = (e as { cause?: unknown }).cause;
   }
   return undefined;
+}
+
+export interface PollOptions {
+  /** How long the broker may hold the answer (0: answer at once). Capped by the broker at 60 s. */
+  waitMs: number;
+  /** The ETag of the version already seen: the broker answers when the request differs from it. */
+  etag?: string | undefined;
+  attempts?: number;
 }
 
 export class BrokerClient {
@@ -113,82 +170,96 @@ export class BrokerClient {
     return this.#get('/v1/me');
   }
   roles(): Promise<RolesResponse> {
-    return this.#get('/v1/roles');
+    return this.#get('/v1/roles', { expect: 'RolesResponse' });
   }
+  /**
+   * Files a request. The Idempotency-Key makes the retries safe: the broker answers a repeat
+   * with the request the first attempt created.
+   */
   async createRequest(body: CreateRequestBody, idempotencyKey: string): Promise<AccessRequest> {
     const r = await this.call<AccessRequest>('POST', '/v1/requests', {
       body,
       headers: { 'idempotency-key': idempotencyKey },
       idempotent: true,
+      expect: 'AccessRequest',
     });
     return r.body;
   }
   getRequest(id: string): Promise<AccessRequest> {
-    return this.#get(`/v1/requests/${encodeURIComponent(id)}`);
+    return this.#get(requestPath(id), { expect: 'AccessRequest' });
   }
   /**
-   * One long poll: answers when the request changes from `etag` (or its state at the call), or
-   * after `waitMs`. Returns the request and its ETag for the next poll.
+   * The request and its ETag. With `waitMs` > 0 this is one long poll: the broker answers as soon
+   * as the request differs from `etag` (or from its version when the poll began), or when the
+   * wait ends, always with the current request.
    */
   async pollRequest(
     id: string,
-    waitMs: number,
-    etag?: string,
+    opts: PollOptions,
   ): Promise<{ request: AccessRequest; etag: string | undefined }> {
-    const seconds = Math.max(1, Math.round(waitMs / 1000));
-    const r = await this.call<AccessRequest>('GET', `/v1/requests/${encodeURIComponent(id)}`, {
-      query: { wait: `${seconds}s` },
-      headers: etag ? { 'if-none-match': etag } : {},
-      readTimeoutMs: waitMs + 15_000,
+    const seconds = Math.ceil(Math.max(0, opts.waitMs) / 1000);
+    const r = await this.call<AccessRequest>('GET', requestPath(id), {
+      query: { wait: seconds > 0 ? `${seconds}s` : undefined },
+      headers: opts.etag ? { 'if-none-match': opts.etag } : {},
+      readTimeoutMs: seconds * 1000 + 15_000,
+      expect: 'AccessRequest',
+      ...(opts.attempts !== undefined ? { attempts: opts.attempts } : {}),
     });
     const tag = r.headers.etag;
     return { request: r.body, etag: typeof tag === 'string' ? tag : undefined };
   }
   listRequests(
     q: {
-      state?: RequestState;
-      mine?: boolean;
-      reviewable?: boolean;
-      cursor?: string;
-      limit?: number;
+      state?: RequestState | undefined;
+      mine?: boolean | undefined;
+      reviewable?: boolean | undefined;
+      cursor?: string | undefined;
+      limit?: number | undefined;
     } = {},
   ): Promise<RequestPage> {
-    return this.#get('/v1/requests', { query: q });
+    return this.#get('/v1/requests', {
+      query: { ...q, mine: q.mine || undefined, reviewable: q.reviewable || undefined },
+      expect: 'RequestPage',
+    });
   }
   async review(id: string, body: ReviewBody): Promise<AccessRequest> {
     return (
-      await this.call<AccessRequest>('POST', `/v1/requests/${encodeURIComponent(id)}/reviews`, {
+      await this.call<AccessRequest>('POST', `${requestPath(id)}/reviews`, {
         body,
+        expect: 'AccessRequest',
       })
     ).body;
   }
   async cancel(id: string): Promise<AccessRequest> {
     return (
-      await this.call<AccessRequest>('POST', `/v1/requests/${encodeURIComponent(id)}/cancel`, {
+      await this.call<AccessRequest>('POST', `${requestPath(id)}/cancel`, {
         body: {},
         idempotent: true,
+        expect: 'AccessRequest',
       })
     ).body;
   }
   async revoke(id: string): Promise<AccessRequest> {
     return (
-      await this.call<AccessRequest>('POST', `/v1/requests/${encodeURIComponent(id)}/revoke`, {
+      await this.call<AccessRequest>('POST', `${requestPath(id)}/revoke`, {
         body: {},
         idempotent: true,
+        expect: 'AccessRequest',
       })
     ).body;
   }
+  /** Mints a credential for an approved request (each call mints, and audits, a new one). */
   async credential(id: string): Promise<CredentialResponse> {
     return (
-      await this.call<CredentialResponse>(
-        'POST',
-        `/v1/requests/${encodeURIComponent(id)}/credential`,
-        { body: {}, idempotent: true },
-      )
+      await this.call<CredentialResponse>('POST', `${requestPath(id)}/credential`, {
+        body: {},
+        idempotent: true,
+        expect: 'CredentialResponse',
+      })
     ).body;
   }
   audit(q: { after?: number; limit?: number } = {}): Promise<AuditPage> {
-    return this.#get('/v1/audit', { query: q });
+    return this.#get('/v1/audit', { query: q, expect: 'AuditPage' });
   }
   revocations(): Promise<RevocationsResponse> {
     return this.#get('/v1/revocations');
@@ -204,8 +275,9 @@ export class BrokerClient {
     path: string,
     opts: CallOptions = {},
   ): Promise<CallResult<T>> {
-    const attempts = this.#opts.attempts ?? 5;
+    const attempts = Math.max(1, opts.attempts ?? this.#opts.attempts ?? 5);
     const auth = opts.auth ?? true;
+    const mayRepeat = method === 'GET' || opts.idempotent === true;
     let steppedUp = false;
     let lastError: unknown;
     for (let attempt = 1; attempt <= attempts; attempt++) {
@@ -228,6 +300,7 @@ export class BrokerClient {
         headers['content-type'] = 'application/json';
       }
       let res: Dispatcher.ResponseData;
+      let text: string;
       try {
         this.#opts.debug?.(`${method} ${url.pathname}${url.search} (attempt ${attempt})`);
         const readTimeout = opts.readTimeoutMs ?? this.#opts.readTimeoutMs ?? 15_000;
@@ -240,26 +313,31 @@ export class BrokerClient {
           bodyTimeout: readTimeout,
           ...(this.#opts.signal ? { signal: this.#opts.signal } : {}),
         });
+        text = await readBody(res, this.server);
       } catch (err) {
         this.#checkAborted();
+        if (err instanceof JitError) throw err;
         const code = errorCode(err);
-        const retryable =
-          code !== undefined &&
-          (NOT_SENT.has(code) || method === 'GET' || opts.idempotent === true);
+        const retryable = code !== undefined && (NOT_SENT.has(code) || mayRepeat);
         lastError = err;
         if (retryable && attempt < attempts) {
-          await this.#backoff(attempt);
+          await this.#backoff(method, path, attempt, code);
           continue;
         }
         if (code !== undefined) {
-          throw new UnreachableError(`cannot reach the broker at ${this.server} (${code})`, {
-            hint: 'check that the broker is running and that --server / JITCTL_SERVER is right',
-            cause: err,
-          });
+          const maybe = MAYBE_SENT.has(code) && !mayRepeat;
+          throw new UnreachableError(
+            `cannot reach the broker at ${this.server} (${code}${attempt > 1 ? ` after ${attempt} attempts` : ''})`,
+            {
+              hint: maybe
+                ? 'the connection broke after the call was sent, so it may or may not have been done: check with `jitctl show <id>` before trying again'
+                : 'check that the broker is running and that --server / JITCTL_SERVER is right',
+              cause: err,
+            },
+          );
         }
         throw err;
       }
-      const text = await res.body.text();
       const status = res.statusCode;
       if (status >= 200 && status < 300) {
         let parsed: T;
@@ -269,20 +347,33 @@ export class BrokerClient {
           throw new ApiError(
             status,
             'bad_response',
-            `the broker at ${this.server} answered with something that is not JSON`,
+            `the broker at ${this.server} answered ${method} ${path} with something that is not JSON`,
+            'is --server the URL of a jitctl broker?',
           );
         }
+        if (opts.expect) await this.#check(opts.expect, parsed, method, path);
         return { status, body: parsed, headers: res.headers };
       }
       const retryAfter = parseRetryAfter(res.headers['retry-after'], this.#opts.clock.now());
-      if (
-        (status === 502 || status === 503 || status === 504 || status === 429) &&
-        attempt < attempts &&
-        (method === 'GET' || opts.idempotent || status !== 502)
-      ) {
-        lastError = new ApiError(status, 'unavailable', `the broker answered ${status}`);
-        await this.#backoff(attempt, retryAfter);
-        continue;
+      // 502/504 come from a proxy that may have passed the call on; 503 and 429 mean not done.
+      const retryableStatus =
+        RETRYABLE_STATUS.has(status) && (mayRepeat || status === 503 || status === 429);
+      if (retryableStatus) {
+        lastError = errorFromBody(status, text, this.server);
+        if (retryAfter !== undefined && retryAfter > MAX_RETRY_AFTER_MS) {
+          throw new UnreachableError(
+            `the broker at ${this.server} is unavailable (HTTP ${status}) and asks to come back in ${Math.ceil(retryAfter / 1000)} s`,
+            { hint: 'try again later', cause: lastError },
+          );
+        }
+        if (attempt < attempts) {
+          await this.#backoff(method, path, attempt, `HTTP ${status}`, retryAfter);
+          continue;
+        }
+        throw new UnreachableError(
+          `the broker at ${this.server} is unavailable (HTTP ${status} after ${attempt} attempts): ${(lastError as ApiError).message}`,
+          { hint: 'try again in a moment', cause: lastError },
+        );
       }
       const err = errorFromBody(status, text, this.server);
       if (status === 401 && auth && this.#opts.session) {
@@ -304,10 +395,7 @@ export class BrokerClient {
     }
     throw new UnreachableError(
       `the broker at ${this.server} did not answer after ${attempts} attempts`,
-      {
-        cause: lastError,
-        hint: 'check that the broker is running and reachable',
-      },
+      { cause: lastError, hint: 'check that the broker is running and reachable' },
     );
   }
 
@@ -316,16 +404,75 @@ export class BrokerClient {
     if (s?.aborted) throw s.reason instanceof Error ? s.reason : new InterruptedError();
   }
 
-  async #backoff(attempt: number, retryAfterMs?: number): Promise<void> {
-    const base = this.#opts.backoffMs ?? 250;
-    const cap = Math.min(5_000, base * 2 ** (attempt - 1));
-    const ms = retryAfterMs !== undefined ? Math.min(retryAfterMs, 30_000) : Math.random() * cap;
+  /**
+   * Exponential backoff with full jitter (a random delay up to the step), so that many clients
+   * cut off by one broker restart do not all come back in the same millisecond. A Retry-After
+   * from the broker replaces the computed delay.
+   */
+  async #backoff(
+    method: string,
+    path: string,
+    attempt: number,
+    reason: string,
+    retryAfterMs?: number,
+  ): Promise<void> {
+    const ms =
+      retryAfterMs !== undefined
+        ? retryAfterMs
+        : backoffDelay(attempt, this.#opts.backoffMs ?? 250, this.#opts.random ?? Math.random);
+    this.#opts.onRetry?.({ method, path, attempt, reason, delayMs: ms });
+    this.#opts.debug?.(`${reason}; retrying in ${Math.round(ms)} ms`);
     await this.#opts.clock.sleep(ms, this.#opts.signal);
   }
+
+  async #check(schema: ResponseSchema, value: unknown, method: string, path: string) {
+    const [schemas, { Value }] = await Promise.all([
+      import('../api/schemas.js'),
+      import('@sinclair/typebox/value'),
+    ]);
+    const type = schemas[schema];
+    if (Value.Check(type, value)) return;
+    const first = Value.Errors(type, value).First();
+    const where = first ? `${first.path || '/'}: ${first.message}` : 'unexpected shape';
+    throw new JitError(
+      `the broker at ${this.server} sent an unexpected answer to ${method} ${path} (${safe(where)})`,
+      1,
+      { hint: 'is --server the URL of a jitctl broker, and is jitctl up to date?' },
+    );
+  }
+}
+
+/** The delay before attempt `attempt + 1`: a random point in [0, min(cap, base·2^(attempt-1))]. */
+export function backoffDelay(attempt: number, baseMs: number, random: () => number): number {
+  const step = Math.min(MAX_BACKOFF_MS, baseMs * 2 ** Math.max(0, attempt - 1));
+  return random() * step;
+}
+
+function requestPath(id: string): string {
+  return `/v1/requests/${encodeURIComponent(id)}`;
 }
 
 function firstHeader(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v[0] : v;
+}
+
+async function readBody(res: Dispatcher.ResponseData, server: string): Promise<string> {
+  const length = Number(firstHeader(res.headers['content-length']) ?? 0);
+  if (length > MAX_BODY_BYTES) {
+    await res.body.dump();
+    throw new JitError(`the broker at ${server} sent an answer of ${length} bytes; refusing it`);
+  }
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of res.body) {
+    total += (chunk as Buffer).length;
+    if (total > MAX_BODY_BYTES) {
+      res.body.destroy();
+      throw new JitError(`the broker at ${server} sent an answer over ${MAX_BODY_BYTES} bytes`);
+    }
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 /** Retry-After as delay-seconds or an HTTP date (RFC 9110 §10.2.3), in ms. */
@@ -333,22 +480,30 @@ export function parseRetryAfter(
   value: string | string[] | undefined,
   now: number,
 ): number | undefined {
-  const v = firstHeader(value);
+  const v = firstHeader(value)?.trim();
   if (!v) return undefined;
-  if (/^\d+$/.test(v.trim())) return Number(v.trim()) * 1000;
+  if (/^\d{1,9}$/.test(v)) return Number(v) * 1000;
+  // An HTTP-date (IMF-fixdate, or the obsolete RFC 850 and asctime forms): a weekday, a month
+  // name and a time of day. Date.parse alone would take "1.5" or "-5" for dates.
+  if (!/^[A-Za-z]{3}/.test(v) || !/\d{2}:\d{2}:\d{2}/.test(v)) return undefined;
   const at = Date.parse(v);
   return Number.isNaN(at) ? undefined : Math.max(0, at - now);
 }
 
+/**
+ * The broker's `{"error": …}` as an ApiError. Its message and hint may quote what a person typed
+ * (a role name, an id), so control characters are made visible here, once, for every command.
+ */
 function errorFromBody(status: number, text: string, server: string): ApiError {
   try {
     const body = JSON.parse(text) as Partial<ErrorBody>;
     if (body.error && typeof body.error.message === 'string') {
+      const hint = typeof body.error.hint === 'string' ? safe(body.error.hint) : undefined;
       return new ApiError(
         status,
-        String(body.error.code ?? 'error'),
-        body.error.message,
-        body.error.hint,
+        typeof body.error.code === 'string' ? body.error.code : 'error',
+        safe(body.error.message),
+        hint,
       );
     }
   } catch {

@@ -1,10 +1,31 @@
+import { connect } from '../cli/connect.js';
 import type { Context } from '../cli/context.js';
-import { JitError } from '../cli/errors.js';
+import { printJson, safe, style } from '../cli/output.js';
+import { requestId } from '../cli/request-flow.js';
 
+/**
+ * `jitctl cancel <id> [--json]`: withdraw a pending request you filed. Repeating it is harmless
+ * (the broker answers a cancelled request as it is). An approved request is ended with
+ * `jitctl revoke` instead; the broker says so (exit 3).
+ */
 export interface Options {
-  [flag: string]: unknown;
+  id: string;
+  server?: string | undefined;
+  store?: string | undefined;
+  json?: boolean | undefined;
 }
 
-export async function run(_options: Options, _ctx: Context): Promise<number | undefined> {
-  throw new JitError('`jitctl cancel` is not built yet');
+export async function run(options: Options, ctx: Context): Promise<number> {
+  const id = requestId(options.id);
+  const conn = await connect(ctx, options);
+  try {
+    const request = await conn.client.cancel(id);
+    if (options.json) printJson(ctx.io, request);
+    ctx.io.err(
+      `${style(ctx.io, 'green', '✔')} cancelled ${safe(request.id)} (${safe(request.role)} for ${safe(request.duration)})\n`,
+    );
+    return 0;
+  } finally {
+    await conn.client.close();
+  }
 }

@@ -1,10 +1,102 @@
+import { type AccessRequest, REQUEST_STATES, type RequestState } from '../api/schemas.js';
+import { connect } from '../cli/connect.js';
 import type { Context } from '../cli/context.js';
-import { JitError } from '../cli/errors.js';
+import { UsageError } from '../cli/errors.js';
+import { printJson, safe, table } from '../cli/output.js';
+import { LIST_HEADERS, listRow } from '../cli/request-view.js';
 
+/**
+ * `jitctl list [--mine | --reviewable] [--state S] [--limit N] [--json]`: requests you may see,
+ * newest first, as a table (id, role, requester, state, age, duration, reason) or as a JSON
+ * array of the API's request objects. Pages are fetched until `--limit` is reached.
+ */
 export interface Options {
-  [flag: string]: unknown;
+  server?: string | undefined;
+  store?: string | undefined;
+  mine?: boolean | undefined;
+  reviewable?: boolean | undefined;
+  state?: string | undefined;
+  limit?: string | undefined;
+  json?: boolean | undefined;
 }
 
-export async function run(_options: Options, _ctx: Context): Promise<number | undefined> {
-  throw new JitError('`jitctl list` is not built yet');
+export const DEFAULT_LIMIT = 50;
+export const MAX_LIMIT = 1000;
+/** The broker's largest page. */
+const PAGE = 200;
+
+export function parseState(value: string | undefined): RequestState | undefined {
+  if (value === undefined) return undefined;
+  const state = value.trim().toLowerCase();
+  if (!(REQUEST_STATES as readonly string[]).includes(state)) {
+    throw new UsageError(`--state ${safe(value)} is not a request state`, {
+      hint: `states: ${REQUEST_STATES.join(', ')}`,
+    });
+  }
+  return state as RequestState;
+}
+
+export function parseLimit(value: string | undefined): number {
+  if (value === undefined) return DEFAULT_LIMIT;
+  const n = /^\d{1,7}$/.test(value.trim()) ? Number(value.trim()) : Number.NaN;
+  if (!(n >= 1 && n <= MAX_LIMIT)) {
+    throw new UsageError(`--limit ${safe(value)} is not a number from 1 to ${MAX_LIMIT}`);
+  }
+  return n;
+}
+
+export async function run(options: Options, ctx: Context): Promise<number> {
+  if (options.mine && options.reviewable) {
+    throw new UsageError('--mine and --reviewable cannot be combined', { hint: 'pick one' });
+  }
+  const state = parseState(options.state);
+  const limit = parseLimit(options.limit);
+  const conn = await connect(ctx, options);
+  const items: AccessRequest[] = [];
+  let more = false;
+  try {
+    let cursor: string | undefined;
+    do {
+      const page = await conn.client.listRequests({
+        state,
+        mine: options.mine,
+        reviewable: options.reviewable,
+        cursor,
+        limit: Math.min(PAGE, limit - items.length),
+      });
+      items.push(...page.items);
+      cursor = page.next_cursor ?? undefined;
+    } while (cursor !== undefined && items.length < limit);
+    more = cursor !== undefined;
+  } finally {
+    await conn.client.close();
+  }
+
+  if (options.json) {
+    printJson(ctx.io, items);
+    return 0;
+  }
+  if (items.length === 0) {
+    ctx.io.err(`no ${describeFilter(options, state)}\n`);
+    return 0;
+  }
+  const now = ctx.clock.now();
+  ctx.io.out(
+    table(
+      ctx.io,
+      LIST_HEADERS,
+      items.map((r) => listRow(r, now)),
+    ),
+  );
+  if (more) {
+    ctx.io.err(`(the first ${items.length}; --limit ${MAX_LIMIT} shows up to ${MAX_LIMIT})\n`);
+  }
+  return 0;
+}
+
+function describeFilter(options: Options, state: RequestState | undefined): string {
+  const what = `${state ? `${state} ` : ''}requests`;
+  if (options.mine) return `${what} filed by you`;
+  if (options.reviewable) return `${what} for you to review`;
+  return `${what} you can see`;
 }

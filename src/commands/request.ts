@@ -1,10 +1,79 @@
+import { connect } from '../cli/connect.js';
 import type { Context } from '../cli/context.js';
-import { JitError } from '../cli/errors.js';
+import { UsageError } from '../cli/errors.js';
+import { printJson, safe } from '../cli/output.js';
+import {
+  awaitOutcome,
+  checkRequestInput,
+  durationFlag,
+  fileRequest,
+  outcomeError,
+  outcomeJson,
+} from '../cli/request-flow.js';
+import { progressOf } from '../cli/request-view.js';
 
+/**
+ * `jitctl request <role> [--for 15m] [--reason TEXT] [--ticket ID] [--no-wait] [--timeout D]`:
+ * file a request, then (by default) wait on the broker's long poll until it is decided; once
+ * approved, fetch the credential and keep it in the credential store. Exit codes: 3 when denied,
+ * cancelled or expired; 5 when still pending at `--timeout`; 130 at Ctrl-C (the request stays
+ * filed and `jitctl wait <id>` resumes).
+ */
 export interface Options {
-  [flag: string]: unknown;
+  role: string;
+  server?: string | undefined;
+  store?: string | undefined;
+  for?: string | undefined;
+  reason?: string | undefined;
+  ticket?: string | undefined;
+  /** false with --no-wait. */
+  wait?: boolean | undefined;
+  timeout?: string | undefined;
+  json?: boolean | undefined;
 }
 
-export async function run(_options: Options, _ctx: Context): Promise<number | undefined> {
-  throw new JitError('`jitctl request` is not built yet');
+export async function run(options: Options, ctx: Context): Promise<number> {
+  const input = {
+    role: options.role,
+    duration: options.for,
+    reason: options.reason,
+    ticket: options.ticket,
+  };
+  // Everything that can be checked here is, before a broker or a keychain is touched.
+  checkRequestInput(input);
+  const timeoutMs = durationFlag('--timeout', options.timeout);
+  const wait = options.wait !== false;
+  if (!wait && timeoutMs !== undefined) {
+    throw new UsageError('--timeout is for waiting, and --no-wait does not wait', {
+      hint: 'drop one of them',
+    });
+  }
+
+  const conn = await connect(ctx, options);
+  try {
+    const request = await fileRequest(ctx, conn, input);
+    const id = safe(request.id);
+    // Approved at once (a role that needs no approval) is worth its credential even with --no-wait.
+    if (!wait && request.state === 'pending') {
+      if (options.json) printJson(ctx.io, outcomeJson(request));
+      else ctx.io.out(`${id}\n`);
+      ctx.io.err(
+        `filed ${id} for ${safe(request.role)} (${safe(request.duration)}): pending, ${progressOf(request, ctx.clock.now())}\n` +
+          `  wait for it: jitctl wait ${id}\n`,
+      );
+      return 0;
+    }
+    const outcome = await awaitOutcome(ctx, conn, request, { timeoutMs, keep: 'store' });
+    if (options.json) {
+      printJson(
+        ctx.io,
+        outcomeJson(outcome.request, outcome.kind === 'approved' ? outcome.credential : undefined),
+      );
+    }
+    const err = outcomeError(outcome, ctx.clock.now());
+    if (err) throw err;
+    return 0;
+  } finally {
+    await conn.client.close();
+  }
 }

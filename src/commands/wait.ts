@@ -1,10 +1,49 @@
+import { connect } from '../cli/connect.js';
 import type { Context } from '../cli/context.js';
-import { JitError } from '../cli/errors.js';
+import { printJson } from '../cli/output.js';
+import {
+  awaitOutcome,
+  durationFlag,
+  outcomeError,
+  outcomeJson,
+  requestId,
+} from '../cli/request-flow.js';
 
+/**
+ * `jitctl wait <id> [--timeout D] [--json]`: resume waiting for a request, e.g. after Ctrl-C or
+ * `--timeout`, or from another terminal. For your own request the credential is fetched and kept
+ * once approved (also when it was approved while nobody waited); a reviewer may wait on someone
+ * else's request too, and learns the outcome. Exit codes as `jitctl request`.
+ */
 export interface Options {
-  [flag: string]: unknown;
+  id: string;
+  server?: string | undefined;
+  store?: string | undefined;
+  timeout?: string | undefined;
+  json?: boolean | undefined;
 }
 
-export async function run(_options: Options, _ctx: Context): Promise<number | undefined> {
-  throw new JitError('`jitctl wait` is not built yet');
+export async function run(options: Options, ctx: Context): Promise<number> {
+  const id = requestId(options.id);
+  const timeoutMs = durationFlag('--timeout', options.timeout);
+  const conn = await connect(ctx, options);
+  try {
+    const [request, me] = await Promise.all([conn.client.getRequest(id), conn.client.me()]);
+    const mine = request.requester.iss === me.iss && request.requester.sub === me.sub;
+    const outcome = await awaitOutcome(ctx, conn, request, {
+      timeoutMs,
+      keep: mine ? 'store' : 'none',
+    });
+    if (options.json) {
+      printJson(
+        ctx.io,
+        outcomeJson(outcome.request, outcome.kind === 'approved' ? outcome.credential : undefined),
+      );
+    }
+    const err = outcomeError(outcome, ctx.clock.now());
+    if (err) throw err;
+    return 0;
+  } finally {
+    await conn.client.close();
+  }
 }

@@ -1,0 +1,369 @@
+/**
+ * The scripted tour (`npm run demo`): the whole story of DESIGN.md against a real
+ * `jitctl server --dev`, told by running the real `jitctl` binary as three people.
+ *
+ *   alice (developer) signs in, asks for prod-deploy for 15m and waits;
+ *   lee (lead) lists what waits for him and approves, with a fresh MFA sign-in;
+ *   alice's waiting command receives the credential; `status` and `exec` use it;
+ *   ada (auditor) verifies the audit log's hash chain.
+ *
+ * Each person has their own HOME and XDG directories and the encrypted file credential store.
+ * The dev identity provider's sign-in pages are completed over HTTP the way each person would in
+ * a browser (test/support/dev-browser.ts), with one-time codes computed from the TOTP secrets the
+ * broker prints at start. Everything runs on 127.0.0.1 in a temporary directory, removed at the
+ * end, also when a step fails (the tour then exits 1 and shows that step's output).
+ */
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { styleText } from 'node:util';
+import { completeDeviceLogin, deviceLoginUrl, type Person } from '../test/support/dev-browser.js';
+
+const ROOT = resolve(import.meta.dirname, '..');
+const BIN = join(ROOT, 'bin', 'jitctl.js');
+/** The whole tour must end well within a minute; a stuck step fails it instead of hanging. */
+const STEP_TIMEOUT_MS = 30_000;
+
+const color = process.stdout.isTTY === true && !process.env.NO_COLOR && !process.env.CI;
+type Style = Parameters<typeof styleText>[0];
+const paint = (format: Style, text: string) => (color ? styleText(format, text) : text);
+const say = (text = '') => process.stdout.write(`${text}\n`);
+
+class TourError extends Error {}
+
+// ---- build ---------------------------------------------------------------------------------
+
+function newestMtime(dir: string): number {
+  let newest = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    newest = Math.max(newest, entry.isDirectory() ? newestMtime(path) : statSync(path).mtimeMs);
+  }
+  return newest;
+}
+
+/** Builds dist/ when it is missing or older than the sources, so the tour runs what is checked out. */
+function ensureBuilt(): void {
+  const bundle = join(ROOT, 'dist', 'cli.js');
+  const stale =
+    !existsSync(bundle) ||
+    statSync(bundle).mtimeMs <
+      Math.max(newestMtime(join(ROOT, 'src')), statSync(join(ROOT, 'tsup.config.ts')).mtimeMs);
+  if (!stale) return;
+  say(paint('dim', existsSync(bundle) ? 'dist/ is older than src/: building…' : 'building dist/…'));
+  execFileSync(
+    process.execPath,
+    [join(ROOT, 'node_modules', 'tsup', 'dist', 'cli-default.js'), '--silent'],
+    {
+      cwd: ROOT,
+      stdio: 'inherit',
+    },
+  );
+}
+
+// ---- processes -----------------------------------------------------------------------------
+
+interface Run {
+  child: ChildProcess;
+  output(): string;
+  /** Resolves when the output matches, with the match; rejects when the process ends first. */
+  waitFor(pattern: RegExp, timeoutMs?: number): Promise<RegExpExecArray>;
+  done: Promise<{ code: number | null; output: string }>;
+}
+
+const running = new Set<ChildProcess>();
+
+function start(args: string[], env: Record<string, string>, echo: boolean): Run {
+  const child = spawn(process.execPath, [BIN, ...args], {
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  running.add(child);
+  let text = '';
+  let pending = '';
+  const waiters = new Set<() => void>();
+  let closed = false;
+  const onData = (chunk: Buffer) => {
+    const s = chunk.toString();
+    text += s;
+    if (echo) {
+      pending += s;
+      const lines = pending.split('\n');
+      pending = lines.pop() ?? '';
+      for (const line of lines) say(paint('dim', '  │ ') + line);
+    }
+    for (const w of waiters) w();
+  };
+  child.stdout!.on('data', onData);
+  child.stderr!.on('data', onData);
+  const done = new Promise<{ code: number | null; output: string }>((resolveDone) => {
+    child.on('close', (code) => {
+      running.delete(child);
+      closed = true;
+      if (echo && pending) say(paint('dim', '  │ ') + pending);
+      pending = '';
+      for (const w of waiters) w();
+      resolveDone({ code, output: text });
+    });
+  });
+  return {
+    child,
+    output: () => text,
+    done,
+    waitFor(pattern, timeoutMs = STEP_TIMEOUT_MS) {
+      return new Promise((res, rej) => {
+        const timer = setTimeout(() => {
+          waiters.delete(check);
+          rej(new TourError(`timed out after ${timeoutMs / 1000} s waiting for ${pattern}`));
+        }, timeoutMs);
+        const check = () => {
+          const m = pattern.exec(text);
+          if (m) {
+            clearTimeout(timer);
+            waiters.delete(check);
+            res(m);
+          } else if (closed) {
+            clearTimeout(timer);
+            waiters.delete(check);
+            rej(new TourError(`jitctl ${args[0]} ended before printing ${pattern}`));
+          }
+        };
+        waiters.add(check);
+        check();
+      });
+    },
+  };
+}
+
+async function finished(run: Run, what: string, expectCode = 0): Promise<string> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, rej) => {
+    timer = setTimeout(() => {
+      run.child.kill('SIGKILL');
+      rej(new TourError(`${what} did not finish within ${STEP_TIMEOUT_MS / 1000} s`));
+    }, STEP_TIMEOUT_MS);
+  });
+  try {
+    const { code, output } = await Promise.race([run.done, timeout]);
+    if (code !== expectCode)
+      throw new TourError(`${what} exited with ${code}, expected ${expectCode}`);
+    return output;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+// ---- people --------------------------------------------------------------------------------
+
+interface Actor {
+  name: string;
+  person: Person;
+  env: Record<string, string>;
+}
+
+function home(root: string, name: string, person: Person): Actor {
+  const dir = join(root, name);
+  return {
+    name,
+    person,
+    env: {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      HOME: dir,
+      XDG_CONFIG_HOME: join(dir, 'config'),
+      XDG_DATA_HOME: join(dir, 'data'),
+      XDG_STATE_HOME: join(dir, 'state'),
+      LANG: 'C.UTF-8',
+      // No browser here: sign-ins use the device flow, whose page the tour completes.
+      BROWSER: 'none',
+      JITCTL_STORE: 'file',
+      // The file store's passphrase, as a pipeline would pass it; each person has their own.
+      JITCTL_FILE_PASSPHRASE: randomBytes(18).toString('base64url'),
+    },
+  };
+}
+
+function narrate(text: string): void {
+  say();
+  say(paint('bold', text));
+}
+
+function command(actor: Actor, args: string[]): void {
+  const shown = args.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`));
+  say(`${paint('cyan', `${actor.name}$`)} jitctl ${shown.join(' ')}`);
+}
+
+function jitctl(actor: Actor, args: string[]): Run {
+  command(actor, args);
+  return start(args, actor.env, true);
+}
+
+/** Plays the person at the sign-in page the command printed (device flow). */
+async function signIn(run: Run, actor: Actor, mfa: boolean): Promise<void> {
+  await run.waitFor(/user_code=/);
+  const url = deviceLoginUrl(run.output());
+  if (!url) throw new TourError(`no sign-in URL in the output of ${actor.name}'s command`);
+  await completeDeviceLogin(url, actor.person, { mfa });
+  say(
+    paint(
+      'magenta',
+      `  ↳ ${actor.name} opens that page and signs in with a password${mfa ? ' and a one-time code' : ''}`,
+    ),
+  );
+}
+
+// ---- the tour ------------------------------------------------------------------------------
+
+async function tour(root: string): Promise<void> {
+  narrate('Start the broker in development mode (SQLite, demo policy, built-in identity provider)');
+  const dataDir = join(root, 'broker');
+  say(`${paint('cyan', '$')} jitctl server --dev --listen 127.0.0.1:0 --data-dir ${dataDir}`);
+  const server = start(
+    ['server', '--dev', '--listen', '127.0.0.1:0', '--data-dir', dataDir],
+    {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      HOME: root,
+      LANG: 'C.UTF-8',
+      NO_COLOR: '1',
+      // The device flow's polling interval: 1 s instead of 5, so the tour does not idle.
+      JITCTL_DEV_IDP_INTERVAL: '1',
+    },
+    false,
+  );
+  const url = (
+    await server.waitFor(/sign in:\s+jitctl login --server (http:\/\/127\.0\.0\.1:\d+)/)
+  )[1]!;
+  const banner = server.output();
+  for (const line of banner.split('\n')) {
+    if (/broker|issuer|roles|demo users|^\s{4}\w+\s{2}/.test(line))
+      say(paint('dim', '  │ ') + line);
+  }
+
+  // The demo people's passwords and TOTP secrets, as the banner printed them.
+  const people = new Map<string, Person>();
+  for (const m of banner.matchAll(/^\s{4}(\w+)\s+(\S+)\s+([A-Z2-7]{16,})\s/gm)) {
+    people.set(m[1]!, { username: m[1]!, password: m[2]!, totpSecret: m[3]! });
+  }
+  const actor = (name: string) => {
+    const person = people.get(name);
+    if (!person) throw new TourError(`the broker's banner lists no ${name}`);
+    return home(root, name, person);
+  };
+  const alice = actor('alice');
+  const lee = actor('lee');
+  const ada = actor('ada');
+  const outputs: string[] = [banner];
+
+  narrate('1. alice signs in (device code; she adds her one-time code)');
+  const aliceLogin = jitctl(alice, ['login', '--server', url]);
+  await signIn(aliceLogin, alice, true);
+  outputs.push(await finished(aliceLogin, "alice's login"));
+
+  narrate('2. alice asks for prod-deploy for 15 minutes, and waits');
+  const request = jitctl(alice, [
+    'request',
+    'prod-deploy',
+    '--for',
+    '15m',
+    '--reason',
+    'hotfix INC-4211',
+  ]);
+  const id = (await request.waitFor(/waiting for approval of (req_[A-Za-z0-9]+)/))[1]!;
+  say(paint('magenta', `  ↳ ${id} is filed; alice's command keeps waiting in the background`));
+
+  narrate('3. lee signs in (password only, for now) and lists what waits for his review');
+  const leeLogin = jitctl(lee, ['login', '--server', url]);
+  await signIn(leeLogin, lee, false);
+  outputs.push(await finished(leeLogin, "lee's login"));
+  const list = jitctl(lee, ['list', '--reviewable', '--state', 'pending']);
+  const listed = await finished(list, 'jitctl list');
+  outputs.push(listed);
+  if (!listed.includes(id)) throw new TourError(`lee's list does not show ${id}`);
+
+  narrate('4. lee approves; the broker wants a fresh MFA sign-in for that, so jitctl steps up');
+  say(
+    paint(
+      'dim',
+      '  (--yes because the tour has no terminal; on one, jitctl shows the request and asks)',
+    ),
+  );
+  const approve = jitctl(lee, ['approve', id, '--comment', 'ship it', '--yes']);
+  await signIn(approve, lee, true);
+  outputs.push(await finished(approve, 'jitctl approve'));
+
+  narrate("5. alice's waiting command wakes up with the credential");
+  const requested = await finished(request, 'jitctl request');
+  outputs.push(requested);
+  if (!/approved by Lee Lead · credential valid until \d\d:\d\d/.test(requested)) {
+    throw new TourError('jitctl request did not report the approval');
+  }
+
+  narrate('6. alice looks at her session and credentials (secrets are only ever shown masked)');
+  const status = jitctl(alice, ['status']);
+  const statusOut = await finished(status, 'jitctl status');
+  outputs.push(statusOut);
+  if (!new RegExp(`prod-deploy\\s+${id}`).test(statusOut)) {
+    throw new TourError('jitctl status does not list the prod-deploy credential');
+  }
+
+  narrate('7. alice runs a command with the credential in its environment (and nowhere else)');
+  const show = [
+    'const e = process.env, t = e.KUBE_TOKEN || "";',
+    'console.log("JITCTL_ROLE=" + e.JITCTL_ROLE);',
+    'console.log("JITCTL_EXPIRES_AT=" + e.JITCTL_EXPIRES_AT);',
+    'console.log("KUBE_TOKEN: " + t.length + " characters, a JWT of " + t.split(".").length + " parts");',
+  ].join(' ');
+  const exec = jitctl(alice, ['exec', 'prod-deploy', '--', process.execPath, '-e', show]);
+  const execOut = await finished(exec, 'jitctl exec');
+  outputs.push(execOut);
+  if (!execOut.includes('JITCTL_ROLE=prod-deploy') || !/KUBE_TOKEN: \d+ characters/.test(execOut)) {
+    throw new TourError('the command did not see the credential');
+  }
+
+  narrate("8. ada, an auditor, checks the audit log's hash chain");
+  const adaLogin = jitctl(ada, ['login', '--server', url]);
+  await signIn(adaLogin, ada, true);
+  outputs.push(await finished(adaLogin, "ada's login"));
+  const verify = jitctl(ada, ['audit', 'verify']);
+  const verified = await finished(verify, 'jitctl audit verify');
+  outputs.push(verified);
+  if (!/^ok: \d+ events/m.test(verified)) throw new TourError('the audit log did not verify');
+
+  // The promise of DESIGN.md: no secret in any output. A JWT starts with "eyJ" ({"…).
+  const leaked = outputs.find((o) => /eyJ[\w-]{10,}\.[\w-]{10,}/.test(o));
+  if (leaked) throw new TourError('a token appeared in the output');
+
+  server.child.kill('SIGTERM');
+  await finished(server, 'the broker');
+}
+
+async function main(): Promise<number> {
+  ensureBuilt();
+  const started = Date.now();
+  const root = mkdtempSync(join(tmpdir(), 'jitctl-tour-'));
+  let failed = false;
+  const onSignal = () => {
+    failed = true;
+    for (const c of running) c.kill('SIGKILL');
+  };
+  process.once('SIGINT', onSignal);
+  try {
+    await tour(root);
+    say();
+    say(paint('green', `✔ the tour is complete (${((Date.now() - started) / 1000).toFixed(1)} s)`));
+  } catch (err) {
+    failed = true;
+    say();
+    say(paint('red', `✖ the tour failed: ${(err as Error).message}`));
+    if (!(err instanceof TourError) && (err as Error).stack)
+      say(paint('dim', (err as Error).stack!));
+  } finally {
+    for (const c of running) c.kill('SIGKILL');
+    rmSync(root, { recursive: true, force: true });
+    process.off('SIGINT', onSignal);
+  }
+  return failed ? 1 : 0;
+}
+
+process.exitCode = await main();

@@ -1,0 +1,357 @@
+import { randomUUID } from 'node:crypto';
+import { DURATION_HINT, DurationError, parseDuration } from '../api/duration.js';
+import { ErrorCode } from '../api/errors.js';
+import { type AccessRequest, LIMITS } from '../api/schemas.js';
+import { Secret } from '../api/secret.js';
+import { waitForDecision } from '../client/await-approval.js';
+import { type CredentialRecord, credentialKey, encodeCredential } from '../credentials/records.js';
+import type { Connection } from './connect.js';
+import type { Context } from './context.js';
+import {
+  ApiError,
+  DeniedError,
+  InterruptedError,
+  JitError,
+  StillPendingError,
+  UsageError,
+} from './errors.js';
+import { clockTime, relative, safe, style } from './output.js';
+import { type Progress, startProgress } from './progress.js';
+import { approvals, endingOf, progressOf, waitingLine, whoShort } from './request-view.js';
+
+/**
+ * Filing a request and waiting for its outcome, shared by `jitctl request`, `jitctl wait` and
+ * `jitctl exec --request` (which calls {@link requestAccess}). The waiting itself (long poll,
+ * surviving broker restarts) is src/client/await-approval.ts; this module adds what a person
+ * sees (spinner or plain lines on stderr), the credential store, and the exit codes of DESIGN.md:
+ * 3 when the request ends without approval, 5 at `--timeout`, 130 at Ctrl-C, with the command
+ * that resumes printed each time the request is still filed.
+ */
+
+/** What `jitctl request` files. `duration` is the `--for` text, already checked locally. */
+export interface RequestInput {
+  role: string;
+  duration?: string | undefined;
+  reason?: string | undefined;
+  ticket?: string | undefined;
+}
+
+/**
+ * A duration flag, checked with the broker's own parser before anything goes on the wire:
+ * "`--for 15x`: durations look like 15m, 1h30m, 90s or 2d" (exit 2).
+ */
+export function durationFlag(flag: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  try {
+    return parseDuration(value);
+  } catch (err) {
+    if (!(err instanceof DurationError)) throw err;
+    const shown = safe(err.input);
+    const why = err.reason.startsWith('is not a duration')
+      ? `: ${DURATION_HINT}`
+      : ` ${err.reason}`;
+    throw new UsageError(`\`${flag} ${shown}\`${why}`, {
+      hint: `e.g. ${flag} 15m or ${flag} 1h30m`,
+    });
+  }
+}
+
+/**
+ * A request id from the command line. Only the obvious is refused here (empty, absurdly long,
+ * control characters); the broker answers anything else with "no request …".
+ */
+export function requestId(value: string): string {
+  const id = value.trim();
+  if (id === '')
+    throw new UsageError('the request id is empty', { hint: 'ids look like req_7Hq2Xn4pQr9a' });
+  if (id.length > 100 || safe(id) !== id) {
+    throw new UsageError(`${safe(id.slice(0, 100))} is not a request id`, {
+      hint: 'ids look like req_7Hq2Xn4pQr9a; `jitctl list` shows them',
+    });
+  }
+  return id;
+}
+
+/** Local checks of `jitctl request`'s input: the same limits the broker applies, said earlier. */
+export function checkRequestInput(input: RequestInput): void {
+  if (input.role.trim() === '') {
+    throw new UsageError('the role is empty', { hint: 'name a role, e.g. prod-deploy' });
+  }
+  if (input.role.length > LIMITS.role) {
+    throw new UsageError(`the role name is longer than ${LIMITS.role} characters`);
+  }
+  durationFlag('--for', input.duration);
+  if (input.reason !== undefined && input.reason.length > LIMITS.reason) {
+    throw new UsageError(
+      `--reason is ${input.reason.length} characters; at most ${LIMITS.reason} fit`,
+      { hint: 'put the details in a ticket and pass --ticket' },
+    );
+  }
+  if (input.ticket !== undefined && input.ticket.length > LIMITS.ticket) {
+    throw new UsageError(`--ticket is longer than ${LIMITS.ticket} characters`);
+  }
+}
+
+/**
+ * Files the request with a fresh Idempotency-Key (the client's retries reuse it, so a retried
+ * POST never files twice). Where the role needs a reason and none was given, asks for one on a
+ * terminal and says which flag to use otherwise (exit 2).
+ */
+export async function fileRequest(
+  ctx: Context,
+  conn: Connection,
+  input: RequestInput,
+): Promise<AccessRequest> {
+  checkRequestInput(input);
+  const body = {
+    role: input.role,
+    ...(input.duration !== undefined ? { duration: input.duration } : {}),
+    ...(input.reason !== undefined && input.reason !== '' ? { reason: input.reason } : {}),
+    ...(input.ticket !== undefined && input.ticket !== '' ? { ticket: input.ticket } : {}),
+  };
+  try {
+    return await conn.client.createRequest(body, randomUUID());
+  } catch (err) {
+    if (!(err instanceof ApiError) || err.code !== ErrorCode.ReasonRequired) throw err;
+    if (input.reason !== undefined && input.reason.trim() !== '') throw err;
+    if (!ctx.io.canPrompt()) {
+      throw new UsageError(err.message, {
+        hint: `pass --reason, e.g. jitctl request ${safe(input.role)} --reason "hotfix INC-4211"`,
+      });
+    }
+    const reason = await ctx.prompter.input('Reason (shown to the reviewers):', {
+      orFlag: '--reason',
+      validate: (v) =>
+        v.trim() === ''
+          ? 'a reason is required for this role'
+          : v.length > LIMITS.reason
+            ? `at most ${LIMITS.reason} characters`
+            : true,
+    });
+    // A new key: the first attempt was refused, so nothing is filed under the old one, and this
+    // is a different request body.
+    return conn.client.createRequest({ ...body, reason }, randomUUID());
+  }
+}
+
+/** How the credential of an approved request is kept. */
+export type Keep =
+  /** In the credential store, under credentialKey(server, role) (`request`, `wait`). */
+  | 'store'
+  /** Returned only (`exec --request --no-store`). */
+  | 'memory'
+  /** Not fetched at all (someone else's request: a reviewer waiting on it). */
+  | 'none';
+
+export type Outcome =
+  | { kind: 'approved'; request: AccessRequest; credential: CredentialRecord | undefined }
+  | { kind: 'ended'; request: AccessRequest }
+  | { kind: 'timeout'; request: AccessRequest };
+
+export interface AwaitOptions {
+  /** Stop waiting after this long (exit 5; the request stays filed). */
+  timeoutMs?: number | undefined;
+  keep: Keep;
+}
+
+/**
+ * Waits for the outcome of `request` with progress on stderr, then, once approved, fetches the
+ * credential and keeps it as asked. Ctrl-C throws InterruptedError (exit 130) naming the command
+ * that resumes; every other outcome is returned, for the caller to print (JSON) and turn into an
+ * exit code with {@link outcomeError}.
+ */
+export async function awaitOutcome(
+  ctx: Context,
+  conn: Connection,
+  request: AccessRequest,
+  opts: AwaitOptions,
+): Promise<Outcome> {
+  const { clock, io } = ctx;
+  const id = safe(request.id);
+  const progress: Progress = await startProgress(io, waitingLine(request, clock.now()));
+  let latest = request;
+  let outage = false;
+  const line = () =>
+    outage
+      ? `broker unreachable, retrying… (${id} stays filed; Ctrl-C stops waiting)`
+      : waitingLine(latest, clock.now());
+  // On a terminal the spinner's "expires in" counts down; plain output gets a line per change only.
+  const ticker = io.color ? setInterval(() => progress.update(line()), 1000) : undefined;
+  ticker?.unref();
+  const deadline = opts.timeoutMs === undefined ? undefined : clock.now() + opts.timeoutMs;
+  let result: Awaited<ReturnType<typeof waitForDecision>>;
+  try {
+    result = await waitForDecision(conn.client, request, {
+      clock,
+      deadline,
+      signal: ctx.interruptSignal(),
+      onChange: (r) => {
+        latest = r;
+        if (r.state === 'pending') progress.update(line());
+      },
+      onUnreachable: () => {
+        outage = true;
+        progress.update(line());
+      },
+      onReachable: () => {
+        outage = false;
+        progress.update(line());
+      },
+    });
+  } catch (err) {
+    clearInterval(ticker);
+    progress.stop();
+    if (err instanceof InterruptedError) {
+      throw new InterruptedError(`stopped waiting; ${id} is still filed`, {
+        hint: `resume with \`jitctl wait ${id}\` (or withdraw it: \`jitctl cancel ${id}\`)`,
+      });
+    }
+    throw err;
+  }
+  clearInterval(ticker);
+  const now = clock.now();
+  if (result.outcome === 'timeout') {
+    progress.stop();
+    return { kind: 'timeout', request: result.request };
+  }
+  const decided = result.request;
+  if (decided.state !== 'approved') {
+    progress.fail(endingOf(decided, now));
+    return { kind: 'ended', request: decided };
+  }
+  if (opts.keep === 'none') {
+    progress.succeed(`${id} approved${approvedBy(decided)} · ${progressOf(decided, now)}`);
+    return { kind: 'approved', request: decided, credential: undefined };
+  }
+  let credential: CredentialRecord;
+  try {
+    credential = await fetchCredential(conn, decided);
+    if (opts.keep === 'store') {
+      await conn.store.set(
+        credentialKey(conn.server, credential.role),
+        encodeCredential(credential),
+      );
+    }
+  } catch (err) {
+    progress.stop();
+    if (err instanceof InterruptedError) {
+      throw new InterruptedError(`stopped before the credential of ${id} was fetched`, {
+        hint: `${id} is approved: \`jitctl wait ${id}\` fetches its credential`,
+      });
+    }
+    if (err instanceof JitError) {
+      throw new JitError(
+        `${id} is approved, but its credential was not kept: ${err.message}`,
+        err.exitCode,
+        {
+          hint: err.hint ?? `\`jitctl wait ${id}\` tries again`,
+          cause: err,
+        },
+      );
+    }
+    throw err;
+  }
+  const end = Date.parse(credential.expiresAt);
+  const after = clock.now();
+  progress.succeed(
+    `approved${approvedBy(decided)} · credential valid until ${clockTime(end)} (${relative(end, after).replace(/^in /, '')})`,
+  );
+  if (opts.keep === 'store') {
+    io.err(
+      `${style(io, 'dim', `  use it: jitctl exec ${safe(credential.role)} -- <command>   (or: jitctl shell ${safe(credential.role)})`)}\n`,
+    );
+  }
+  return { kind: 'approved', request: decided, credential };
+}
+
+function approvedBy(request: AccessRequest): string {
+  const by = approvals(request).map((r) => whoShort(r.reviewer));
+  if (by.length > 0) return ` by ${by.join(', ')}`;
+  return request.approvals_required === 0 ? ' (no review needed)' : '';
+}
+
+/** Mints the credential of an approved request (POST /credential) as a store record. */
+export async function fetchCredential(
+  conn: Connection,
+  request: AccessRequest,
+): Promise<CredentialRecord> {
+  const minted = await conn.client.credential(request.id);
+  const env: Record<string, Secret> = {};
+  for (const [name, value] of Object.entries(minted.env)) env[name] = new Secret(value);
+  return {
+    role: request.role,
+    requestId: request.id,
+    token: new Secret(minted.token),
+    expiresAt: minted.expires_at,
+    env,
+  };
+}
+
+/** The exit of an outcome: nothing for approved, exit 3 for an ending, exit 5 at the timeout. */
+export function outcomeError(outcome: Outcome, now: number): JitError | undefined {
+  const id = safe(outcome.request.id);
+  switch (outcome.kind) {
+    case 'approved':
+      return undefined;
+    case 'ended':
+      return new DeniedError(endingOf(outcome.request, now), {
+        hint:
+          outcome.request.state === 'revoked' || outcome.request.state === 'denied'
+            ? 'ask the reviewer, or file a new request'
+            : 'file a new request',
+      });
+    case 'timeout':
+      return new StillPendingError(`${id} is still pending (${progressOf(outcome.request, now)})`, {
+        hint: `it stays filed: resume with \`jitctl wait ${id}\`, or withdraw it with \`jitctl cancel ${id}\``,
+      });
+  }
+}
+
+/** The `--json` document of `request` and `wait` (docs/cli.md); never a token. */
+export interface OutcomeJson {
+  request: AccessRequest;
+  /** Present once approved and fetched: where it is and until when, not its value. */
+  credential: {
+    role: string;
+    request_id: string;
+    expires_at: string;
+    /** The variables `jitctl exec` sets from it (names only). */
+    env: string[];
+  } | null;
+}
+
+export function outcomeJson(request: AccessRequest, credential?: CredentialRecord): OutcomeJson {
+  return {
+    request,
+    credential: credential
+      ? {
+          role: credential.role,
+          request_id: credential.requestId,
+          expires_at: credential.expiresAt,
+          env: Object.keys(credential.env),
+        }
+      : null,
+  };
+}
+
+/**
+ * File a request and wait for its credential: what `jitctl exec --request` and
+ * `jitctl shell --request` run when no credential is active. Returns the credential (stored
+ * unless `keep` is 'memory'), or throws the outcome's error (exit 3, 5 or 130).
+ */
+export async function requestAccess(
+  ctx: Context,
+  conn: Connection,
+  input: RequestInput,
+  opts: { timeoutMs?: number | undefined; keep: 'store' | 'memory' },
+): Promise<CredentialRecord> {
+  const request = await fileRequest(ctx, conn, input);
+  ctx.io.err(`filed ${safe(request.id)} for ${safe(request.role)} (${safe(request.duration)})\n`);
+  const outcome = await awaitOutcome(ctx, conn, request, opts);
+  const err = outcomeError(outcome, ctx.clock.now());
+  if (err) throw err;
+  if (outcome.kind !== 'approved' || !outcome.credential) {
+    throw new JitError(`${safe(request.id)} is approved but no credential was fetched`);
+  }
+  return outcome.credential;
+}
