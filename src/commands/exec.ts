@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { constants } from 'node:os';
 import type { Context } from '../cli/context.js';
-import { JitError, UsageError } from '../cli/errors.js';
+import { ExitCode, JitError, UsageError } from '../cli/errors.js';
 import { clockTime, relative, safe } from '../cli/output.js';
 import {
   activeCredential,
@@ -68,7 +68,7 @@ export function checkUseOptions(
   if (session !== undefined && session !== '' && !options.allowNested) {
     throw new JitError(
       `already inside a jitctl session (${safe(ctx.env.JITCTL_ROLE ?? session)}); refusing to nest`,
-      1,
+      ExitCode.Error,
       { hint: 'exit that shell or command first, or pass --allow-nested' },
     );
   }
