@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { parse, YAMLParseError } from 'yaml';
 import { DurationError, formatDuration, parseDuration } from '../api/duration.js';
 import { SIGNING_ALGS, type SigningAlg } from './mint/keys.js';
 import { closest } from './policy/suggest.js';
@@ -267,7 +268,6 @@ export async function loadServerConfig(input: ConfigInput): Promise<ServerConfig
     } catch (err) {
       throw new ConfigError(`${where}: cannot read ${file}: ${(err as Error).message}`);
     }
-    const { parse, YAMLParseError } = await import('yaml');
     let doc: unknown;
     try {
       doc = parse(text, { prettyErrors: true, uniqueKeys: true });
@@ -348,6 +348,8 @@ export async function loadServerConfig(input: ConfigInput): Promise<ServerConfig
     dataDir,
   };
 
+  if (!dev && raw.has('data_dir'))
+    throw new ConfigError(`${raw.get('data_dir')!.src.where}: only applies with --dev`);
   if (!dev) {
     const missing: string[] = [];
     if (!config.policy) missing.push('policy (--policy FILE)');

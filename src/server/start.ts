@@ -37,6 +37,8 @@ export interface StartOptions {
   onEvent?: (event: RequestEvent, logger: Logger) => void;
   /** How soon after a JWKS fetch an unknown kid may refetch it (default 30 s; tests shorten it). */
   jwksCooldownMs?: number;
+  /** Environment for the --dev identity provider's JITCTL_DEV_IDP_* settings (default process.env). */
+  env?: Readonly<Record<string, string | undefined>>;
   /** How long graceful shutdown waits for in-flight requests before closing sockets (default 10 s). */
   shutdownGraceMs?: number;
 }
@@ -101,12 +103,14 @@ export async function startBroker(
     cleanups.push(() => db.close());
     await migrateToLatest(db.kysely, db.dialect);
 
+    // --dev: the built-in provider decides the acr values it can reach (password, password + TOTP).
+    const devModule = config.dev ? await import('./dev/index.js') : undefined;
+    const acrLevels = devModule ? [...devModule.ACR_LEVELS] : config.acrLevels;
     let policy: Policy;
     if (config.policy) {
-      policy = await loadPolicyFile(config.policy, { acrLevels: config.acrLevels });
-    } else if (config.dev) {
-      const { DEMO_POLICY } = await import('./dev/index.js');
-      policy = parsePolicy(DEMO_POLICY, 'the --dev demo policy', { acrLevels: config.acrLevels });
+      policy = await loadPolicyFile(config.policy, { acrLevels });
+    } else if (devModule) {
+      policy = parsePolicy(devModule.DEMO_POLICY, 'the --dev demo policy', { acrLevels });
     } else {
       throw new Error('no policy file configured');
     }
@@ -152,9 +156,13 @@ export async function startBroker(
     );
 
     let oidc: { issuer: string; clientId: string; scopes: string[] };
-    if (config.dev) {
-      const { createDevIdentityProvider } = await import('./dev/index.js');
-      dev = await createDevIdentityProvider({ baseUrl: publicUrl, dataDir: config.dataDir });
+    if (devModule) {
+      dev = await devModule.createDevIdentityProvider({
+        baseUrl: publicUrl,
+        dataDir: config.dataDir,
+        onEvent: (event) => logger.info({ idp: event }, 'dev identity provider'),
+        ...(opts.env ? { env: opts.env } : {}),
+      });
       const provider = dev;
       cleanups.push(() => provider.close());
       oidc = { issuer: dev.issuer, clientId: dev.clientId, scopes: dev.scopes };
@@ -195,7 +203,7 @@ export async function startBroker(
       keys,
       publicUrl,
       access: {
-        acrLevels: config.acrLevels,
+        acrLevels,
         reviewStepUp: config.reviewStepUp,
         admins: config.admins,
         auditors: config.auditors,

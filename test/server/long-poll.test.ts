@@ -174,7 +174,7 @@ describe('long poll across PostgreSQL replicas', () => {
       ),
     );
     const { verifyAuditTable } = await import('../../src/server/audit/log.js');
-    const result = await verifyAuditTable(a.broker.db.kysely);
+    const result = await verifyAuditTable(a.broker.db);
     expect(result.ok).toBe(true);
     expect(result.events).toBeGreaterThanOrEqual(40);
   });

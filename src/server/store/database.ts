@@ -1,5 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import type SqliteDatabase from 'better-sqlite3';
 import { Kysely, sql } from 'kysely';
 import type { Database } from './schema.js';
 
@@ -46,6 +47,8 @@ export function redactDatabaseUrl(url: string): string {
   return url.replace(/^([a-z]+:\/\/[^:/@]*:)[^@]*@/i, '$1[REDACTED]@');
 }
 
+export type SqliteHandle = SqliteDatabase.Database;
+
 export interface Db {
   readonly dialect: Dialect;
   readonly kysely: Kysely<Database>;
@@ -59,6 +62,11 @@ export interface Db {
   transaction<T>(fn: (tx: Kysely<Database>) => Promise<T>): Promise<T>;
   /** A dedicated connection string for LISTEN (PostgreSQL only). */
   readonly postgresUrl: string | undefined;
+  /**
+   * The better-sqlite3 handle (SQLite only), for bulk reads that kysely's row objects make slow:
+   * `audit verify` iterates a million rows as arrays.
+   */
+  readonly sqlite: SqliteHandle | undefined;
   close(): Promise<void>;
 }
 
@@ -105,6 +113,7 @@ async function openSqlite(path: string, opts: OpenOptions): Promise<Db> {
     kysely,
     description: `sqlite:${path}`,
     postgresUrl: undefined,
+    sqlite: raw,
     transaction: (fn) => runTransaction(kysely, 'begin immediate', fn),
     async close() {
       await kysely.destroy();
@@ -139,6 +148,7 @@ async function openPostgres(target: DbTarget, opts: OpenOptions): Promise<Db> {
     kysely,
     description: redactDatabaseUrl(target.location),
     postgresUrl: target.location,
+    sqlite: undefined,
     transaction: (fn) => runTransaction(kysely, 'begin', fn),
     async close() {
       await kysely.destroy();

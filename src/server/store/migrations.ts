@@ -85,7 +85,9 @@ function migrations(dialect: Dialect): Record<string, Migration> {
 
         await db.schema
           .createTable('audit_events')
-          .addColumn('seq', bigint, (c) => c.primaryKey())
+          // SQLite: INTEGER PRIMARY KEY is the rowid, so walking the log in order reads the table
+          // sequentially instead of through a separate index (audit verify over millions of rows).
+          .addColumn('seq', dialect === 'postgres' ? bigint : 'integer', (c) => c.primaryKey())
           .addColumn('at', 'text', (c) => c.notNull())
           .addColumn('type', 'text', (c) => c.notNull())
           .addColumn('request_id', 'text')
