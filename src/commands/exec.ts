@@ -171,8 +171,12 @@ export function runChild(ctx: Context, spec: ChildSpec): Promise<number> {
         if (FROM_TERMINAL.has(sig) && inForegroundOfTerminal(ctx)) return;
         child.kill(sig);
       };
-      handlers.set(sig, handler);
-      process.on(sig, handler);
+      try {
+        process.on(sig, handler);
+        handlers.set(sig, handler);
+      } catch {
+        // Windows cannot listen for some of these (SIGUSR1/2, SIGQUIT); nothing to pass on there.
+      }
     }
 
     try {
