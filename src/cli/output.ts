@@ -24,9 +24,18 @@ export function safe(text: string | null | undefined): string {
   });
 }
 
+// What JSON.stringify leaves raw but a terminal would act on: DEL, C1 controls, bidi overrides,
+// line separators, zero-width characters. Outside strings JSON has none of them, so escaping each
+// as \uXXXX keeps the document's value and makes `jitctl … --json | cat` safe to look at.
+const UNSAFE_IN_JSON = /[\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g;
+
 /** Writes a value as JSON on stdout (the `--json` contract: one document, newline-terminated). */
 export function printJson(io: IO, value: unknown): void {
-  io.out(`${JSON.stringify(value, null, 2)}\n`);
+  const text = (JSON.stringify(value, null, 2) ?? 'null').replace(
+    UNSAFE_IN_JSON,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
+  io.out(`${text}\n`);
 }
 
 type Style = 'bold' | 'dim' | 'green' | 'red' | 'yellow' | 'cyan';

@@ -216,7 +216,7 @@ export async function awaitOutcome(
   }
   const decided = result.request;
   if (decided.state !== 'approved') {
-    progress.fail(endingOf(decided, now));
+    progress.fail(endingOf(decided));
     return { kind: 'ended', request: decided };
   }
   if (opts.keep === 'none') {
@@ -294,7 +294,7 @@ export function outcomeError(outcome: Outcome, now: number): JitError | undefine
     case 'approved':
       return undefined;
     case 'ended':
-      return new DeniedError(endingOf(outcome.request, now), {
+      return new DeniedError(endingOf(outcome.request), {
         hint:
           outcome.request.state === 'revoked' || outcome.request.state === 'denied'
             ? 'ask the reviewer, or file a new request'

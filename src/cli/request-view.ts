@@ -68,7 +68,7 @@ export function waitingLine(request: AccessRequest, now: number): string {
  * Why a request ended, for the error of a waiting `jitctl request`: the state, who decided, and
  * the reviewer's comment (the person waiting wants to know why).
  */
-export function endingOf(request: AccessRequest, now: number): string {
+export function endingOf(request: AccessRequest): string {
   const id = safe(request.id);
   const role = safe(request.role);
   switch (request.state) {
@@ -89,7 +89,7 @@ export function endingOf(request: AccessRequest, now: number): string {
       const approved = approvals(request).length >= request.approvals_required;
       return approved
         ? `${id} (${role}) expired: its window ended at ${clockTime(Date.parse(request.expires_at))}`
-        : `${id} (${role}) expired before enough approvals (${approvals(request).length} of ${request.approvals_required}) ${relative(Date.parse(request.expires_at), now)}`;
+        : `${id} (${role}) expired before enough approvals (${approvals(request).length} of ${request.approvals_required}) at ${clockTime(Date.parse(request.expires_at))}`;
     }
     case 'revoked':
       return `${id} (${role}) was revoked`;
