@@ -1,3 +1,5 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AccessRequest } from '../../src/api/schemas.js';
 import { http, rawSql, startTestBroker, type TestBroker } from '../support/broker.js';
@@ -109,5 +111,65 @@ describe('database outages', () => {
     const r = await alice.get<AccessRequest>(`/v1/requests/${req.id}`);
     expect(r.body.state).toBe('pending');
     expect(r.body.reviews).toEqual([]);
+  });
+});
+
+describe('webhooks', () => {
+  it('tells the policy notify targets about each change after it commits, never with a token', async () => {
+    const received: Record<string, unknown>[] = [];
+    const bodies: string[] = [];
+    const receiver = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => {
+        body += c.toString();
+      });
+      req.on('end', () => {
+        bodies.push(body);
+        received.push(JSON.parse(body) as Record<string, unknown>);
+        res.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    const port = (receiver.address() as AddressInfo).port;
+    const b = await startTestBroker({
+      policy: `${POLICY}\nnotify:\n  - webhook: http://127.0.0.1:${port}/hook\n`,
+    });
+    try {
+      const alice = actor(b, people.alice);
+      const req = await file(alice, { role: 'prod-deploy', reason: 'INC-7' });
+      await actor(b, people.lee).post(`/v1/requests/${req.id}/reviews`, {
+        decision: 'approve',
+        comment: 'ship it',
+      });
+      const cred = await alice.post<{ token: string }>(`/v1/requests/${req.id}/credential`);
+      await alice.post(`/v1/requests/${req.id}/revoke`);
+      const deadline = Date.now() + 20_000;
+      while (received.length < 4 && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 50));
+      expect(received.map((e) => e.type)).toEqual([
+        'request.created',
+        'review.recorded',
+        'request.approved',
+        'request.revoked',
+      ]);
+      expect(received[0]).toMatchObject({
+        request_id: req.id,
+        role: 'prod-deploy',
+        requester: 'Alice',
+        reason: 'INC-7',
+        reviewer: null,
+      });
+      expect(received[1]).toMatchObject({
+        reviewer: 'Lee',
+        decision: 'approve',
+        comment: 'ship it',
+      });
+      expect(received[2]).toMatchObject({ reviewer: 'Lee', comment: 'ship it' });
+      expect(received[3]).toMatchObject({ reviewer: 'Alice' });
+      expect(bodies.join('\n')).not.toContain(cred.body.token);
+    } finally {
+      await b.close();
+      receiver.close();
+    }
   });
 });

@@ -22,7 +22,7 @@ import type { Caller } from '../policy/types.js';
 /** Asymmetric algorithms only: HS* would let anyone holding the JWKS forge tokens, `none` anyone. */
 export const LOGIN_ALGORITHMS = ['RS256', 'ES256', 'EdDSA', 'PS256'];
 /** `typ` values a login token may carry (RFC 7519 §5.1, RFC 9068 §2.1); absent is fine too. */
-const LOGIN_TYPES = new Set(['jwt', 'at+jwt', 'application/at+jwt', 'application/jwt']);
+const LOGIN_TYPES = new Set(['jwt', 'at+jwt', 'application/at+jwt']);
 
 export interface VerifiedToken {
   caller: Caller;

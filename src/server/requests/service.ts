@@ -261,7 +261,7 @@ export class RequestService {
           idempotency_key: idempotencyKey ?? null,
           idempotency_hash: idempotencyKey !== undefined ? bodyHash : null,
         };
-        await insertRequest(tx, row);
+        const seq = await insertRequest(tx, row);
         const audit: NewAuditEvent[] = [
           {
             type: 'request.created',
@@ -290,8 +290,12 @@ export class RequestService {
           events.push('request.approved');
         }
         await this.#audit(tx, now, audit);
-        const stored = await getRequest(tx, id);
-        return { row: stored!, reviews: [], events, actor: identityOf(caller) } satisfies Written;
+        return {
+          row: { ...row, seq },
+          reviews: [],
+          events,
+          actor: identityOf(caller),
+        } satisfies Written;
       });
 
     let written: Written | null;

@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type SqliteDatabase from 'better-sqlite3';
-import { Kysely, sql } from 'kysely';
+import { Kysely, type SqliteDatabase as SqliteDialectDatabase, sql } from 'kysely';
 import type { Database } from './schema.js';
 
 /**
@@ -107,7 +107,9 @@ async function openSqlite(path: string, opts: OpenOptions): Promise<Db> {
     raw.pragma('foreign_keys = ON');
   }
   raw.pragma('busy_timeout = 5000');
-  const kysely = new Kysely<Database>({ dialect: new SqliteDialect({ database: raw }) });
+  const kysely = new Kysely<Database>({
+    dialect: new SqliteDialect({ database: withStatementCache(raw) }),
+  });
   return {
     dialect: 'sqlite',
     kysely,
@@ -118,6 +120,30 @@ async function openSqlite(path: string, opts: OpenOptions): Promise<Db> {
     async close() {
       await kysely.destroy();
       if (raw.open) raw.close();
+    },
+  };
+}
+
+/**
+ * kysely's SQLite driver prepares every statement on every execution; preparing costs about as
+ * much as running a small query. The broker runs a handful of distinct statements, so a bounded
+ * cache by SQL text removes that cost. Safe because kysely runs one statement at a time on this
+ * single connection, and a cached statement is never used by two queries at once.
+ */
+function withStatementCache(raw: SqliteHandle, size = 256): SqliteDialectDatabase {
+  const cache = new Map<string, SqliteDatabase.Statement>();
+  return {
+    close: () => raw.close(),
+    prepare(sqlText: string) {
+      let stmt = cache.get(sqlText);
+      if (stmt) {
+        cache.delete(sqlText);
+      } else {
+        stmt = raw.prepare(sqlText);
+        if (cache.size >= size) cache.delete(cache.keys().next().value!);
+      }
+      cache.set(sqlText, stmt);
+      return stmt;
     },
   };
 }

@@ -64,11 +64,17 @@ export async function findByIdempotencyKey(
     .executeTakeFirst();
 }
 
+/** Inserts a request and returns its seq (the keyset of listings). */
 export async function insertRequest(
   q: Q,
   row: Omit<Insertable<RequestsTable>, 'seq'>,
-): Promise<void> {
-  await q.insertInto('requests').values(row).execute();
+): Promise<number> {
+  const { seq } = await q
+    .insertInto('requests')
+    .values(row)
+    .returning('seq')
+    .executeTakeFirstOrThrow();
+  return seq;
 }
 
 export async function updateRequest(

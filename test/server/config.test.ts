@@ -1,0 +1,188 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ConfigError, type ConfigInput, loadServerConfig } from '../../src/server/config.js';
+
+/** The broker's settings: precedence, defaults, paths, and an error naming the key for each bad value. */
+
+const dir = mkdtempSync(join(tmpdir(), 'jitctl-config-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const REQUIRED = {
+  policy: 'policy.yaml',
+  oidc_issuer: 'https://idp.example.com/',
+  oidc_client_id: 'jitctl',
+};
+
+const load = (input: Partial<ConfigInput>) =>
+  loadServerConfig({ flags: {}, env: {}, cwd: dir, ...input });
+
+function configFile(name: string, text: string): string {
+  const file = join(dir, name);
+  mkdirSync(join(file, '..'), { recursive: true });
+  writeFileSync(file, text);
+  return file;
+}
+
+describe('server config', () => {
+  it('has the documented defaults', async () => {
+    const c = await load({ flags: REQUIRED });
+    expect(c).toMatchObject({
+      listen: { host: '127.0.0.1', port: 8787 },
+      db: `sqlite:${join(dir, 'jitctl.db')}`,
+      policy: join(dir, 'policy.yaml'),
+      oidcIssuer: 'https://idp.example.com/',
+      oidcClientId: 'jitctl',
+      oidcAudience: undefined,
+      oidcScopes: ['openid', 'profile', 'email', 'offline_access'],
+      groupsClaim: 'groups',
+      acrLevels: ['pwd', 'mfa'],
+      reviewStepUp: { acr: 'mfa', maxAgeMs: 300_000 },
+      auditors: ['auditors'],
+      admins: [],
+      publicUrl: undefined,
+      signingKey: 'db',
+      signingAlg: 'ES256',
+      logLevel: 'info',
+      trustProxy: false,
+      dev: false,
+    });
+  });
+
+  it('takes flags over variables over the file over defaults', async () => {
+    const file = configFile(
+      'p/jitctl.yaml',
+      'listen: 0.0.0.0:9000\ndb: sqlite:data/broker.db\nadmins: [root]\nlog_level: debug\npolicy: ../policy.yaml\n',
+    );
+    const c = await load({
+      flags: {
+        listen: '127.0.0.1:7000',
+        oidc_issuer: 'https://a.example.com',
+        oidc_client_id: 'x',
+      },
+      configFile: file,
+      env: { JITCTL_SERVER_LISTEN: '127.0.0.1:8000', JITCTL_SERVER_LOG_LEVEL: 'warn' },
+    });
+    expect(c.listen).toEqual({ host: '127.0.0.1', port: 7000 });
+    expect(c.logLevel).toBe('warn');
+    expect(c.admins).toEqual(['root']);
+    // Paths in the file are relative to the file.
+    expect(c.db).toBe(`sqlite:${join(dir, 'p', 'data', 'broker.db')}`);
+    expect(c.policy).toBe(join(dir, 'policy.yaml'));
+  });
+
+  it('reads the file named by JITCTL_SERVER_CONFIG, in YAML or JSON', async () => {
+    const file = configFile(
+      'j.json',
+      JSON.stringify({ ...REQUIRED, auditors: ['sec', 'audit'], trust_proxy: 1 }),
+    );
+    const c = await load({ env: { JITCTL_SERVER_CONFIG: file } });
+    expect(c.auditors).toEqual(['sec', 'audit']);
+    expect(c.trustProxy).toBe(1);
+  });
+
+  it('parses lists, step-up and proxies from variables', async () => {
+    const c = await load({
+      flags: REQUIRED,
+      env: {
+        JITCTL_SERVER_ACR_LEVELS: 'pwd, otp mfa',
+        JITCTL_SERVER_REVIEW_STEP_UP: '{"acr":"otp","max_age":"10m"}',
+        JITCTL_SERVER_TRUST_PROXY: '10.0.0.0/8,127.0.0.1',
+        JITCTL_SERVER_OIDC_SCOPES: 'openid groups',
+        JITCTL_SERVER_PUBLIC_URL: 'https://jit.example.com/',
+        JITCTL_SERVER_SIGNING_ALG: 'EdDSA',
+      },
+    });
+    expect(c.acrLevels).toEqual(['pwd', 'otp', 'mfa']);
+    expect(c.reviewStepUp).toEqual({ acr: 'otp', maxAgeMs: 600_000 });
+    expect(c.trustProxy).toEqual(['10.0.0.0/8', '127.0.0.1']);
+    expect(c.oidcScopes).toEqual(['openid', 'groups']);
+    expect(c.publicUrl).toBe('https://jit.example.com');
+    expect(c.signingAlg).toBe('EdDSA');
+    const none = await load({ flags: REQUIRED, env: { JITCTL_SERVER_REVIEW_STEP_UP: 'none' } });
+    expect(none.reviewStepUp).toBeNull();
+  });
+
+  it('accepts IPv6 listen addresses', async () => {
+    const c = await load({ flags: { ...REQUIRED, listen: '[::1]:8787' } });
+    expect(c.listen).toEqual({ host: '::1', port: 8787 });
+  });
+
+  it('puts --dev data in its data directory and needs no identity provider settings', async () => {
+    const c = await load({ flags: { dev: true, data_dir: 'devdata' } });
+    expect(c.db).toBe(`sqlite:${join(dir, 'devdata', 'jitctl.db')}`);
+    expect(c.logLevel).toBe('warn');
+    await expect(
+      load({ flags: { dev: true, oidc_issuer: 'https://x.example.com' } }),
+    ).rejects.toThrow(/--dev uses its built-in identity provider/);
+  });
+
+  const bad: [string, Partial<ConfigInput>, RegExp][] = [
+    ['missing settings', {}, /needs policy .*oidc_issuer .*oidc_client_id/],
+    ['bad listen', { flags: { ...REQUIRED, listen: '8787' } }, /--listen: "8787" is not HOST:PORT/],
+    [
+      'bad log level',
+      { flags: REQUIRED, env: { JITCTL_SERVER_LOG_LEVEL: 'loud' } },
+      /JITCTL_SERVER_LOG_LEVEL: must be one of fatal/,
+    ],
+    [
+      'bad alg',
+      { flags: REQUIRED, env: { JITCTL_SERVER_SIGNING_ALG: 'HS256' } },
+      /must be one of ES256, EdDSA/,
+    ],
+    [
+      'unknown variable',
+      { flags: REQUIRED, env: { JITCTL_SERVER_AUDITOR: 'x' } },
+      /unknown environment variable JITCTL_SERVER_AUDITOR/,
+    ],
+    [
+      'http issuer',
+      { flags: { ...REQUIRED, oidc_issuer: 'http://idp.example.com' } },
+      /must use https/,
+    ],
+    [
+      'step-up acr not ranked',
+      { flags: REQUIRED, env: { JITCTL_SERVER_REVIEW_STEP_UP: '{"acr":"hwk","max_age":"5m"}' } },
+      /not in acr_levels/,
+    ],
+    [
+      'step-up extra key',
+      {
+        flags: REQUIRED,
+        env: { JITCTL_SERVER_REVIEW_STEP_UP: '{"acr":"mfa","max_age":"5m","x":1}' },
+      },
+      /unknown key "x"/,
+    ],
+    [
+      'bad trust proxy',
+      { flags: REQUIRED, env: { JITCTL_SERVER_TRUST_PROXY: 'everyone' } },
+      /not an IP address/,
+    ],
+    [
+      'issuer is the broker',
+      {
+        flags: { ...REQUIRED, oidc_issuer: 'https://jit.example.com' },
+        env: { JITCTL_SERVER_PUBLIC_URL: 'https://jit.example.com' },
+      },
+      /must not be the broker itself/,
+    ],
+  ];
+
+  it.each(bad)('refuses %s, naming the key', async (_name, input, message) => {
+    const err = await load(input).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as Error).message).toMatch(message);
+  });
+
+  it('refuses a file with unknown keys, bad YAML or a non-mapping', async () => {
+    const typo = configFile('typo.yaml', 'oidc_isuer: https://x.example.com\n');
+    await expect(load({ configFile: typo })).rejects.toThrow(/unknown setting "oidc_isuer"/);
+    const broken = configFile('broken.yaml', 'listen: [\n');
+    await expect(load({ configFile: broken })).rejects.toThrow(ConfigError);
+    const list = configFile('list.yaml', '- listen\n');
+    await expect(load({ configFile: list })).rejects.toThrow(/must hold a mapping/);
+    const dup = configFile('dup.yaml', 'admins: [a]\nadmins: [b]\n');
+    await expect(load({ configFile: dup })).rejects.toThrow(ConfigError);
+  });
+});
