@@ -52,6 +52,11 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .columns(['requester_sub', 'requester_iss', 'seq'])
           .execute();
         await db.schema
+          .createIndex('requests_role_seq')
+          .on('requests')
+          .columns(['role', 'seq'])
+          .execute();
+        await db.schema
           .createIndex('requests_role_state_seq')
           .on('requests')
           .columns(['role', 'state', 'seq'])

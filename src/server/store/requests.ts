@@ -136,38 +136,47 @@ export interface ListFilter {
   limit: number;
 }
 
-/** A page, newest first (by seq). */
+/**
+ * A page, newest first (by seq). A role restriction runs as one keyset query per role (plus one
+ * for the caller's own requests), each walking an index in seq order and stopping at the page
+ * size, merged here: an `OR` over roles and requester makes SQLite and PostgreSQL union the
+ * matches and sort them all, tens of milliseconds at 100,000 rows instead of one.
+ */
 export async function listRequests(q: Q, f: ListFilter): Promise<RequestRow[]> {
-  let query = q.selectFrom('requests').selectAll();
-  if (f.state) query = query.where('state', '=', f.state);
-  if (f.requester) {
-    const { iss, sub } = f.requester;
-    query = query.where('requester_sub', '=', sub).where('requester_iss', '=', iss);
-  }
-  if (f.roles) {
-    const roles = f.roles;
-    const self = f.self;
-    if (f.rolesOnly || !self) {
-      if (roles.length === 0) return [];
-      query = query.where('role', 'in', roles);
-    } else {
+  const branch = (
+    narrow: (qb: ReturnType<typeof selectRequests>) => ReturnType<typeof selectRequests>,
+  ) => {
+    let query = narrow(selectRequests(q));
+    if (f.state) query = query.where('state', '=', f.state);
+    if (f.requester) {
+      const { iss, sub } = f.requester;
+      query = query.where('requester_sub', '=', sub).where('requester_iss', '=', iss);
+    }
+    if (f.excludeSelf && f.self) {
+      const { iss, sub } = f.self;
       query = query.where((eb) =>
-        eb.or([
-          ...(roles.length > 0 ? [eb('role', 'in', roles)] : []),
-          eb.and([eb('requester_sub', '=', self.sub), eb('requester_iss', '=', self.iss)]),
-        ]),
+        eb.or([eb('requester_sub', '!=', sub), eb('requester_iss', '!=', iss)]),
       );
     }
-  }
-  if (f.excludeSelf && f.self) {
-    const { iss, sub } = f.self;
-    query = query.where((eb) =>
-      eb.or([eb('requester_sub', '!=', sub), eb('requester_iss', '!=', iss)]),
+    if (f.beforeSeq !== undefined) query = query.where('seq', '<', f.beforeSeq);
+    return query.orderBy('seq', 'desc').limit(f.limit).execute();
+  };
+  if (!f.roles) return branch((qb) => qb);
+  const branches = f.roles.map((role) => branch((qb) => qb.where('role', '=', role)));
+  const self = f.self;
+  if (self && !f.rolesOnly) {
+    branches.push(
+      branch((qb) =>
+        qb.where('requester_sub', '=', self.sub).where('requester_iss', '=', self.iss),
+      ),
     );
   }
-  if (f.beforeSeq !== undefined) query = query.where('seq', '<', f.beforeSeq);
-  return query.orderBy('seq', 'desc').limit(f.limit).execute();
+  const bySeq = new Map<number, RequestRow>();
+  for (const rows of await Promise.all(branches)) for (const r of rows) bySeq.set(r.seq, r);
+  return [...bySeq.values()].sort((a, b) => b.seq - a.seq).slice(0, f.limit);
 }
+
+const selectRequests = (q: Q) => q.selectFrom('requests').selectAll();
 
 /** Revoked requests whose window has not ended yet (GET /v1/revocations). */
 export async function activeRevocations(q: Q, now: number): Promise<RequestRow[]> {
