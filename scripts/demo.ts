@@ -13,16 +13,15 @@
  * broker prints at start. Everything runs on 127.0.0.1 in a temporary directory, removed at the
  * end, also when a step fails (the tour then exits 1 and shows that step's output).
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { styleText } from 'node:util';
 import { completeDeviceLogin, deviceLoginUrl, type Person } from '../test/support/dev-browser.js';
+import { BIN, ensureBuilt } from './ensure-built.js';
 
-const ROOT = resolve(import.meta.dirname, '..');
-const BIN = join(ROOT, 'bin', 'jitctl.js');
 /** The whole tour must end well within a minute; a stuck step fails it instead of hanging. */
 const STEP_TIMEOUT_MS = 30_000;
 
@@ -32,36 +31,6 @@ const paint = (format: Style, text: string) => (color ? styleText(format, text) 
 const say = (text = '') => process.stdout.write(`${text}\n`);
 
 class TourError extends Error {}
-
-// ---- build ---------------------------------------------------------------------------------
-
-function newestMtime(dir: string): number {
-  let newest = 0;
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    newest = Math.max(newest, entry.isDirectory() ? newestMtime(path) : statSync(path).mtimeMs);
-  }
-  return newest;
-}
-
-/** Builds dist/ when it is missing or older than the sources, so the tour runs what is checked out. */
-function ensureBuilt(): void {
-  const bundle = join(ROOT, 'dist', 'cli.js');
-  const stale =
-    !existsSync(bundle) ||
-    statSync(bundle).mtimeMs <
-      Math.max(newestMtime(join(ROOT, 'src')), statSync(join(ROOT, 'tsup.config.ts')).mtimeMs);
-  if (!stale) return;
-  say(paint('dim', existsSync(bundle) ? 'dist/ is older than src/: building…' : 'building dist/…'));
-  execFileSync(
-    process.execPath,
-    [join(ROOT, 'node_modules', 'tsup', 'dist', 'cli-default.js'), '--silent'],
-    {
-      cwd: ROOT,
-      stdio: 'inherit',
-    },
-  );
-}
 
 // ---- processes -----------------------------------------------------------------------------
 
