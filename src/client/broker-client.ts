@@ -401,7 +401,8 @@ export class BrokerClient {
 
   #checkAborted(): void {
     const s = this.#opts.signal;
-    if (s?.aborted) throw s.reason instanceof Error ? s.reason : new InterruptedError();
+    // The CLI aborts with an InterruptedError naming the signal; any other reason is Ctrl-C too.
+    if (s?.aborted) throw s.reason instanceof JitError ? s.reason : new InterruptedError();
   }
 
   /**

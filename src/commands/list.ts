@@ -89,7 +89,11 @@ export async function run(options: Options, ctx: Context): Promise<number> {
     ),
   );
   if (more) {
-    ctx.io.err(`(the first ${items.length}; --limit ${MAX_LIMIT} shows up to ${MAX_LIMIT})\n`);
+    ctx.io.err(
+      limit < MAX_LIMIT
+        ? `(showing the first ${items.length}; there are more: raise --limit, up to ${MAX_LIMIT})\n`
+        : `(showing the first ${items.length}; narrow with --state, --mine or --reviewable)\n`,
+    );
   }
   return 0;
 }
