@@ -162,7 +162,7 @@ export const AuditEvent = Type.Object({
   seq: Type.Integer(),
   at: Type.String(),
   /** `request.created`, `review.recorded`, `request.approved`, `request.denied`, `request.cancelled`,
-   * `request.expired`, `request.revoked`, `credential.minted`. */
+   * `request.expired`, `request.revoked`, `credential.minted`, `session.exchanged`. */
   type: Type.String(),
   request_id: Nullable(Type.String()),
   actor: Nullable(Identity),

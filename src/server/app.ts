@@ -14,6 +14,7 @@ import type { Authenticator } from './auth/authenticator.js';
 import type { ChangeHub } from './changes.js';
 import type { ServerClock } from './clock.js';
 import { AuditAppendError, HttpError } from './errors.js';
+import type { Federation } from './federation/index.js';
 import type { Metrics } from './metrics.js';
 import type { KeyRing } from './mint/keys.js';
 import type { Caller } from './policy/types.js';
@@ -25,6 +26,7 @@ import { healthRoutes } from './routes/health.js';
 import { identityRoutes } from './routes/identity.js';
 import { requestRoutes } from './routes/requests.js';
 import { reviewRoutes } from './routes/reviews.js';
+import { tokenRoutes } from './routes/token.js';
 import { wellKnownRoutes } from './routes/well-known.js';
 import { type Db, isDatabaseError } from './store/database.js';
 
@@ -64,6 +66,8 @@ export interface AppDeps {
   clock: ServerClock;
   logger: Logger;
   db: Db;
+  /** Pipelines' token exchange (RFC 8693, `POST /v1/token`) and the sessions it issues. */
+  federation: Federation;
   /** Group names whose members may read the audit log (named in the 403's hint). */
   auditors: string[];
   /** Whether the database answers and is migrated (/readyz). */
@@ -167,6 +171,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(healthRoutes, { deps });
   await app.register(wellKnownRoutes, { deps });
   await app.register(configRoutes, { deps });
+  await app.register(tokenRoutes, { deps });
   await app.register(async (signedIn) => {
     signedIn.addHook('onRequest', authenticate);
     await signedIn.register(identityRoutes, { deps });

@@ -2,6 +2,11 @@ import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { parse, YAMLParseError } from 'yaml';
 import { DurationError, formatDuration, parseDuration } from '../api/duration.js';
+import {
+  parseTrustedIssuers,
+  type TrustedIssuer,
+  TrustedIssuerError,
+} from './federation/config.js';
 import { SIGNING_ALGS, type SigningAlg } from './mint/keys.js';
 import { closest } from './policy/suggest.js';
 import type { StepUpRule } from './policy/types.js';
@@ -43,6 +48,8 @@ export interface ServerConfig {
   signingAlg: SigningAlg;
   logLevel: LogLevel;
   trustProxy: boolean | number | string[];
+  /** External OIDC issuers whose tokens pipelines exchange for a session (RFC 8693); docs/pipelines.md. */
+  trustedIssuers: TrustedIssuer[];
   dev: boolean;
   /** --dev only: where the database and the identity provider's keys live. */
   dataDir: string;
@@ -210,6 +217,16 @@ const trustProxy: Parser<boolean | number | string[]> = (v, src) => {
   return items;
 };
 
+const trustedIssuers: Parser<TrustedIssuer[]> = (v, src) => {
+  try {
+    return parseTrustedIssuers(v, src.where);
+  } catch (err) {
+    if (err instanceof TrustedIssuerError)
+      return fail({ ...src, where: err.where }, err.message, err.hint);
+    throw err;
+  }
+};
+
 interface KeySpec<T> {
   parse: Parser<T>;
   /** The flag that sets it, when there is one. */
@@ -234,6 +251,7 @@ const KEYS = {
   signing_alg: { parse: oneOf(SIGNING_ALGS) },
   log_level: { parse: oneOf(LOG_LEVELS) },
   trust_proxy: { parse: trustProxy },
+  trusted_issuers: { parse: trustedIssuers },
   dev: { parse: bool, flag: '--dev' },
   data_dir: { parse: path, flag: '--data-dir' },
 } satisfies Record<string, KeySpec<unknown>>;
@@ -344,6 +362,7 @@ export async function loadServerConfig(input: ConfigInput): Promise<ServerConfig
     signingAlg: get('signing_alg') ?? 'ES256',
     logLevel: get('log_level') ?? (dev ? 'warn' : 'info'),
     trustProxy: get('trust_proxy') ?? false,
+    trustedIssuers: get('trusted_issuers') ?? [],
     dev,
     dataDir,
   };
@@ -385,6 +404,16 @@ export async function loadServerConfig(input: ConfigInput): Promise<ServerConfig
     config.oidcIssuer.replace(/\/+$/, '') === config.publicUrl
   )
     throw new ConfigError('oidc_issuer must not be the broker itself (public_url)');
+  config.trustedIssuers.forEach((t, i) => {
+    const where = `trusted_issuers[${i}]`;
+    if (t.acr !== null && !config.acrLevels.includes(t.acr))
+      throw new ConfigError(
+        `${where}.acr ${JSON.stringify(t.acr)} is not in acr_levels (${config.acrLevels.join(', ')})`,
+        'list it in acr_levels, or remove acr from the entry',
+      );
+    if (config.publicUrl && t.issuer.replace(/\/+$/, '') === config.publicUrl)
+      throw new ConfigError(`${where}.issuer must not be the broker itself (public_url)`);
+  });
   return config;
 }
 

@@ -8,8 +8,9 @@ import { Authenticator } from './auth/authenticator.js';
 import { OidcVerifier } from './auth/oidc-verifier.js';
 import { ChangeHub, type ChangeListener, listenForChanges } from './changes.js';
 import { type ServerClock, systemClock } from './clock.js';
-import { defaultPublicUrl, type ServerConfig } from './config.js';
+import { ConfigError, defaultPublicUrl, type ServerConfig } from './config.js';
 import type { DevIdentityProvider } from './dev/index.js';
+import { Federation } from './federation/index.js';
 import { createLogger } from './log.js';
 import { Metrics } from './metrics.js';
 import { type KeyRing, loadKeyRingFromDb, loadKeyRingFromFile } from './mint/keys.js';
@@ -193,7 +194,30 @@ export async function startBroker(
       isOwnKid: keys.isOwnKid,
       ...(opts.jwksCooldownMs !== undefined ? { jwksCooldownMs: opts.jwksCooldownMs } : {}),
     });
-    const authenticator = new Authenticator({ verifiers: [verifier], clock, publicUrl });
+    // Session tokens carry aud = the broker; a role whose credentials had that audience would let
+    // a relying party that ignores `typ` take a pipeline's session for a credential.
+    if (config.trustedIssuers.length > 0) {
+      for (const role of policy.roles.values()) {
+        if (role.credential.audience === publicUrl)
+          throw new ConfigError(
+            `role ${role.name}: credential.audience ${publicUrl} is the broker itself, which is the audience of pipeline sessions (trusted_issuers)`,
+          );
+      }
+    }
+    const federation = new Federation({
+      entries: config.trustedIssuers,
+      publicUrl,
+      keys,
+      clock,
+      db,
+      metrics,
+      ...(opts.jwksCooldownMs !== undefined ? { jwksCooldownMs: opts.jwksCooldownMs } : {}),
+    });
+    const authenticator = new Authenticator({
+      verifiers: [verifier, federation.sessionVerifier],
+      clock,
+      publicUrl,
+    });
     const service = new RequestService({
       db,
       policy,
@@ -219,6 +243,7 @@ export async function startBroker(
       service,
       authenticator,
       oidc: { ...oidc, metadata: () => verifier.metadata() },
+      federation,
       keys,
       publicUrl,
       metrics,
@@ -273,6 +298,7 @@ export async function startBroker(
         db: db.description,
         roles: [...policy.roles.keys()],
         issuer: oidc.issuer,
+        trustedIssuers: config.trustedIssuers.map((t) => `${t.name} (${t.issuer})`),
         kid: keys.current.kid,
       },
       'broker listening',

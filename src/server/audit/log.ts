@@ -25,7 +25,9 @@ export type AuditEventType =
   | 'request.cancelled'
   | 'request.expired'
   | 'request.revoked'
-  | 'credential.minted';
+  | 'credential.minted'
+  /** A pipeline signed in by token exchange (RFC 8693): src/server/federation. */
+  | 'session.exchanged';
 
 export interface NewAuditEvent {
   type: AuditEventType;

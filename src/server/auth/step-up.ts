@@ -15,6 +15,12 @@ export function rankOf(acr: string | null, levels: readonly string[]): number {
   return acr === null ? -1 : levels.indexOf(acr);
 }
 
+function acrStrongEnough(acr: string | null, rule: StepUpRule, levels: readonly string[]): boolean {
+  const required = rankOf(rule.acr, levels);
+  // A required acr outside the ranking can only be met by that exact value.
+  return required === -1 ? acr === rule.acr : rankOf(acr, levels) >= required;
+}
+
 /** Whether `caller` meets `rule` at `nowMs`. */
 export function meetsStepUp(
   caller: Pick<Caller, 'acr' | 'authTime'>,
@@ -22,11 +28,7 @@ export function meetsStepUp(
   levels: readonly string[],
   nowMs: number,
 ): { ok: true } | { ok: false; why: string } {
-  const required = rankOf(rule.acr, levels);
-  const have = rankOf(caller.acr, levels);
-  // A required acr outside the ranking can only be met by that exact value.
-  const strongEnough = required === -1 ? caller.acr === rule.acr : have >= required;
-  if (!strongEnough) {
+  if (!acrStrongEnough(caller.acr, rule, levels)) {
     return {
       ok: false,
       why: `this needs a sign-in of level "${rule.acr}"${caller.acr ? ` (yours is "${caller.acr}")` : ''}`,
@@ -66,6 +68,17 @@ export function requireStepUp(
   if (!rule) return;
   const result = meetsStepUp(caller, rule, levels, nowMs);
   if (result.ok) return;
+  if (caller.workload) {
+    // A pipeline cannot sign in again with MFA: a challenge would only make it fail later.
+    throw new HttpError(
+      403,
+      ErrorCode.Forbidden,
+      `${action}: ${result.why}; a pipeline session cannot step up`,
+      !acrStrongEnough(caller.acr, rule, levels)
+        ? `operators: mark trusted issuer \`${caller.workload.entry}\` with \`acr: ${rule.acr}\` only if its tokens prove a person's approval (e.g. a protected deployment environment); otherwise a person requests this role`
+        : 'exchange a fresh CI token (`jitctl login --federated-token`) and ask again',
+    );
+  }
   const maxAge = Math.floor(rule.maxAgeMs / 1000);
   throw new HttpError(
     401,

@@ -18,6 +18,11 @@ export interface Caller {
   acr: string | null;
   /** Seconds since the epoch (the token's auth_time), or null when absent. */
   authTime: number | null;
+  /**
+   * Set for pipelines signed in by token exchange (RFC 8693): the trusted issuer entry that
+   * vouched for them. A workload cannot step up, so step-up refusals say so (403, not a challenge).
+   */
+  workload?: { issuer: string; entry: string } | undefined;
 }
 
 export interface StepUpRule {

@@ -1,0 +1,288 @@
+import {
+  createRemoteJWKSet,
+  decodeJwt,
+  decodeProtectedHeader,
+  errors,
+  type JWTPayload,
+  type JWTVerifyGetKey,
+  jwtVerify,
+  type ProtectedHeaderParameters,
+} from 'jose';
+import type { ClaimCondition, TemplatePart, TrustedIssuer } from './config.js';
+import { invalidGrant, invalidRequest, OAuthError } from './errors.js';
+
+/**
+ * Verifying a pipeline's OIDC token (the RFC 8693 `subject_token`) against the trusted issuer
+ * that signed it: its JWKS (discovered, or the entry's `jwks_uri`), pinned asymmetric
+ * algorithms, issuer, `exp`, then per entry the audience and the claim conditions. Every refusal
+ * says which check failed in words an operator can act on.
+ */
+
+/** Longest subject token looked at; CI platforms' tokens are 1–2 KB. */
+export const MAX_SUBJECT_TOKEN_LENGTH = 16 * 1024;
+/** `typ` values an external OIDC token may carry (absent is fine too). */
+const EXTERNAL_TYPES = new Set(['jwt', 'application/jwt', 'at+jwt', 'application/at+jwt']);
+
+export interface VerifiedExternal {
+  entry: TrustedIssuer;
+  payload: JWTPayload;
+  /** The workload's subject (the entry's template, or the token's `sub`). */
+  subject: string;
+}
+
+export interface ExternalVerifierOptions {
+  entries: TrustedIssuer[];
+  /** The broker's own issuer URL: tokens from it are never subject tokens. */
+  publicUrl: string;
+  isOwnKid(kid: string): boolean;
+  now(): number;
+  fetchTimeoutMs?: number;
+  /** How soon after a JWKS fetch an unknown kid may trigger another (default 30 s). */
+  jwksCooldownMs?: number;
+}
+
+/** One trusted issuer's keys, found by discovery once and cached (jose refetches on unknown kids). */
+class IssuerKeys {
+  #jwks: Promise<JWTVerifyGetKey> | undefined;
+  #failedAt = 0;
+
+  constructor(
+    readonly issuer: string,
+    readonly jwksUri: string | undefined,
+    readonly opts: Pick<ExternalVerifierOptions, 'fetchTimeoutMs' | 'jwksCooldownMs'>,
+  ) {}
+
+  get(): Promise<JWTVerifyGetKey> {
+    if (this.#jwks) return this.#jwks;
+    if (Date.now() - this.#failedAt < 1000)
+      return Promise.reject(this.#unreachable('it failed a moment ago'));
+    const p = this.#load();
+    this.#jwks = p;
+    p.catch(() => {
+      this.#jwks = undefined;
+      this.#failedAt = Date.now();
+    });
+    return p;
+  }
+
+  #unreachable(why: string): OAuthError {
+    return new OAuthError(
+      'temporarily_unavailable',
+      `cannot fetch the signing keys of ${this.issuer} (${why}); try again shortly`,
+    );
+  }
+
+  async #load(): Promise<JWTVerifyGetKey> {
+    const timeout = this.opts.fetchTimeoutMs ?? 5_000;
+    let uri = this.jwksUri;
+    if (uri === undefined) {
+      const url = `${this.issuer.replace(/\/+$/, '')}/.well-known/openid-configuration`;
+      let metadata: { issuer?: unknown; jwks_uri?: unknown };
+      try {
+        const res = await fetch(url, {
+          signal: AbortSignal.timeout(timeout),
+          redirect: 'error',
+          headers: { accept: 'application/json' },
+        });
+        if (!res.ok) throw new Error(`${url} answered HTTP ${res.status}`);
+        metadata = (await res.json()) as typeof metadata;
+      } catch (err) {
+        throw this.#unreachable((err as Error).message);
+      }
+      // OpenID Connect Discovery 1.0 §4.3: the document must name the issuer it was fetched for.
+      if (metadata?.issuer !== this.issuer)
+        throw this.#unreachable(
+          `its discovery document names issuer ${JSON.stringify(metadata?.issuer)}`,
+        );
+      if (typeof metadata.jwks_uri !== 'string')
+        throw this.#unreachable('its discovery document has no jwks_uri');
+      uri = metadata.jwks_uri;
+    }
+    let parsed: URL;
+    try {
+      parsed = new URL(uri);
+    } catch {
+      throw this.#unreachable(`its jwks_uri ${JSON.stringify(uri)} is not a URL`);
+    }
+    return createRemoteJWKSet(parsed, {
+      timeoutDuration: timeout,
+      cooldownDuration: this.opts.jwksCooldownMs ?? 30_000,
+      cacheMaxAge: 10 * 60_000,
+    });
+  }
+}
+
+export class ExternalTokenVerifier {
+  readonly #opts: ExternalVerifierOptions;
+  readonly #byIssuer = new Map<string, { keys: IssuerKeys; entries: TrustedIssuer[] }>();
+
+  constructor(opts: ExternalVerifierOptions) {
+    this.#opts = opts;
+    for (const e of opts.entries) {
+      const group = this.#byIssuer.get(e.issuer);
+      if (group) group.entries.push(e);
+      else
+        this.#byIssuer.set(e.issuer, {
+          keys: new IssuerKeys(e.issuer, e.jwksUri, opts),
+          entries: [e],
+        });
+    }
+  }
+
+  /** Whether any issuer is trusted at all (otherwise the endpoint refuses the grant type). */
+  get enabled(): boolean {
+    return this.#byIssuer.size > 0;
+  }
+
+  async verify(token: string): Promise<VerifiedExternal> {
+    if (token.length > MAX_SUBJECT_TOKEN_LENGTH)
+      throw invalidRequest(`subject_token is longer than ${MAX_SUBJECT_TOKEN_LENGTH} characters`);
+    let header: ProtectedHeaderParameters;
+    let unverified: JWTPayload;
+    try {
+      header = decodeProtectedHeader(token);
+      unverified = decodeJwt(token);
+    } catch {
+      throw invalidGrant('subject_token is not a JWT (expected the CI platform’s OIDC token)');
+    }
+    const typ = typeof header.typ === 'string' ? header.typ.toLowerCase() : undefined;
+    const ownKid = typeof header.kid === 'string' && this.#opts.isOwnKid(header.kid);
+    if (unverified.iss === this.#opts.publicUrl || ownKid || typ?.startsWith('jitctl-')) {
+      throw invalidGrant(
+        'subject_token was issued by this broker (a credential or a session token); exchange the CI platform’s OIDC token instead',
+      );
+    }
+    const iss = unverified.iss;
+    const group = typeof iss === 'string' ? this.#byIssuer.get(iss) : undefined;
+    if (!group) {
+      throw invalidGrant(
+        `tokens from ${typeof iss === 'string' ? JSON.stringify(iss.slice(0, 200)) : 'an issuer-less JWT'} are not trusted by this broker (trusted issuers: ${[...this.#byIssuer.keys()].join(', ')})`,
+      );
+    }
+    const algorithms = [...new Set(group.entries.flatMap((e) => e.algorithms))];
+    if (typeof header.alg !== 'string' || !algorithms.includes(header.alg)) {
+      throw invalidGrant(
+        `tokens signed with ${JSON.stringify(header.alg)} are not accepted from ${iss} (accepted: ${algorithms.join(', ')})`,
+      );
+    }
+    if (typ !== undefined && !EXTERNAL_TYPES.has(typ))
+      throw invalidGrant(`a token of type ${JSON.stringify(header.typ)} is not an OIDC token`);
+
+    const jwks = await group.keys.get();
+    const now = this.#opts.now();
+    let payload: JWTPayload;
+    try {
+      ({ payload } = await jwtVerify(token, jwks, {
+        issuer: group.keys.issuer,
+        algorithms,
+        requiredClaims: ['exp', 'sub'],
+        currentDate: new Date(now),
+        // Tolerance for clocks that differ on nbf/iat; exp is checked strictly below.
+        clockTolerance: 30,
+      }));
+    } catch (err) {
+      throw mapJoseError(err, group.keys.issuer);
+    }
+    if ((payload.exp as number) * 1000 <= now) throw invalidGrant('the token has expired');
+    if (typeof payload.sub !== 'string' || payload.sub === '')
+      throw invalidGrant('the token has no subject (sub)');
+
+    const failures: string[] = [];
+    for (const entry of group.entries) {
+      const why = entryMismatch(entry, payload, header.alg);
+      if (why === null) return { entry, payload, subject: renderSubject(entry, payload) };
+      failures.push(group.entries.length === 1 ? why : `${entry.name}: ${why}`);
+    }
+    throw invalidGrant(
+      group.entries.length === 1
+        ? failures[0]!
+        : `no trusted issuer entry for ${iss} accepts this token (${failures.join('; ')})`,
+    );
+  }
+}
+
+function mapJoseError(err: unknown, issuer: string): OAuthError {
+  if (err instanceof OAuthError) return err;
+  if (err instanceof errors.JWTExpired) return invalidGrant('the token has expired');
+  if (err instanceof errors.JWTClaimValidationFailed) {
+    if (err.claim === 'nbf') return invalidGrant('the token is not valid yet (nbf)');
+    if (err.claim === 'iat') return invalidGrant('the token was issued in the future (iat)');
+    return invalidGrant(`the token's "${err.claim}" claim is missing or invalid`);
+  }
+  if (err instanceof errors.JOSEAlgNotAllowed || err instanceof errors.JOSENotSupported)
+    return invalidGrant('the token is signed with an algorithm this broker does not accept');
+  if (err instanceof errors.JWSSignatureVerificationFailed)
+    return invalidGrant(`the token's signature does not verify with the keys of ${issuer}`);
+  if (err instanceof errors.JWKSNoMatchingKey || err instanceof errors.JWKSMultipleMatchingKeys)
+    return invalidGrant(`the token is signed with a key ${issuer} does not publish`);
+  if (err instanceof errors.JWKSTimeout)
+    return new OAuthError(
+      'temporarily_unavailable',
+      `fetching the keys of ${issuer} timed out; try again shortly`,
+    );
+  if (err instanceof errors.JWKSInvalid)
+    return new OAuthError('temporarily_unavailable', `${issuer} publishes an invalid key set`);
+  if (err instanceof errors.JOSEError) return invalidGrant('the token is malformed');
+  // fetch() failing while loading the JWKS: the issuer is down, the token may well be fine.
+  return new OAuthError(
+    'temporarily_unavailable',
+    `cannot fetch the signing keys of ${issuer} (${(err as Error).message}); try again shortly`,
+  );
+}
+
+const show = (v: unknown) => {
+  const text = JSON.stringify(v) ?? String(v);
+  return text.length > 120 ? `${text.slice(0, 117)}…` : text;
+};
+
+function claimText(v: unknown): string | undefined {
+  if (typeof v === 'string') return v;
+  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+  return undefined;
+}
+
+/** Why `condition` fails for `payload`, or null when it holds. Expected values are not revealed. */
+export function conditionMismatch(c: ClaimCondition, payload: JWTPayload): string | null {
+  const raw = payload[c.claim];
+  if (raw === undefined || raw === null) return `the token has no \`${c.claim}\` claim`;
+  const value = claimText(raw);
+  if (value === undefined) return `the token's \`${c.claim}\` is not a single value`;
+  const ok = c.kind === 'values' ? c.values.includes(value) : c.regex.test(value);
+  return ok ? null : `condition \`${c.claim}\` not met (the token says ${show(value)})`;
+}
+
+function entryMismatch(entry: TrustedIssuer, payload: JWTPayload, alg: string): string | null {
+  const aud = payload.aud;
+  const audiences = Array.isArray(aud) ? aud : typeof aud === 'string' ? [aud] : [];
+  if (!audiences.includes(entry.audience)) {
+    return `wrong audience: the token is for ${show(aud ?? null)}, this broker expects ${JSON.stringify(entry.audience)} (request the token with that audience)`;
+  }
+  if (!entry.algorithms.includes(alg)) return `tokens signed with ${alg} are not accepted`;
+  for (const c of entry.conditions) {
+    const why = conditionMismatch(c, payload);
+    if (why !== null) return why;
+  }
+  if (entry.subject) {
+    for (const part of entry.subject) {
+      if ('claim' in part && claimText(payload[part.claim]) === undefined)
+        return `the subject template uses \`${part.claim}\`, which the token does not have`;
+    }
+  }
+  return null;
+}
+
+// C0/C1 controls, bidi controls and zero-width characters: a subject is shown to reviewers.
+const INVISIBLE = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/;
+
+export function renderTemplate(parts: TemplatePart[], payload: JWTPayload): string {
+  return parts.map((p) => ('text' in p ? p.text : (claimText(payload[p.claim]) ?? ''))).join('');
+}
+
+function renderSubject(entry: TrustedIssuer, payload: JWTPayload): string {
+  const subject = entry.subject ? renderTemplate(entry.subject, payload) : (payload.sub as string);
+  if (subject === '' || subject.length > 255 || INVISIBLE.test(subject))
+    throw invalidGrant(
+      'the workload subject made from this token is empty, over 255 characters, or holds control characters',
+    );
+  return subject;
+}
