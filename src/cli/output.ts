@@ -70,10 +70,12 @@ export function table(io: IO, headers: string[], rows: string[][]): string {
 export function relative(fromMs: number, nowMs: number): string {
   const diff = fromMs - nowMs;
   const abs = Math.abs(diff);
+  // Each branch ends where its rounding would reach the next unit: 59.6 s is "1m", not "60s";
+  // 59m40s is "1h", not "60m".
   const unit =
-    abs < 60_000
+    abs < 59_500
       ? `${Math.round(abs / 1000)}s`
-      : abs < 3_600_000
+      : abs < 3_570_000
         ? `${Math.round(abs / 60_000)}m`
         : abs < 86_400_000
           ? hoursMinutes(abs)

@@ -16,7 +16,10 @@ export interface Progress {
 export async function startProgress(io: IO, text: string): Promise<Progress> {
   if (!io.color) return plainProgress(io, text);
   const { default: ora } = await import('ora');
-  const spinner = ora({ text, stream: io.stderr, discardStdin: false }).start();
+  // hideCursor: false keeps ora from registering signal-exit (through restore-cursor), whose SIGINT
+  // handler re-raises the signal when it thinks it is the last listener: Ctrl-C would then kill
+  // jitctl before the command could say what it left behind (e.g. `jitctl wait <id>`).
+  const spinner = ora({ text, stream: io.stderr, discardStdin: false, hideCursor: false }).start();
   return {
     update: (t) => {
       spinner.text = t;

@@ -66,10 +66,10 @@ describe('jitctl request', () => {
 
     const lines = t.io.stderrText().trim().split('\n');
     expect(lines[0]).toMatch(
-      /^waiting for approval of req_\w+ \(0 of 2 approvals from group:leads; expires in (59|60)m\)$/,
+      /^waiting for approval of req_\w+ \(0 of 2 approvals from group:leads; expires in (59m|1h)\)$/,
     );
     expect(lines[1]).toMatch(
-      /^waiting for approval of req_\w+ \(1 of 2 approvals from group:leads; expires in (59|60)m\)$/,
+      /^waiting for approval of req_\w+ \(1 of 2 approvals from group:leads; expires in (59m|1h)\)$/,
     );
     expect(lines[2]).toMatch(/^✔ approved by Lee, Lin · credential valid until \d\d:\d\d \(30m\)$/);
     // No spinner frames or cursor movement where there is no terminal.

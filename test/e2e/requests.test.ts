@@ -83,7 +83,7 @@ describe('approve', () => {
     const id = await waitingId(waiting, alice);
     expect(waiting.stderr()).toMatch(
       new RegExp(
-        `waiting for approval of ${id} \\(0 of 1 approvals from group:leads; expires in \\d+m\\)`,
+        `waiting for approval of ${id} \\(0 of 1 approvals from group:leads; expires in (\\d+m|1h)\\)`,
       ),
     );
 

@@ -1,0 +1,130 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BIN } from '../support/cli.js';
+import { type DevBroker, signIn, startDevBroker, type User, user } from './support.js';
+
+/**
+ * The commands at a real terminal: the binary runs under `script` (util-linux), which gives it a
+ * pseudo-terminal, so ora draws its spinner, @inquirer/prompts asks its questions, and Ctrl-C is
+ * the ^C character typed into the terminal, turned into SIGINT by the terminal's line discipline.
+ * What the person types is written to the terminal; what they see is read back from it.
+ */
+
+const SCRIPT = '/usr/bin/script';
+let broker: DevBroker;
+let alice: User;
+let lee: User;
+
+beforeAll(async () => {
+  if (!existsSync(SCRIPT)) throw new Error('these tests need `script` (apt-get install bsdutils)');
+  broker = await startDevBroker();
+  alice = user('alice', broker);
+  lee = user('lee', broker);
+  await Promise.all([signIn(alice, broker, true), signIn(lee, broker, true)]);
+}, 120_000);
+
+afterAll(async () => {
+  await broker?.cleanup();
+  alice?.home.cleanup();
+  lee?.home.cleanup();
+});
+
+const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+
+interface Tty {
+  child: ChildProcess;
+  screen(): string;
+  type(text: string): void;
+  until(pattern: RegExp, ms?: number): Promise<void>;
+  done: Promise<number | null>;
+}
+
+/** `jitctl args…` on a 120-column pseudo-terminal, as `u`. */
+function atTerminal(u: User, args: string[]): Tty {
+  const command = `stty cols 120 rows 40; exec ${quote(process.execPath)} ${quote(BIN)} ${args.map(quote).join(' ')}`;
+  // Colour and spinners are on at a terminal unless NO_COLOR is set: the test homes set it.
+  const { NO_COLOR: _, ...env } = u.env;
+  const child = spawn(SCRIPT, ['-qec', command, '/dev/null'], {
+    env: { ...env, TERM: 'xterm-256color' },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let text = '';
+  child.stdout!.on('data', (c: Buffer) => {
+    text += c.toString();
+  });
+  child.stderr!.on('data', (c: Buffer) => {
+    text += c.toString();
+  });
+  const done = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  return {
+    child,
+    screen: () => text,
+    type: (s) => void child.stdin!.write(s),
+    done,
+    async until(pattern, ms = 30_000) {
+      const deadline = Date.now() + ms;
+      while (!pattern.test(text)) {
+        if (Date.now() > deadline || child.exitCode !== null) {
+          throw new Error(`no ${pattern} on the terminal:\n${text.slice(-3000)}`);
+        }
+        await new Promise((r) => setTimeout(r, 25));
+      }
+    },
+  };
+}
+
+/** The terminal's text without escape sequences (what a person reads). */
+const plain = (s: string) =>
+  s
+    .replace(/\u001b\[[0-9;?]*[A-Za-z]/g, '')
+    .replace(/\u001b\][^\u0007]*\u0007/g, '')
+    .replace(/\r/g, '');
+
+describe('at a terminal', () => {
+  it('request: a spinner while waiting; Ctrl-C stops it, says how to resume, exits 130', async () => {
+    const t = atTerminal(alice, ['request', 'staging-admin', '--reason', 'at a terminal']);
+    await t.until(/waiting for approval of req_\w+/);
+    const id = /waiting for approval of (req_\w+)/.exec(t.screen())![1]!;
+    // ora's frames: the line is redrawn in place (carriage return / erase line), in colour.
+    await t.until(
+      /\u001b\[\d*G[\s\S]*waiting for approval[\s\S]*\u001b\[\d*G[\s\S]*waiting for approval/,
+    );
+    t.type('\u0003');
+    expect(await t.done).toBe(130);
+    const seen = plain(t.screen());
+    expect(seen).toContain(`error: stopped waiting; ${id} is still filed`);
+    expect(seen).toContain(`hint: resume with \`jitctl wait ${id}\``);
+    const show = await alice.run(['show', id, '--json']);
+    expect(JSON.parse(show.stdout).state).toBe('pending');
+  }, 60_000);
+
+  it('request: asks for the reason the role requires; approve: shows the request and asks', async () => {
+    const req = atTerminal(alice, ['request', 'staging-admin']);
+    await req.until(/Reason \(shown to the reviewers\)/);
+    req.type('typed at the prompt\r');
+    await req.until(/waiting for approval of req_\w+/);
+    const id = /waiting for approval of (req_\w+)/.exec(req.screen())![1]!;
+
+    const no = atTerminal(lee, ['approve', id]);
+    await no.until(/Approve req_\w+: Alice Developer \(alice\) asks for staging-admin for 1h\?/);
+    expect(plain(no.screen())).toContain('Reason       typed at the prompt');
+    no.type('n\r');
+    await no.until(/nothing was sent/);
+    expect(await no.done).toBe(1);
+
+    const yes = atTerminal(lee, ['approve', id, '--comment', 'typed yes']);
+    await yes.until(/Approve req_\w+/);
+    yes.type('y\r');
+    expect(await yes.done).toBe(0);
+    expect(plain(yes.screen())).toMatch(
+      /✔ approved req_\w+: Alice Developer \(alice\) has staging-admin until/,
+    );
+
+    expect(await req.done).toBe(0);
+    expect(plain(req.screen())).toMatch(
+      /✔ approved by Lee Lead · credential valid until \d\d:\d\d \(1h\)/,
+    );
+    expect((await alice.credential('staging-admin'))?.requestId).toBe(id);
+  }, 120_000);
+});
