@@ -22,6 +22,8 @@ export class StoredSession implements SessionManager {
   readonly #ctx: Context;
   readonly #store: CredentialStore;
   #cached: SessionRecord | undefined;
+  /** The session came from JITCTL_FEDERATED_TOKEN (memory only), not from the store. */
+  #ambient = false;
 
   constructor(ctx: Context, server: string, store: CredentialStore) {
     this.#ctx = ctx;
@@ -35,16 +37,39 @@ export class StoredSession implements SessionManager {
     });
   }
 
-  /** The stored session (undefined when there is none, or it does not decode). */
+  /**
+   * The session: with JITCTL_FEDERATED_TOKEN set, the one that token signs in to (exchanged once,
+   * kept in memory: the variable says who this process is, whatever an earlier job left in the
+   * store); otherwise the stored one (undefined when there is none, or it does not decode).
+   */
   async current(): Promise<SessionRecord | undefined> {
-    this.#cached ??= decodeSession(await this.#store.get(sessionKey(this.server)));
+    if (this.#cached) return this.#cached;
+    const ambient = this.#ctx.env.JITCTL_FEDERATED_TOKEN;
+    if (ambient !== undefined && ambient !== '') {
+      const { ambientSession } = await import('./federated.js');
+      this.#cached = await ambientSession(this.#ctx, this.server);
+      this.#ambient = true;
+      return this.#cached;
+    }
+    this.#cached = decodeSession(await this.#store.get(sessionKey(this.server)));
     return this.#cached;
   }
 
   async bearer(): Promise<Secret> {
     const session = await this.current();
     if (!session) throw this.#notSignedIn();
-    if (!needsRefresh(session, this.#ctx.clock.now())) return session.bearer;
+    const now = this.#ctx.clock.now();
+    if (!needsRefresh(session, now)) return session.bearer;
+    if (session.kind === 'federated') {
+      // No refresh token: exchange the variable's token again, or say how to sign in again.
+      const federated = await import('./federated.js');
+      if (this.#ambient) {
+        this.#cached = await federated.ambientSession(this.#ctx, this.server);
+        return this.#cached.bearer;
+      }
+      if (session.expiresAt > now) return session.bearer;
+      throw federated.federatedSessionExpired(this.server);
+    }
     const { refreshSession } = await import('./refresh.js');
     this.#cached = await refreshSession(this.#ctx, this.server, this.#store);
     return this.#cached.bearer;

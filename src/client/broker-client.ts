@@ -12,7 +12,9 @@ import type {
   ReviewBody,
   RevocationsResponse,
   RolesResponse,
+  TokenExchangeResponse,
 } from '../api/schemas.js';
+import type { Secret } from '../api/secret.js';
 import { parseStepUpChallenge } from '../api/step-up.js';
 import { VERSION } from '../api/version.js';
 import type { SessionManager } from '../auth/session.js';
@@ -73,6 +75,8 @@ export interface RetryEvent {
 export interface CallOptions {
   query?: Record<string, string | number | boolean | undefined>;
   body?: unknown;
+  /** Sent as application/x-www-form-urlencoded instead of a JSON body (the OAuth token endpoint). */
+  form?: Record<string, string>;
   headers?: Record<string, string>;
   auth?: boolean;
   /** Header/body timeout for this call (long polls need more than the default). */
@@ -97,7 +101,8 @@ export type ResponseSchema =
   | 'RequestPage'
   | 'CredentialResponse'
   | 'RolesResponse'
-  | 'AuditPage';
+  | 'AuditPage'
+  | 'TokenExchangeResponse';
 
 /** The longest backoff step between attempts. */
 export const MAX_BACKOFF_MS = 5_000;
@@ -258,6 +263,25 @@ export class BrokerClient {
       })
     ).body;
   }
+  /**
+   * RFC 8693 token exchange (`POST /v1/token`): a pipeline's OIDC token for a broker session.
+   * Unauthenticated and form-encoded; refusals come in RFC 6749 §5.2's shape and surface as an
+   * ApiError whose code is the OAuth error (`invalid_grant`, …). Repeating it is harmless (each
+   * exchange only issues another short session), so it is retried like a GET.
+   */
+  async exchangeToken(subjectToken: Secret): Promise<TokenExchangeResponse> {
+    const r = await this.call<TokenExchangeResponse>('POST', '/v1/token', {
+      auth: false,
+      form: {
+        grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+        subject_token: subjectToken.reveal(),
+        subject_token_type: 'urn:ietf:params:oauth:token-type:jwt',
+      },
+      idempotent: true,
+      expect: 'TokenExchangeResponse',
+    });
+    return r.body;
+  }
   audit(q: { after?: number; limit?: number } = {}): Promise<AuditPage> {
     return this.#get('/v1/audit', { query: q, expect: 'AuditPage' });
   }
@@ -295,7 +319,10 @@ export class BrokerClient {
         headers.authorization = `Bearer ${(await this.#opts.session.bearer()).reveal()}`;
       }
       let body: string | undefined;
-      if (opts.body !== undefined) {
+      if (opts.form !== undefined) {
+        body = new URLSearchParams(opts.form).toString();
+        headers['content-type'] = 'application/x-www-form-urlencoded';
+      } else if (opts.body !== undefined) {
         body = JSON.stringify(opts.body);
         headers['content-type'] = 'application/json';
       }
@@ -506,6 +533,13 @@ function errorFromBody(status: number, text: string, server: string): ApiError {
         safe(body.error.message),
         hint,
       );
+    }
+    // The token endpoint answers in RFC 6749 §5.2's shape: {"error": "invalid_grant", "error_description": "…"}.
+    const oauth = body as { error?: unknown; error_description?: unknown };
+    if (typeof oauth.error === 'string') {
+      const description =
+        typeof oauth.error_description === 'string' ? oauth.error_description : oauth.error;
+      return new ApiError(status, oauth.error, safe(description));
     }
   } catch {
     // not JSON: a proxy or something that is not a jitctl broker

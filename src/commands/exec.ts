@@ -7,6 +7,7 @@ import { clockTime, relative, safe } from '../cli/output.js';
 import {
   activeCredential,
   commandEnvironment,
+  NoCredentialError,
   openCredentialSource,
 } from '../credentials/active.js';
 import type { CredentialRecord } from '../credentials/records.js';
@@ -42,14 +43,10 @@ export async function run(options: Options, ctx: Context): Promise<number> {
     });
   }
   checkUseOptions(ctx, options);
-  const source = await openCredentialSource(ctx, {
-    server: options.server,
-    store: typeof options.store === 'string' ? options.store : undefined,
-  });
-  const record = await activeCredential(ctx, source, options.role);
+  const { record, server } = await credentialToUse(ctx, options, 'exec');
   return runWithCredential(ctx, {
     record,
-    server: source.server,
+    server,
     command,
     args,
     killAtExpiry: options.killAtExpiry === true,
@@ -57,8 +54,68 @@ export async function run(options: Options, ctx: Context): Promise<number> {
 }
 
 /**
+ * The credential exec and shell run with: the active one for the role; with `--request`, when
+ * there is none (or it expired), a new request filed and waited for through the request flow of
+ * `jitctl request` (src/cli/request-flow.ts), then kept in the store, or only in this process's
+ * memory with `--no-store`. Ctrl-C while waiting leaves the request filed (exit 130, with the
+ * `jitctl wait` that resumes); a denial or lapse is exit 3; the command never starts then.
+ */
+export async function credentialToUse(
+  ctx: Context,
+  options: Pick<Options, 'role' | 'server' | 'store' | 'request' | 'for' | 'reason' | 'ticket'>,
+  verb: 'exec' | 'shell',
+): Promise<{ record: CredentialRecord; server: string }> {
+  const usage = (r: string) => `jitctl ${verb} ${r}${verb === 'exec' ? ' -- …' : ''}`;
+  const storeFlag = typeof options.store === 'string' ? options.store : undefined;
+  if (!options.request) {
+    const source = await openCredentialSource(ctx, { server: options.server, store: storeFlag });
+    return {
+      record: await activeCredential(ctx, source, options.role, usage),
+      server: source.server,
+    };
+  }
+  const role = options.role;
+  if (role === undefined) {
+    throw new UsageError('--request needs the role to ask for', {
+      hint: `name it: jitctl ${verb} prod-deploy --request --for 15m --reason "…"${verb === 'exec' ? ' -- <command>' : ''}`,
+    });
+  }
+  const [{ connect }, flow] = await Promise.all([
+    import('../cli/connect.js'),
+    import('../cli/request-flow.js'),
+  ]);
+  const input = { role, duration: options.for, reason: options.reason, ticket: options.ticket };
+  flow.checkRequestInput(input);
+  // --no-store with a pipeline's token in the environment needs no store at all: the session
+  // comes from the token, the credential stays in memory, so nothing is opened or written.
+  const ambient = ctx.env.JITCTL_FEDERATED_TOKEN;
+  const memoryOnly =
+    options.store === false && storeFlag === undefined && ambient !== undefined && ambient !== '';
+  const conn = await connect(ctx, {
+    server: options.server,
+    store: memoryOnly ? 'memory' : storeFlag,
+  });
+  try {
+    try {
+      return { record: await activeCredential(ctx, conn, role, usage), server: conn.server };
+    } catch (err) {
+      if (!(err instanceof NoCredentialError)) throw err;
+      ctx.io.err(
+        `${err.expired ? `the credential for ${safe(role)} has expired` : `no active credential for ${safe(role)}`}; requesting one\n`,
+      );
+    }
+    const record = await flow.requestAccess(ctx, conn, input, {
+      keep: options.store === false ? 'memory' : 'store',
+    });
+    return { record, server: conn.server };
+  } finally {
+    await conn.client.close();
+  }
+}
+
+/**
  * Checks shared by exec and shell before any credential is read: nesting, and the request flags,
- * which come with `--request` (issue #4's flow on top of this command).
+ * which only mean something with `--request`.
  */
 export function checkUseOptions(
   ctx: Context,
@@ -72,11 +129,7 @@ export function checkUseOptions(
       { hint: 'exit that shell or command first, or pass --allow-nested' },
     );
   }
-  if (options.request) {
-    throw new UsageError('--request is not available yet', {
-      hint: 'run `jitctl request <role> --for 15m --reason "…"` first, then this command',
-    });
-  }
+  if (options.request) return;
   for (const flag of ['for', 'reason', 'ticket'] as const) {
     if (options[flag] !== undefined) {
       throw new UsageError(`--${flag} goes with --request`, {
@@ -86,7 +139,7 @@ export function checkUseOptions(
   }
   if (options.store === false) {
     throw new UsageError('--no-store goes with --request', {
-      hint: 'it keeps a newly requested credential in memory only',
+      hint: 'it keeps a newly requested credential in memory only: jitctl exec <role> --request --no-store -- …',
     });
   }
 }

@@ -9,14 +9,16 @@ import {
   saveUserConfig,
 } from '../cli/config.js';
 import type { Context } from '../cli/context.js';
-import { UsageError } from '../cli/errors.js';
-import { style } from '../cli/output.js';
+import { JitError, UsageError } from '../cli/errors.js';
+import { clockTime, relative, safe, style } from '../cli/output.js';
 import { encodeSession, type SessionRecord, sessionKey } from '../credentials/records.js';
 
 /**
  * `jitctl login [--server URL] [--device | --browser] [--no-open]`: asks the broker where to
  * sign in (GET /v1/config), signs in there (device code or browser, src/auth/sign-in.ts), stores
  * the session under the broker's key and remembers the broker as the default.
+ * `jitctl login --federated-token FILE|-` (or JITCTL_FEDERATED_TOKEN) signs in a pipeline
+ * instead: its OIDC token is exchanged at the broker (RFC 8693, src/auth/federated.ts).
  *
  * Each way of obtaining a session is one function returning a SessionRecord; pipelines'
  * `--federated-token` (RFC 8693 token exchange, issue #5) becomes a second one beside
@@ -62,22 +64,53 @@ async function interactiveLogin(
   });
 }
 
+/**
+ * A pipeline's session: its OIDC token, already read (before any store or broker is touched, so
+ * a bad token source is a usage error first), exchanged at the broker. It has no refresh token.
+ */
+async function federatedSession(
+  ctx: Context,
+  server: string,
+  token: import('../auth/federated.js').FederatedToken,
+): Promise<SessionRecord> {
+  const { exchangeFederatedToken } = await import('../auth/federated.js');
+  return exchangeFederatedToken(ctx, server, token);
+}
+
 export async function run(options: Options, ctx: Context): Promise<number | undefined> {
   if (options.device && options.browser) {
     throw new UsageError('choose one of --device and --browser');
   }
-  if (options.federatedToken !== undefined) {
-    throw new UsageError('`jitctl login --federated-token` is not available yet', {
-      hint: 'pipelines sign in with a federated token once issue #5 lands; people use `jitctl login`',
-    });
+  const ambient = ctx.env.JITCTL_FEDERATED_TOKEN;
+  const federated =
+    options.federatedToken !== undefined || (ambient !== undefined && ambient !== '');
+  if (federated && (options.device || options.browser)) {
+    throw new UsageError(
+      '--device and --browser are for people; a federated token signs in a pipeline',
+      {
+        hint: 'drop one of them (JITCTL_FEDERATED_TOKEN counts as --federated-token)',
+      },
+    );
   }
+  const token = federated
+    ? await (await import('../auth/federated.js')).readFederatedToken(ctx, options.federatedToken)
+    : undefined;
   const server = await loginServer(ctx, options.server);
   const kind = await resolveStoreKind(ctx, options.store);
+  if (token && kind === 'memory' && options.federatedToken !== undefined) {
+    throw new UsageError('a session in the memory store ends with this command', {
+      hint: 'pipelines keep it in the encrypted file store (JITCTL_STORE=file with JITCTL_FILE_PASSPHRASE from a CI secret), or set JITCTL_FEDERATED_TOKEN for every step and skip login (docs/pipelines.md)',
+    });
+  }
   // Open the store before anyone signs in: a locked keychain should fail now, not after.
   const { openStore } = await import('../credentials/index.js');
-  const store = await openStore(ctx, kind);
+  const store = await openStore(ctx, kind).catch((err: unknown) => {
+    throw token ? ciStoreError(ctx, err) : err;
+  });
 
-  const session = await interactiveLogin(ctx, server, options);
+  const session = token
+    ? await federatedSession(ctx, server, token)
+    : await interactiveLogin(ctx, server, options);
 
   await store.set(sessionKey(server), encodeSession(session));
   await saveUserConfig(ctx, {
@@ -85,8 +118,32 @@ export async function run(options: Options, ctx: Context): Promise<number | unde
     // An explicit --store is remembered, or the next command would look in another store.
     ...(options.store ? { store: parseStoreKind(options.store, '--store') } : {}),
   });
+  if (session.kind === 'federated') {
+    const left = relative(session.expiresAt, ctx.clock.now()).replace(/^in /, '');
+    ctx.io.err(
+      `${style(ctx.io, 'green', '✔')} Signed in to ${server} as pipeline ${describeIdentity(session.identity)} (${safe(session.identity.sub)}); ` +
+        `groups: ${describeGroups(session.identity.groups)}; session valid until ${clockTime(session.expiresAt)} (${left}, no refresh)\n`,
+    );
+    if (kind === 'memory')
+      ctx.io.err(
+        '  nothing was stored: each command signs in with JITCTL_FEDERATED_TOKEN itself\n',
+      );
+    return 0;
+  }
   ctx.io.err(
     `${style(ctx.io, 'green', '✔')} Signed in to ${server} as ${describeIdentity(session.identity)}; groups: ${describeGroups(session.identity.groups)}\n`,
   );
   return 0;
+}
+
+/**
+ * A CI runner rarely has an OS keychain (no D-Bus session): say what pipelines use instead,
+ * rather than only the keychain's own message.
+ */
+function ciStoreError(ctx: Context, err: unknown): unknown {
+  if (!ctx.ci || !(err instanceof JitError) || err instanceof UsageError) return err;
+  return new JitError(err.message, err.exitCode, {
+    hint: 'in CI, keep the session in the encrypted file store: JITCTL_STORE=file and JITCTL_FILE_PASSPHRASE from a CI secret; or set JITCTL_FEDERATED_TOKEN for every step and skip login (docs/pipelines.md)',
+    cause: err,
+  });
 }

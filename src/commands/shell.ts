@@ -4,9 +4,8 @@ import { basename, join } from 'node:path';
 import type { Context } from '../cli/context.js';
 import { UsageError } from '../cli/errors.js';
 import { clockTime, relative, safe } from '../cli/output.js';
-import { activeCredential, openCredentialSource } from '../credentials/active.js';
 import { shellQuote } from './credential.js';
-import { checkUseOptions, runWithCredential } from './exec.js';
+import { checkUseOptions, credentialToUse, runWithCredential } from './exec.js';
 
 /**
  * `jitctl shell [role] [--shell PATH]`: a subshell with the credential's environment, as `exec`
@@ -32,11 +31,7 @@ export async function run(options: Options, ctx: Context): Promise<number> {
     throw new UsageError('--shell is empty', { hint: 'give a path, e.g. /bin/bash' });
   const shell = options.shell ?? (ctx.env.SHELL || '/bin/sh');
   checkUseOptions(ctx, options);
-  const source = await openCredentialSource(ctx, {
-    server: options.server,
-    store: typeof options.store === 'string' ? options.store : undefined,
-  });
-  const record = await activeCredential(ctx, source, options.role, (r) => `jitctl shell ${r}`);
+  const { record, server } = await credentialToUse(ctx, options, 'shell');
   const expires = Date.parse(record.expiresAt);
 
   const dir = await mkdtemp(join(tmpdir(), 'jitctl-shell-'));
@@ -48,7 +43,7 @@ export async function run(options: Options, ctx: Context): Promise<number> {
     );
     const code = await runWithCredential(ctx, {
       record,
-      server: source.server,
+      server,
       command: shell,
       args: setup.args,
       extraEnv: setup.env,

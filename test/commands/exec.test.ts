@@ -92,10 +92,10 @@ describe('jitctl exec: the command line', () => {
     }
   });
 
-  it('refuses request flags until --request exists, and --no-store without it', async () => {
-    const request = await exec(['prod-deploy', '--request', '--', 'true']);
+  it('refuses request flags without --request, and --request without a role', async () => {
+    const request = await exec(['--request', '--', 'true']);
     expect(request.code).toBe(2);
-    expect(request.stderr).toContain('error: --request is not available yet');
+    expect(request.stderr).toContain('error: --request needs the role to ask for');
     const reason = await exec(['prod-deploy', '--reason', 'x', '--', 'true']);
     expect(reason.code).toBe(2);
     expect(reason.stderr).toContain('error: --reason goes with --request');

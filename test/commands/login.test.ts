@@ -172,12 +172,12 @@ describe('jitctl login: bad input', () => {
     expect(r.code).toBe(2);
   });
 
-  it('says --federated-token is not available yet (issue #5)', async () => {
+  it('--federated-token with nothing on stdin: a usage error before any broker call (issue #5)', async () => {
     const r = await runCli(['login', '--server', broker.url, '--federated-token', '-'], {
       env: home().env,
     });
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain('--federated-token` is not available yet');
+    expect(r.stderr).toContain('error: the federated token from stdin is empty');
   });
 
   it('fails before the sign-in when the store cannot be opened', async () => {
