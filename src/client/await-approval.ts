@@ -77,6 +77,9 @@ export async function waitForDecision(
     } catch (err) {
       if (!(err instanceof UnreachableError)) throw err;
       failures++;
+      // After an outage, ask again without waiting: a long poll with the old ETag would be held
+      // by the broker until something changes, hiding for up to 30 s that it is back.
+      first = true;
       if (failures === 1) opts.onUnreachable?.(err.message);
       const delay = backoffDelay(failures, opts.backoffMs ?? 250, opts.random ?? Math.random);
       // Never sleep past the deadline: a timeout during an outage is still a timeout.
