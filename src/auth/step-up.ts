@@ -47,6 +47,16 @@ export async function stepUpSession(
       hint: 'the role needs a person with MFA; a pipeline cannot step up',
     });
   }
+  if (ctx.ci) {
+    // A step-up is a sign-in at the identity provider: in CI nobody is there to complete it,
+    // and a device code nobody enters would hold the job until the code expires.
+    throw new AuthError(
+      `this needs a fresh sign-in, and CI=true means nobody is here to do it: ${safe(why)}`,
+      {
+        hint: 'pipelines sign in with `jitctl login --federated-token` (docs/pipelines.md); to sign in as a person, run jitctl outside CI',
+      },
+    );
+  }
   const request = stepUpRequest(challenge);
   const idp = await fetchIdpSettings(ctx, server);
   if (idp.issuer !== current.issuer || idp.clientId !== current.clientId) {

@@ -31,7 +31,8 @@ export interface ReviewOptions extends ConfirmOptions {
 /** Refuses early when a confirmation would be needed and cannot be asked (exit 2). */
 export function needConfirmation(ctx: Context, verb: string, yes: boolean | undefined): void {
   if (yes || ctx.io.canPrompt()) return;
-  throw new UsageError(`${verb} asks for confirmation, and there is no terminal to ask on`, {
+  const why = ctx.ci ? 'CI=true means nothing is asked' : 'there is no terminal to ask on';
+  throw new UsageError(`${verb} asks for confirmation, and ${why}`, {
     hint: `check the request with \`jitctl show <id>\`, then pass --yes`,
   });
 }

@@ -324,7 +324,7 @@ export async function filePassphrase(ctx: Context, creating: boolean): Promise<S
   }
   if (!ctx.io.canPrompt()) {
     throw new AuthError(
-      'the encrypted file store needs its passphrase, and there is no terminal to ask for it',
+      `the encrypted file store needs its passphrase, and ${ctx.ci ? 'CI=true means nothing is asked' : 'there is no terminal to ask for it'}`,
       {
         hint: 'set JITCTL_FILE_PASSPHRASE (e.g. from your CI secret store), or use the OS keychain (--store keychain)',
       },
