@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { AccessRequest } from '../../src/api/schemas.js';
 import type { OutcomeJson } from '../../src/cli/request-flow.js';
 import {
@@ -17,6 +17,10 @@ import {
  * of support.ts), alice and bob asking, lee reviewing, ada auditing, each with their own home and
  * encrypted file store, every command the real binary. Nothing is mocked.
  */
+
+// Real processes on a machine that may be busy: each step has its own generous wait, and a test
+// of several steps gets the sum of them.
+vi.setConfig({ testTimeout: 180_000 });
 
 let broker: DevBroker;
 let alice: User;

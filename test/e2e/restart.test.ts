@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type DevBroker, signIn, startDevBroker, type User, user, waitingId } from './support.js';
 
 /**
@@ -7,6 +7,10 @@ import { type DevBroker, signIn, startDevBroker, type User, user, waitingId } fr
  * once that the broker is unreachable, keeps retrying, and completes when lee approves on the
  * restarted broker. A command that finds the broker down at its start exits 69 instead.
  */
+
+// Real processes on a machine that may be busy: each step has its own generous wait, and a test
+// of several steps gets the sum of them.
+vi.setConfig({ testTimeout: 180_000 });
 
 let broker: DevBroker;
 let alice: User;

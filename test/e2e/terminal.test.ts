@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { BIN } from '../support/cli.js';
 import { type DevBroker, signIn, startDevBroker, type User, user } from './support.js';
 
@@ -10,6 +10,10 @@ import { type DevBroker, signIn, startDevBroker, type User, user } from './suppo
  * the ^C character typed into the terminal, turned into SIGINT by the terminal's line discipline.
  * What the person types is written to the terminal; what they see is read back from it.
  */
+
+// Real processes on a machine that may be busy: each step has its own generous wait, and a test
+// of several steps gets the sum of them.
+vi.setConfig({ testTimeout: 180_000 });
 
 const SCRIPT = '/usr/bin/script';
 let broker: DevBroker;
