@@ -11,6 +11,7 @@ import {
   outcomeJson,
 } from '../cli/request-flow.js';
 import { progressOf } from '../cli/request-view.js';
+import { credentialKey } from '../credentials/records.js';
 
 /**
  * `jitctl request <role> [--for 15m] [--reason TEXT] [--ticket ID] [--no-wait] [--timeout D]`:
@@ -51,6 +52,9 @@ export async function run(options: Options, ctx: Context): Promise<number> {
 
   const conn = await connect(ctx, options);
   try {
+    // The credential is kept at the end: a store that cannot be used (no keychain on a CI runner
+    // signed in by JITCTL_FEDERATED_TOKEN) must fail now, not after someone has approved.
+    await conn.store.get(credentialKey(conn.server, input.role));
     const request = await fileRequest(ctx, conn, input);
     const id = safe(request.id);
     // Approved at once (a role that needs no approval) is worth its credential even with --no-wait.

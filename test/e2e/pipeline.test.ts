@@ -247,14 +247,14 @@ describe('a GitHub Actions deployment job against jitctl server --dev', () => {
     const job = runner({ JITCTL_STORE: 'memory' });
     const token = await githubToken();
     secrets.push(token);
-    const env = { ...job.home.env, JITCTL_FEDERATED_TOKEN: token };
+    const env: Record<string, string> = { ...job.home.env, JITCTL_FEDERATED_TOKEN: token };
     const login = await runCli(['login'], { env });
     outputs.push(login.stdout, login.stderr);
     expect(login.code, login.stderr).toBe(0);
     expect(login.stderr).toContain(
       'nothing was stored: each command signs in with JITCTL_FEDERATED_TOKEN itself',
     );
-    // A file store refuses the flag with the memory store: the session would end with the command.
+    // The flag with the memory store is refused: the session would end with the command.
     const flag = await runCli(['login', '--federated-token', '-'], {
       env: job.home.env,
       input: token,
@@ -274,6 +274,18 @@ describe('a GitHub Actions deployment job against jitctl server --dev', () => {
     expect(doc.request.requester.sub).toBe('github:acme/app:production');
     expect((await runCli(['cancel', doc.request.id], { env })).code).toBe(0);
     expect(existsSync(join(job.home.dir, 'data', 'jitctl', 'store'))).toBe(false);
+
+    // `request` keeps the credential at the end, so a store it cannot use (the default keychain,
+    // no D-Bus on this runner) fails before anything is filed, not after someone approved.
+    const { JITCTL_STORE: _, ...noStore } = env;
+    const early = await runCli(['request', 'prod-deploy', '--reason', 'no store here'], {
+      env: noStore,
+    });
+    outputs.push(early.stdout, early.stderr);
+    expect(early.code).toBe(1);
+    expect(early.stderr).toContain('keychain');
+    const listed = await lee.run(['list', '--json']);
+    expect(listed.stdout).not.toContain('no store here');
   });
 });
 
@@ -318,10 +330,7 @@ describe('federated sessions in the CLI', () => {
     await live.set(sessionKey(server), encodeSession({ ...rec, expiresAt: Date.now() + 30_000 }));
     expect((await new StoredSession(ctx, server, live).bearer()).reveal()).toBe('eyJ.session.sig');
     const stepUp = await new StoredSession(ctx, server, live)
-      .stepUp(
-        { acrValues: 'mfa' },
-        'approving needs MFA',
-      )
+      .stepUp({ acrValues: 'mfa' }, 'approving needs MFA')
       .then(
         () => undefined,
         (e: unknown) => e,
