@@ -305,6 +305,51 @@ describe('kubectl with jitctl as its exec credential plugin', () => {
     expect(cred.status.expirationTimestamp).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
   });
 
+  it('inside `jitctl exec`: kubectl reads KUBE_TOKEN through a shell-builtin plugin (docs/kubectl.md)', async () => {
+    const home = await aliceHome();
+    expect((await runCli(['request', 'kube-admin'], { env: home.env })).code).toBe(0);
+    const version = kubectlMinor >= 22 ? 'v1' : 'v1beta1';
+    const file = join(home.dir, 'kubeconfig-env');
+    const credential = JSON.stringify({
+      apiVersion: `client.authentication.k8s.io/${version}`,
+      kind: 'ExecCredential',
+      status: { token: '%s' },
+    }).replace(/"/g, '\\"');
+    writeFileSync(
+      file,
+      `apiVersion: v1
+kind: Config
+clusters:
+  - name: test
+    cluster:
+      server: ${apiUrl}
+      certificate-authority-data: ${Buffer.from(caPem).toString('base64')}
+users:
+  - name: from-jitctl-exec
+    user:
+      exec:
+        apiVersion: client.authentication.k8s.io/${version}
+        command: sh
+        args: [-c, 'printf "${credential}" "$KUBE_TOKEN"']
+${version === 'v1' ? '        interactiveMode: Never\n' : ''}contexts:
+  - name: test
+    context: { cluster: test, user: from-jitctl-exec }
+current-context: test
+`,
+    );
+    const r = await runCli(
+      ['exec', 'kube-admin', '--', KUBECTL!, '--kubeconfig', file, 'get', '--raw', '/api'],
+      {
+        env: home.env,
+      },
+    );
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).kind).toBe('APIVersions');
+    // Outside jitctl exec there is no KUBE_TOKEN, and the API server refuses the empty token.
+    const outside = await kubectl(home, file, ['get', '--raw', '/api']);
+    expect(outside.code).not.toBe(0);
+  });
+
   it('without a credential kubectl fails and shows jitctl’s message', async () => {
     const home = await aliceHome();
     const refusedBefore = refusals.length;

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
@@ -120,6 +120,19 @@ trusted_issuers:
     expect((await load({})).trustedIssuers).toEqual([]);
     const c = await fromEnv([entry({ name: 'gh' })]);
     expect(c.trustedIssuers.map((t) => t.name)).toEqual(['gh']);
+  });
+
+  it('takes the example of docs/operations.md as it is written', async () => {
+    const doc = readFileSync(join(import.meta.dirname, '../../docs/operations.md'), 'utf8');
+    const example = [...doc.matchAll(/```yaml\n([\s\S]*?)```/g)]
+      .map((m) => m[1]!)
+      .find((y) => y.includes('trusted_issuers:'));
+    expect(example).toBeDefined();
+    const c = await fromFile(example!);
+    expect(c.trustedIssuers.map((t) => [t.name, t.conditions.length, t.acr])).toEqual([
+      ['github-deploy', 4, 'mfa'],
+      ['gitlab-deploy', 4, null],
+    ]);
   });
 
   it('accepts plain http for loopback issuers only (tests and development)', async () => {
