@@ -158,11 +158,31 @@ export const MeResponse = Type.Object({
 });
 export type MeResponse = Static<typeof MeResponse>;
 
+/** What happens to a request: the events webhooks receive and long polls wake on. */
+export const REQUEST_EVENT_TYPES = [
+  'request.created',
+  'review.recorded',
+  'request.approved',
+  'request.denied',
+  'request.cancelled',
+  'request.expired',
+  'request.revoked',
+] as const;
+export type RequestEventType = (typeof REQUEST_EVENT_TYPES)[number];
+
+/** Every audit event type: the request events, each credential minted, and each pipeline sign-in
+ * by token exchange (RFC 8693). */
+export const AUDIT_EVENT_TYPES = [
+  ...REQUEST_EVENT_TYPES,
+  'credential.minted',
+  'session.exchanged',
+] as const;
+export type AuditEventType = (typeof AUDIT_EVENT_TYPES)[number];
+
 export const AuditEvent = Type.Object({
   seq: Type.Integer(),
   at: Type.String(),
-  /** `request.created`, `review.recorded`, `request.approved`, `request.denied`, `request.cancelled`,
-   * `request.expired`, `request.revoked`, `credential.minted`, `session.exchanged`. */
+  /** One of {@link AUDIT_EVENT_TYPES}; a string on the wire so older verifiers read newer logs. */
   type: Type.String(),
   request_id: Nullable(Type.String()),
   actor: Nullable(Identity),

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { RequestEventType } from '../api/schemas.js';
 import { VERSION } from '../api/version.js';
 import { safe } from '../cli/output.js';
 import type { NotifyTarget } from './policy/types.js';
@@ -11,18 +12,9 @@ import type { NotifyTarget } from './policy/types.js';
  * receiver that is down costs a warning in the log, never a failed or slowed request.
  */
 
-export type NotifyEventType =
-  | 'request.created'
-  | 'review.recorded'
-  | 'request.approved'
-  | 'request.denied'
-  | 'request.cancelled'
-  | 'request.expired'
-  | 'request.revoked';
-
 /** What receivers get (plus `event_id` and `text`). Never a token: there is no field for one. */
 export interface NotifyEvent {
-  type: NotifyEventType;
+  type: RequestEventType;
   request_id: string;
   role: string;
   /** The requester's display name (their subject when the identity provider gives no name). */

@@ -5,7 +5,7 @@ import {
   canonicalJson,
   storedEventHash,
 } from '../../api/audit-chain.js';
-import type { AuditEvent, Identity } from '../../api/schemas.js';
+import type { AuditEvent, AuditEventType, Identity } from '../../api/schemas.js';
 import { AuditAppendError } from '../errors.js';
 import type { Db, Dialect } from '../store/database.js';
 import type { AuditRow, Database } from '../store/schema.js';
@@ -16,18 +16,6 @@ import type { AuditRow, Database } from '../store/schema.js';
  * commit together or not at all (fail closed). The head row is locked for the append: on
  * PostgreSQL concurrent transactions (and replicas) queue on it and extend one chain.
  */
-
-export type AuditEventType =
-  | 'request.created'
-  | 'review.recorded'
-  | 'request.approved'
-  | 'request.denied'
-  | 'request.cancelled'
-  | 'request.expired'
-  | 'request.revoked'
-  | 'credential.minted'
-  /** A pipeline signed in by token exchange (RFC 8693): src/server/federation. */
-  | 'session.exchanged';
 
 export interface NewAuditEvent {
   type: AuditEventType;

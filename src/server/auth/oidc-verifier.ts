@@ -1,5 +1,4 @@
 import {
-  createRemoteJWKSet,
   errors,
   type JWTPayload,
   type JWTVerifyGetKey,
@@ -10,13 +9,12 @@ import { ErrorCode } from '../../api/errors.js';
 import type { ServerClock } from '../clock.js';
 import { HttpError, unavailable } from '../errors.js';
 import type { Caller } from '../policy/types.js';
+import { RemoteIssuer } from './remote-issuer.js';
 
 /**
  * Verifies sign-in tokens from the configured OpenID Provider: the ID token the CLI got for its
  * client id, or a JWT access token whose audience is the broker (RFC 9068). The provider's
- * metadata is discovered on first use (OpenID Connect Discovery 1.0 §4) and cached; its JWKS is
- * jose's remote set, which refetches when a token names an unknown kid (after a cooldown, so a
- * flood of bogus kids cannot make the broker hammer the provider).
+ * metadata and keys are found and cached by {@link RemoteIssuer}.
  */
 
 /** Asymmetric algorithms only: HS* would let anyone holding the JWKS forge tokens, `none` anyone. */
@@ -52,40 +50,24 @@ export interface OidcVerifierOptions {
   jwksCooldownMs?: number;
 }
 
-interface Discovered {
-  jwks: JWTVerifyGetKey;
-  metadata: Record<string, unknown>;
-}
-
 export class OidcVerifier implements TokenVerifier {
   readonly issuer: string;
   readonly #opts: OidcVerifierOptions;
-  #discovery: Promise<Discovered> | undefined;
-  #failedAt = 0;
+  readonly #remote: RemoteIssuer;
 
   constructor(opts: OidcVerifierOptions) {
     this.issuer = opts.issuer;
     this.#opts = opts;
+    this.#remote = new RemoteIssuer(opts.issuer, {
+      fetchTimeoutMs: opts.fetchTimeoutMs,
+      jwksCooldownMs: opts.jwksCooldownMs,
+      unreachable: (why) => this.#unreachable(why),
+    });
   }
 
   /** The provider's discovery document (GET /v1/config reads `device_authorization_endpoint`). */
   async metadata(): Promise<Record<string, unknown>> {
-    return (await this.#discover()).metadata;
-  }
-
-  #discover(): Promise<Discovered> {
-    if (this.#discovery) return this.#discovery;
-    // After a failure, retry at most once a second instead of on every request.
-    if (Date.now() - this.#failedAt < 1000) {
-      return Promise.reject(this.#unreachable('it failed a moment ago'));
-    }
-    const p = this.#fetchDiscovery();
-    this.#discovery = p;
-    p.catch(() => {
-      this.#discovery = undefined;
-      this.#failedAt = Date.now();
-    });
-    return p;
+    return (await this.#remote.keys()).metadata ?? {};
   }
 
   #unreachable(why: string): HttpError {
@@ -93,41 +75,6 @@ export class OidcVerifier implements TokenVerifier {
       `cannot reach the identity provider at ${this.issuer} to verify sign-ins (${why})`,
       'try again shortly; operators: check the broker can reach oidc_issuer',
     );
-  }
-
-  async #fetchDiscovery(): Promise<Discovered> {
-    const url = `${this.issuer.replace(/\/+$/, '')}/.well-known/openid-configuration`;
-    const timeout = this.#opts.fetchTimeoutMs ?? 5_000;
-    let metadata: Record<string, unknown>;
-    try {
-      const res = await fetch(url, {
-        signal: AbortSignal.timeout(timeout),
-        redirect: 'error',
-        headers: { accept: 'application/json' },
-      });
-      if (!res.ok) throw new Error(`${url} answered HTTP ${res.status}`);
-      metadata = (await res.json()) as Record<string, unknown>;
-    } catch (err) {
-      throw this.#unreachable((err as Error).message);
-    }
-    if (typeof metadata !== 'object' || metadata === null || metadata.issuer !== this.issuer) {
-      throw this.#unreachable(
-        `its discovery document names issuer ${JSON.stringify((metadata as { issuer?: unknown } | null)?.issuer)}, not ${JSON.stringify(this.issuer)}`,
-      );
-    }
-    const jwksUri = metadata.jwks_uri;
-    let parsed: URL;
-    try {
-      parsed = new URL(String(jwksUri));
-    } catch {
-      throw this.#unreachable('its discovery document has no valid jwks_uri');
-    }
-    const jwks = createRemoteJWKSet(parsed, {
-      timeoutDuration: timeout,
-      cooldownDuration: this.#opts.jwksCooldownMs ?? 30_000,
-      cacheMaxAge: 10 * 60_000,
-    });
-    return { jwks, metadata };
   }
 
   async verify(token: string, header: ProtectedHeaderParameters): Promise<VerifiedToken> {
@@ -142,7 +89,7 @@ export class OidcVerifier implements TokenVerifier {
         `tokens signed with ${JSON.stringify(header.alg)} are not accepted (only ${LOGIN_ALGORITHMS.join(', ')})`,
       );
     }
-    const { jwks } = await this.#discover();
+    const { jwks } = await this.#remote.keys();
     let payload: JWTPayload;
     try {
       ({ payload } = await jwtVerify(token, jwks, {

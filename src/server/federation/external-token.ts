@@ -1,5 +1,4 @@
 import {
-  createRemoteJWKSet,
   decodeJwt,
   decodeProtectedHeader,
   errors,
@@ -8,6 +7,7 @@ import {
   jwtVerify,
   type ProtectedHeaderParameters,
 } from 'jose';
+import { RemoteIssuer } from '../auth/remote-issuer.js';
 import type { ClaimCondition, TemplatePart, TrustedIssuer } from './config.js';
 import { invalidGrant, invalidRequest, OAuthError } from './errors.js';
 
@@ -41,80 +41,9 @@ export interface ExternalVerifierOptions {
   jwksCooldownMs?: number;
 }
 
-/** One trusted issuer's keys, found by discovery once and cached (jose refetches on unknown kids). */
-class IssuerKeys {
-  #jwks: Promise<JWTVerifyGetKey> | undefined;
-  #failedAt = 0;
-
-  constructor(
-    readonly issuer: string,
-    readonly jwksUri: string | undefined,
-    readonly opts: Pick<ExternalVerifierOptions, 'fetchTimeoutMs' | 'jwksCooldownMs'>,
-  ) {}
-
-  get(): Promise<JWTVerifyGetKey> {
-    if (this.#jwks) return this.#jwks;
-    if (Date.now() - this.#failedAt < 1000)
-      return Promise.reject(this.#unreachable('it failed a moment ago'));
-    const p = this.#load();
-    this.#jwks = p;
-    p.catch(() => {
-      this.#jwks = undefined;
-      this.#failedAt = Date.now();
-    });
-    return p;
-  }
-
-  #unreachable(why: string): OAuthError {
-    return new OAuthError(
-      'temporarily_unavailable',
-      `cannot fetch the signing keys of ${this.issuer} (${why}); try again shortly`,
-    );
-  }
-
-  async #load(): Promise<JWTVerifyGetKey> {
-    const timeout = this.opts.fetchTimeoutMs ?? 5_000;
-    let uri = this.jwksUri;
-    if (uri === undefined) {
-      const url = `${this.issuer.replace(/\/+$/, '')}/.well-known/openid-configuration`;
-      let metadata: { issuer?: unknown; jwks_uri?: unknown };
-      try {
-        const res = await fetch(url, {
-          signal: AbortSignal.timeout(timeout),
-          redirect: 'error',
-          headers: { accept: 'application/json' },
-        });
-        if (!res.ok) throw new Error(`${url} answered HTTP ${res.status}`);
-        metadata = (await res.json()) as typeof metadata;
-      } catch (err) {
-        throw this.#unreachable((err as Error).message);
-      }
-      // OpenID Connect Discovery 1.0 §4.3: the document must name the issuer it was fetched for.
-      if (metadata?.issuer !== this.issuer)
-        throw this.#unreachable(
-          `its discovery document names issuer ${JSON.stringify(metadata?.issuer)}`,
-        );
-      if (typeof metadata.jwks_uri !== 'string')
-        throw this.#unreachable('its discovery document has no jwks_uri');
-      uri = metadata.jwks_uri;
-    }
-    let parsed: URL;
-    try {
-      parsed = new URL(uri);
-    } catch {
-      throw this.#unreachable(`its jwks_uri ${JSON.stringify(uri)} is not a URL`);
-    }
-    return createRemoteJWKSet(parsed, {
-      timeoutDuration: timeout,
-      cooldownDuration: this.opts.jwksCooldownMs ?? 30_000,
-      cacheMaxAge: 10 * 60_000,
-    });
-  }
-}
-
 export class ExternalTokenVerifier {
   readonly #opts: ExternalVerifierOptions;
-  readonly #byIssuer = new Map<string, { keys: IssuerKeys; entries: TrustedIssuer[] }>();
+  readonly #byIssuer = new Map<string, { keys: RemoteIssuer; entries: TrustedIssuer[] }>();
 
   constructor(opts: ExternalVerifierOptions) {
     this.#opts = opts;
@@ -123,7 +52,16 @@ export class ExternalTokenVerifier {
       if (group) group.entries.push(e);
       else
         this.#byIssuer.set(e.issuer, {
-          keys: new IssuerKeys(e.issuer, e.jwksUri, opts),
+          keys: new RemoteIssuer(e.issuer, {
+            jwksUri: e.jwksUri,
+            fetchTimeoutMs: opts.fetchTimeoutMs,
+            jwksCooldownMs: opts.jwksCooldownMs,
+            unreachable: (why) =>
+              new OAuthError(
+                'temporarily_unavailable',
+                `cannot fetch the signing keys of ${e.issuer} (${why}); try again shortly`,
+              ),
+          }),
           entries: [e],
         });
     }
@@ -168,7 +106,7 @@ export class ExternalTokenVerifier {
     if (typ !== undefined && !EXTERNAL_TYPES.has(typ))
       throw invalidGrant(`a token of type ${JSON.stringify(header.typ)} is not an OIDC token`);
 
-    const jwks = await group.keys.get();
+    const { jwks } = await group.keys.keys();
     const now = this.#opts.now();
     let payload: JWTPayload;
     try {

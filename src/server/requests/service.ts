@@ -8,6 +8,7 @@ import type {
   CreateRequestBody,
   CredentialResponse,
   Identity,
+  RequestEventType,
   RequestState,
   ReviewBody,
 } from '../../api/schemas.js';
@@ -59,15 +60,6 @@ export interface AccessSettings {
   /** Groups whose members may read the audit log and see every request. */
   auditors: string[];
 }
-
-export type RequestEventType =
-  | 'request.created'
-  | 'review.recorded'
-  | 'request.approved'
-  | 'request.denied'
-  | 'request.cancelled'
-  | 'request.expired'
-  | 'request.revoked';
 
 export interface RequestEvent {
   type: RequestEventType;
