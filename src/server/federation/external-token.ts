@@ -3,7 +3,6 @@ import {
   decodeProtectedHeader,
   errors,
   type JWTPayload,
-  type JWTVerifyGetKey,
   jwtVerify,
   type ProtectedHeaderParameters,
 } from 'jose';

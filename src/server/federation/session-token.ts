@@ -1,15 +1,14 @@
-import { randomBytes } from 'node:crypto';
 import {
   createLocalJWKSet,
   errors,
   type JWTPayload,
   jwtVerify,
   type ProtectedHeaderParameters,
-  SignJWT,
 } from 'jose';
 import { invalidToken, type TokenVerifier, type VerifiedToken } from '../auth/oidc-verifier.js';
 import type { ServerClock } from '../clock.js';
 import { type KeyRing, SIGNING_ALGS, type SigningKey } from '../mint/keys.js';
+import { signBrokerJwt } from '../mint/sign.js';
 import type { Caller } from '../policy/types.js';
 import type { TrustedIssuer } from './config.js';
 
@@ -40,30 +39,30 @@ export interface SessionClaims {
   expiresAt: number;
 }
 
-export async function signSessionToken(
+export function signSessionToken(
   key: SigningKey,
   c: SessionClaims,
 ): Promise<{ token: string; jti: string }> {
-  const jti = randomBytes(16).toString('base64url');
-  const token = await new SignJWT({
-    name: c.entry,
-    groups: c.groups,
-    ...(c.acr !== null ? { acr: c.acr } : {}),
-    ...(c.authTime !== null ? { auth_time: c.authTime } : {}),
-    trusted_issuer: c.entry,
-    src_iss: c.sourceIssuer,
-    src_sub: c.sourceSubject,
-  })
-    .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: SESSION_TYP })
-    .setIssuer(c.broker)
-    .setAudience(c.broker)
-    .setSubject(c.subject)
-    .setJti(jti)
-    .setIssuedAt(c.issuedAt)
-    .setNotBefore(c.issuedAt)
-    .setExpirationTime(c.expiresAt)
-    .sign(key.privateKey);
-  return { token, jti };
+  return signBrokerJwt(
+    key,
+    SESSION_TYP,
+    {
+      issuer: c.broker,
+      subject: c.subject,
+      audience: c.broker,
+      issuedAt: c.issuedAt,
+      expiresAt: c.expiresAt,
+    },
+    {
+      name: c.entry,
+      groups: c.groups,
+      ...(c.acr !== null ? { acr: c.acr } : {}),
+      ...(c.authTime !== null ? { auth_time: c.authTime } : {}),
+      trusted_issuer: c.entry,
+      src_iss: c.sourceIssuer,
+      src_sub: c.sourceSubject,
+    },
+  );
 }
 
 export interface SessionVerifierOptions {

@@ -1,7 +1,6 @@
-import { randomBytes } from 'node:crypto';
-import { SignJWT } from 'jose';
 import type { Identity } from '../../api/schemas.js';
 import type { SigningKey } from './keys.js';
+import { signBrokerJwt } from './sign.js';
 
 /**
  * The credential a relying party receives: a JWT signed by the broker (DESIGN.md Flow 4). Its
@@ -31,27 +30,13 @@ export interface SignedCredential {
   jti: string;
 }
 
-export async function signCredential(
-  key: SigningKey,
-  c: CredentialClaims,
-): Promise<SignedCredential> {
-  const jti = randomBytes(16).toString('base64url');
-  const token = await new SignJWT({
+export function signCredential(key: SigningKey, c: CredentialClaims): Promise<SignedCredential> {
+  return signBrokerJwt(key, CREDENTIAL_TYP, c, {
     role: c.role,
     request_id: c.requestId,
     sub_iss: c.subjectIssuer,
     approvers: c.approvers.map((a) => ({ iss: a.iss, sub: a.sub })),
     // RFC 8693 §4.1: the approving party as an `act` claim (the first approver; all are in `approvers`).
     ...(c.approvers[0] ? { act: { iss: c.approvers[0].iss, sub: c.approvers[0].sub } } : {}),
-  })
-    .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: CREDENTIAL_TYP })
-    .setIssuer(c.issuer)
-    .setSubject(c.subject)
-    .setAudience(c.audience)
-    .setJti(jti)
-    .setIssuedAt(c.issuedAt)
-    .setNotBefore(c.issuedAt)
-    .setExpirationTime(c.expiresAt)
-    .sign(key.privateKey);
-  return { token, jti };
+  });
 }
