@@ -1,7 +1,6 @@
 import {
   errors,
   type JWTPayload,
-  type JWTVerifyGetKey,
   jwtVerify,
   type ProtectedHeaderParameters,
 } from 'jose';
