@@ -15,7 +15,7 @@ import {
   StillPendingError,
   UsageError,
 } from './errors.js';
-import { clockTime, relative, safe, style } from './output.js';
+import { clockTime, printJson, relative, safe, style } from './output.js';
 import { type Progress, startProgress } from './progress.js';
 import { approvals, endingOf, progressOf, waitingLine, whoShort } from './request-view.js';
 
@@ -332,6 +332,22 @@ export function outcomeJson(request: AccessRequest, credential?: CredentialRecor
         }
       : null,
   };
+}
+
+/**
+ * How `request` and `wait` end: the outcome as JSON on stdout with `--json`, then success for an
+ * approval, or the outcome's error (exit 3 for an ending, 5 at the timeout).
+ */
+export function finishOutcome(ctx: Context, outcome: Outcome, json: boolean | undefined): number {
+  if (json) {
+    printJson(
+      ctx.io,
+      outcomeJson(outcome.request, outcome.kind === 'approved' ? outcome.credential : undefined),
+    );
+  }
+  const err = outcomeError(outcome, ctx.clock.now());
+  if (err) throw err;
+  return 0;
 }
 
 /**

@@ -7,7 +7,7 @@ import {
   checkRequestInput,
   durationFlag,
   fileRequest,
-  outcomeError,
+  finishOutcome,
   outcomeJson,
 } from '../cli/request-flow.js';
 import { progressOf } from '../cli/request-view.js';
@@ -68,15 +68,7 @@ export async function run(options: Options, ctx: Context): Promise<number> {
       return 0;
     }
     const outcome = await awaitOutcome(ctx, conn, request, { timeoutMs, keep: 'store' });
-    if (options.json) {
-      printJson(
-        ctx.io,
-        outcomeJson(outcome.request, outcome.kind === 'approved' ? outcome.credential : undefined),
-      );
-    }
-    const err = outcomeError(outcome, ctx.clock.now());
-    if (err) throw err;
-    return 0;
+    return finishOutcome(ctx, outcome, options.json);
   } finally {
     await conn.client.close();
   }

@@ -1,13 +1,6 @@
 import { connect } from '../cli/connect.js';
 import type { Context } from '../cli/context.js';
-import { printJson } from '../cli/output.js';
-import {
-  awaitOutcome,
-  durationFlag,
-  outcomeError,
-  outcomeJson,
-  requestId,
-} from '../cli/request-flow.js';
+import { awaitOutcome, durationFlag, finishOutcome, requestId } from '../cli/request-flow.js';
 
 /**
  * `jitctl wait <id> [--timeout D] [--json]`: resume waiting for a request, e.g. after Ctrl-C or
@@ -34,15 +27,7 @@ export async function run(options: Options, ctx: Context): Promise<number> {
       timeoutMs,
       keep: mine ? 'store' : 'none',
     });
-    if (options.json) {
-      printJson(
-        ctx.io,
-        outcomeJson(outcome.request, outcome.kind === 'approved' ? outcome.credential : undefined),
-      );
-    }
-    const err = outcomeError(outcome, ctx.clock.now());
-    if (err) throw err;
-    return 0;
+    return finishOutcome(ctx, outcome, options.json);
   } finally {
     await conn.client.close();
   }
