@@ -1,0 +1,268 @@
+/**
+ * Start-up (issue #6, section 1): how long `jitctl` takes to start and finish against a bare
+ * `node -e 0`, in the same loop so that load on the machine hits both alike.
+ *
+ *   npx tsx bench/startup.ts [--runs 30] [--json]
+ *
+ * Each round runs every command once (the order rotates from round to round so none always goes
+ * first after a pause): `node -e 0`, `jitctl --version`, `jitctl --help`, `jitctl status --json`
+ * (a stored session) and `jitctl exec bench -- true` (a stored credential), both reading the
+ * encrypted file store with its real PBES2 count. Wall time is measured around each process;
+ * CPU time (user + system of the child, from the kernel's accounting of reaped children) is
+ * summed per command, so the CPU ratio is a mean and immune to waiting for a busy core.
+ *
+ * The children run without NODE_EXTRA_CA_CERTS or NODE_OPTIONS: a machine-wide
+ * NODE_EXTRA_CA_CERTS (set on the development machines) makes every Node process parse a CA
+ * bundle at start, about 130 ms, which would inflate bare node and flatter every ratio. Users'
+ * shells normally have neither.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { BIN, ensureBuilt } from '../scripts/ensure-built.js';
+import { Secret } from '../src/api/secret.js';
+import { FILE_STORE_P2C, fileStore } from '../src/credentials/file-store.js';
+import {
+  credentialKey,
+  encodeCredential,
+  encodeSession,
+  sessionKey,
+} from '../src/credentials/records.js';
+import { hasFlag, intFlag } from './support/args.js';
+import { childrenCpuMs } from './support/process.js';
+import {
+  checkGoal,
+  describeGoals,
+  describeMachine,
+  type GoalResult,
+  humanOut,
+  machine,
+  progress,
+  table,
+} from './support/report.js';
+import { round, type Summary, summarize } from './support/stats.js';
+
+const SERVER = 'https://jit.bench.example';
+const PASSPHRASE = 'bench file-store passphrase';
+
+interface Case {
+  name: string;
+  args: string[];
+  /** What a successful run prints on stdout (checked on every run). */
+  expect?: RegExp;
+}
+
+/** A private home with a session and a credential in the file store; returns the child env. */
+async function seedHome(dir: string): Promise<Record<string, string>> {
+  const env: Record<string, string> = {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    HOME: dir,
+    XDG_CONFIG_HOME: join(dir, 'config'),
+    XDG_DATA_HOME: join(dir, 'data'),
+    XDG_STATE_HOME: join(dir, 'state'),
+    LANG: 'C.UTF-8',
+    NO_COLOR: '1',
+    JITCTL_SERVER: SERVER,
+    JITCTL_STORE: 'file',
+    JITCTL_FILE_PASSPHRASE: PASSPHRASE,
+  };
+  const store = fileStore({
+    dir: join(dir, 'data', 'jitctl', 'store'),
+    passphrase: async () => new Secret(PASSPHRASE),
+  });
+  const now = Date.now();
+  const token = `eyJhbGciOiJFUzI1NiJ9.${'x'.repeat(400)}.sig`;
+  await store.set(
+    sessionKey(SERVER),
+    encodeSession({
+      kind: 'oidc',
+      issuer: 'https://idp.bench.example',
+      clientId: 'jitctl-cli',
+      bearer: new Secret(token),
+      refreshToken: new Secret('refresh-token-for-the-benchmark'),
+      expiresAt: now + 3_600_000,
+      identity: {
+        iss: 'https://idp.bench.example',
+        sub: 'bench',
+        name: 'Bench User',
+        email: 'bench@example.com',
+        groups: ['developers'],
+      },
+      acr: 'mfa',
+      authTime: now,
+    }),
+  );
+  await store.set(
+    credentialKey(SERVER, 'bench'),
+    encodeCredential({
+      role: 'bench',
+      requestId: 'req_benchmark0001',
+      token: new Secret(token),
+      expiresAt: new Date(now + 24 * 3_600_000).toISOString(),
+      env: { BENCH_TOKEN: new Secret(token) },
+    }),
+  );
+  return env;
+}
+
+export interface StartupRow {
+  command: string;
+  runs: number;
+  wall_ms: Summary;
+  /** Mean CPU per run (user + system); null where the kernel does not tell. */
+  cpu_ms: number | null;
+  ratio_p50: number;
+  ratio_cpu: number | null;
+}
+
+async function main(): Promise<void> {
+  const runs = intFlag('runs', 30);
+  const json = hasFlag('json');
+  const out = humanOut(json);
+  ensureBuilt();
+  const dir = mkdtempSync(join(tmpdir(), 'jitctl-bench-startup-'));
+  try {
+    const env = await seedHome(dir);
+    const cases: Case[] = [
+      { name: 'node -e 0', args: ['-e', '0'] },
+      { name: 'jitctl --version', args: [BIN, '--version'], expect: /^\d+\.\d+\.\d+/ },
+      { name: 'jitctl --help', args: [BIN, '--help'], expect: /Usage: jitctl/ },
+      {
+        name: 'jitctl status --json',
+        args: [BIN, 'status', '--json'],
+        expect: /"signed_in": true/,
+      },
+      { name: 'jitctl exec bench -- true', args: [BIN, 'exec', 'bench', '--', 'true'] },
+    ];
+    const extraCa = process.env.NODE_EXTRA_CA_CERTS;
+    if (extraCa) {
+      cases.push({
+        name: 'node -e 0 with NODE_EXTRA_CA_CERTS',
+        args: ['-e', '0'],
+      });
+    }
+    const envOf = (c: Case) =>
+      c.name.endsWith('NODE_EXTRA_CA_CERTS') ? { ...env, NODE_EXTRA_CA_CERTS: extraCa! } : env;
+    const wall = new Map<string, number[]>(cases.map((c) => [c.name, []]));
+    const cpu = new Map<string, number>(cases.map((c) => [c.name, 0]));
+    let cpuKnown = childrenCpuMs() !== undefined;
+
+    const once = (c: Case) => {
+      const before = childrenCpuMs();
+      const t0 = performance.now();
+      const r = spawnSync(process.execPath, c.args, {
+        env: envOf(c),
+        cwd: dir,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        encoding: 'utf8',
+      });
+      const ms = performance.now() - t0;
+      const after = childrenCpuMs();
+      if (r.status !== 0 || (c.expect && !c.expect.test(r.stdout))) {
+        throw new Error(
+          `${c.name} failed (exit ${r.status}):\n${r.stdout.slice(0, 500)}\n${r.stderr.slice(0, 2000)}`,
+        );
+      }
+      if (before === undefined || after === undefined) cpuKnown = false;
+      else cpu.set(c.name, cpu.get(c.name)! + (after - before));
+      return ms;
+    };
+
+    // One warm-up round fills the page cache (the bundle, node_modules' native files).
+    for (const c of cases) once(c);
+    progress(`start-up: ${runs} rounds of ${cases.length} commands`);
+    for (let round = 0; round < runs; round++) {
+      for (let k = 0; k < cases.length; k++) {
+        const c = cases[(round + k) % cases.length]!;
+        wall.get(c.name)!.push(once(c));
+      }
+    }
+
+    const base = summarize(wall.get('node -e 0')!);
+    const baseCpu = cpu.get('node -e 0')! / runs;
+    const rows: StartupRow[] = cases.map((c) => {
+      const s = summarize(wall.get(c.name)!);
+      const cpuMean = cpu.get(c.name)! / runs;
+      return {
+        command: c.name,
+        runs,
+        wall_ms: roundSummary(s),
+        cpu_ms: cpuKnown ? round(cpuMean) : null,
+        ratio_p50: round(s.p50 / base.p50, 2),
+        ratio_cpu: cpuKnown && baseCpu > 0 ? round(cpuMean / baseCpu, 2) : null,
+      };
+    });
+    const rowOf = (name: string) => rows.find((r) => r.command === name)!;
+    const goals: GoalResult[] = [
+      checkGoal({
+        what: '`jitctl --version` ÷ `node -e 0` (median wall)',
+        value: rowOf('jitctl --version').ratio_p50,
+        limit: 1.3,
+        kind: 'max',
+        unit: '×',
+      }),
+      checkGoal({
+        what: '`jitctl exec -- true` ÷ `node -e 0` (median wall)',
+        value: rowOf('jitctl exec bench -- true').ratio_p50,
+        limit: 1.8,
+        kind: 'max',
+        unit: '×',
+      }),
+    ];
+    const m = machine();
+    const figures = {
+      section: 'startup',
+      runs,
+      p2c: FILE_STORE_P2C,
+      node_extra_ca_certs: extraCa ? 'removed from the children' : 'not set',
+      rows,
+      goals,
+      machine: m,
+    };
+    if (json) process.stdout.write(`${JSON.stringify(figures, null, 2)}\n`);
+    out('1. Start-up: each command against bare `node -e 0`, interleaved in one loop');
+    out(
+      `   ${runs} runs each after a warm-up; wall time per process; CPU = mean user+system per run.\n` +
+        '   Children run without NODE_EXTRA_CA_CERTS/NODE_OPTIONS' +
+        (extraCa
+          ? ` (this machine sets NODE_EXTRA_CA_CERTS=${extraCa}, which adds a CA-bundle parse to every start and would flatter the ratios; the last row shows it)`
+          : '') +
+        `.\n   File store with its real PBES2 count (p2c ${FILE_STORE_P2C.toLocaleString('en-US')}).`,
+    );
+    out(
+      table(
+        ['command', 'p50 ms', 'p90 ms', 'min ms', 'max ms', 'CPU ms', '× node p50', '× node CPU'],
+        rows.map((r) => [
+          r.command,
+          r.wall_ms.p50,
+          r.wall_ms.p90,
+          r.wall_ms.min,
+          r.wall_ms.max,
+          r.cpu_ms ?? Number.NaN,
+          r.ratio_p50,
+          r.ratio_cpu ?? Number.NaN,
+        ]),
+      ),
+    );
+    out(describeGoals(goals));
+    out(`   machine: ${describeMachine(m)}\n`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function roundSummary(s: Summary): Summary {
+  return {
+    n: s.n,
+    min: round(s.min),
+    p50: round(s.p50),
+    p90: round(s.p90),
+    p99: round(s.p99),
+    max: round(s.max),
+    mean: round(s.mean),
+  };
+}
+
+await main();

@@ -1,0 +1,33 @@
+import { readFileSync } from 'node:fs';
+
+/**
+ * Child processes the benchmarks time. They run with a clean environment: no NODE_OPTIONS, and
+ * no NODE_EXTRA_CA_CERTS, which some machines (the development VMs among them) set globally and
+ * which makes every Node process parse a CA bundle at start (about 130 ms here): timing jitctl
+ * with it would measure the bundle, and every ratio to bare `node` would look better than it is.
+ */
+
+/** The variables that change how Node starts; never passed to a timed child. */
+export const NODE_START_VARIABLES = ['NODE_EXTRA_CA_CERTS', 'NODE_OPTIONS'] as const;
+
+/** What the benchmarks say about the variables they removed (empty when none was set). */
+export function removedStartVariables(): string[] {
+  return NODE_START_VARIABLES.filter((v) => process.env[v] !== undefined && process.env[v] !== '');
+}
+
+/**
+ * CPU time (user + system) of this process's children that have exited and been waited for, in
+ * ms: Linux's cutime + cstime from /proc/self/stat, in clock ticks of 10 ms (USER_HZ = 100), so
+ * only a sum over many runs is precise. Undefined where /proc is missing.
+ */
+export function childrenCpuMs(): number | undefined {
+  try {
+    const stat = readFileSync('/proc/self/stat', 'utf8');
+    // The fields after "(comm) ": state is index 0, cutime index 13, cstime index 14.
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(f[13]) + Number(f[14]);
+    return Number.isFinite(ticks) ? ticks * 10 : undefined;
+  } catch {
+    return undefined;
+  }
+}
