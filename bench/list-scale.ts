@@ -3,7 +3,7 @@
  * requests, p50 and p99, on SQLite and PostgreSQL.
  *
  *   npx tsx bench/list-scale.ts [--requests 100000] [--samples 300] [--db sqlite|postgres|both]
- *                               [--json]
+ *                               [--bin PATH] [--json]
  *
  * The requests are seeded straight into a fresh broker database (the broker's own migrations,
  * ids and fingerprints) with the spread of a busy deployment: five roles, 200 requesters, mostly
@@ -12,7 +12,8 @@
  * query runs `--samples` times, one at a time after a warm-up, as three callers: a lead who
  * reviews all five roles (one keyset branch per role, merged), an auditor (sees everything: one
  * index walk) and a requester asking for their own pending requests. Latency is the HTTP round
- * trip of a 50-item page on a keep-alive connection.
+ * trip of a 50-item page on a keep-alive connection. `--bin PATH` serves with another build's
+ * bin/jitctl.js (to compare a change).
  */
 import { performance } from 'node:perf_hooks';
 import { type Insertable, sql } from 'kysely';
@@ -159,6 +160,8 @@ async function main(): Promise<void> {
   const count = intFlag('requests', 100_000);
   const samples = intFlag('samples', 300);
   const which = stringFlag('db', ['sqlite', 'postgres', 'both'], 'both');
+  const binAt = process.argv.indexOf('--bin');
+  const bin = binAt === -1 ? undefined : process.argv[binAt + 1];
   ensureBuilt();
   const m = machine();
   const harness = await brokerHarness();
@@ -168,7 +171,7 @@ async function main(): Promise<void> {
       const dbUrl = await harness.freshDatabase(db);
       progress(`list: seeding ${count.toLocaleString('en-US')} requests (${db})`);
       const pending = await seedRequests(dbUrl, count, harness.issuer.issuer);
-      const b = await harness.start(db, { dbUrl, policy: POLICY });
+      const b = await harness.start(db, { dbUrl, policy: POLICY, ...(bin ? { bin } : {}) });
       const pool = new Pool(b.url, { connections: 1 });
       try {
         for (const q of QUERIES) {

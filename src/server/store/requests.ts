@@ -105,17 +105,30 @@ export async function hasReviewed(
   return row !== undefined;
 }
 
-/** Pending requests past their TTL and approved ones past their window, oldest deadline first. */
+/**
+ * Pending requests past their TTL and approved ones past their window, oldest deadline first. One
+ * query per state, each an ordered range of the (state, expires_at) index that stops at `limit`:
+ * with `state IN (…) ORDER BY expires_at` PostgreSQL cannot read that index in deadline order, so
+ * it fetched every live request and sorted them (13 ms at 100,000 requests, before every listing).
+ */
 export async function dueForExpiry(q: Q, now: number, limit: number): Promise<string[]> {
-  const rows = await q
-    .selectFrom('requests')
-    .select('id')
-    .where('state', 'in', ['pending', 'approved'])
-    .where('expires_at', '<=', now)
-    .orderBy('expires_at', 'asc')
-    .limit(limit)
-    .execute();
-  return rows.map((r) => r.id);
+  const due = await Promise.all(
+    (['pending', 'approved'] as const).map((state) =>
+      q
+        .selectFrom('requests')
+        .select(['id', 'expires_at'])
+        .where('state', '=', state)
+        .where('expires_at', '<=', now)
+        .orderBy('expires_at', 'asc')
+        .limit(limit)
+        .execute(),
+    ),
+  );
+  return due
+    .flat()
+    .sort((a, b) => a.expires_at - b.expires_at)
+    .slice(0, limit)
+    .map((r) => r.id);
 }
 
 export interface ListFilter {
