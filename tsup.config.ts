@@ -8,7 +8,8 @@ import { defineConfig } from 'tsup';
  * stay external because they are loaded only by `jitctl server` or need their own files.
  */
 export default defineConfig({
-  entry: { cli: 'src/cli/entry.ts' },
+  // The audit verifier's worker threads load their own entry (src/server/audit/log.ts).
+  entry: { cli: 'src/cli/entry.ts', 'audit-verify-worker': 'src/server/audit/verify-worker.ts' },
   format: ['esm'],
   platform: 'node',
   target: 'node20',

@@ -89,15 +89,35 @@ export interface ChainProblem {
   reason: string;
 }
 
+/** Where a walk stands: the last event that chained, and how many have. */
+export interface ChainPoint {
+  seq: number;
+  hash: string;
+  count: number;
+}
+
 /**
  * Walks events in order and reports the first that does not chain. Incremental so a verifier can
- * stream millions of rows: feed pages to {@link ChainVerifier.push}.
+ * stream millions of rows: feed pages to {@link ChainVerifier.push}. It starts at the genesis, or
+ * after a given event (`from`): a walk split into ranges resumes each range where the previous one
+ * ended, with the same verdicts and messages as one walk from the start.
  */
 export class ChainVerifier {
-  #prevHash = GENESIS_HASH;
-  #prevSeq = 0;
-  #count = 0;
+  #prevHash: string;
+  #prevSeq: number;
+  #count: number;
   problem: ChainProblem | undefined;
+
+  constructor(from: ChainPoint = { seq: 0, hash: GENESIS_HASH, count: 0 }) {
+    this.#prevSeq = from.seq;
+    this.#prevHash = from.hash;
+    this.#count = from.count;
+  }
+
+  /** The last event that chained (the starting point until one has). */
+  get point(): ChainPoint {
+    return { seq: this.#prevSeq, hash: this.#prevHash, count: this.#count };
+  }
 
   get count(): number {
     return this.#count;

@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import type { AuditEvent } from '../api/schemas.js';
 import type { Context } from '../cli/context.js';
 import { ExitCode, JitError, UsageError } from '../cli/errors.js';
@@ -27,11 +28,17 @@ interface Verdict {
   events: number;
   head: string;
   problem?: { seq: number; reason: string };
+  workerThreads?: number;
 }
 
 export async function run(options: Options, ctx: Context): Promise<number | undefined> {
   if (options.action === 'list') return list(options, ctx);
-  const verdict = options.db ? await verifyDatabase(options.db) : await verifyApi(options, ctx);
+  const verdict = options.db
+    ? await verifyDatabase(options.db, verifyThreads(ctx))
+    : await verifyApi(options, ctx);
+  if (ctx.debug && verdict.workerThreads !== undefined) {
+    ctx.io.err(`debug: audit verify walked ${verdict.workerThreads} ranges on worker threads\n`);
+  }
   if (options.json) {
     printJson(ctx.io, {
       ok: verdict.ok,
@@ -53,7 +60,18 @@ export async function run(options: Options, ctx: Context): Promise<number | unde
   return verdict.ok ? ExitCode.Ok : ExitCode.Error;
 }
 
-async function verifyDatabase(url: string): Promise<Verdict> {
+/**
+ * Threads for `verify --db` on SQLite: every core (a million events is seconds of hashing), or
+ * JITCTL_VERIFY_THREADS to leave cores to a broker on the same host.
+ */
+function verifyThreads(ctx: Context): number {
+  const raw = ctx.env.JITCTL_VERIFY_THREADS;
+  if (raw === undefined || raw === '') return availableParallelism();
+  const n = wholeNumber(raw, 'JITCTL_VERIFY_THREADS', 1, 64);
+  return n ?? availableParallelism();
+}
+
+async function verifyDatabase(url: string, threads: number): Promise<Verdict> {
   const [
     { openDatabase, parseDatabaseUrl, DatabaseUrlError, isDatabaseError },
     { verifyAuditTable },
@@ -74,7 +92,7 @@ async function verifyDatabase(url: string): Promise<Verdict> {
     });
   }
   try {
-    return await verifyAuditTable(db);
+    return await verifyAuditTable(db, { threads });
   } catch (err) {
     if (isDatabaseError(err)) {
       const message = (err as Error).message;

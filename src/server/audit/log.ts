@@ -1,14 +1,18 @@
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { type Kysely, sql } from 'kysely';
 import {
   type ChainedContent,
+  type ChainPoint,
   ChainVerifier,
   canonicalJson,
   storedEventHash,
 } from '../../api/audit-chain.js';
 import type { AuditEvent, AuditEventType, Identity } from '../../api/schemas.js';
 import { AuditAppendError } from '../errors.js';
-import type { Db, Dialect } from '../store/database.js';
+import type { Db, Dialect, SqliteHandle } from '../store/database.js';
 import type { AuditRow, Database } from '../store/schema.js';
+import { type RangeResult, verifySqliteRange } from './verify-range.js';
 
 /**
  * The append-only, hash-chained audit log (src/api/audit-chain.ts defines the chain). Appends run
@@ -124,81 +128,162 @@ export interface VerifyResult {
   /** The hash of the last good event (the chain's head when ok). */
   head: string;
   problem?: { seq: number; reason: string };
+  /** SQLite: how many ranges were walked on worker threads (0: all on this thread). */
+  workerThreads?: number;
 }
 
-const COLUMNS = 'seq, at, type, request_id, actor, data, prev_hash, hash';
+export interface VerifyOptions {
+  /** PostgreSQL: rows per keyset page. */
+  pageSize?: number;
+  /**
+   * SQLite: walk the log on up to this many worker threads (default 1: this thread only). The CLI
+   * passes the number of cores: hashing a million events is seconds of CPU, and every event
+   * carries its predecessor's hash, so ranges check independently and only their seams are
+   * checked in order here. Verdicts and messages are those of one walk from the start.
+   */
+  threads?: number;
+}
+
+/** Fewer events than this per thread are not worth a thread's start-up (about 50 ms). */
+const MIN_EVENTS_PER_THREAD = 20_000;
 
 /**
  * Walks the log up to its head, in order, with flat memory. The head row and the highest seq are
  * read first in one statement (one snapshot), so a broker appending meanwhile never looks like
  * tampering, while events cut off the end (head ahead of the rows) or slipped in past the head
- * (rows ahead of the head) are both reported. SQLite rows are iterated as arrays straight from
- * better-sqlite3 (twice as fast as row objects); PostgreSQL is read in keyset pages.
+ * (rows ahead of the head) are both reported. SQLite rows are read as arrays straight from
+ * better-sqlite3 (twice as fast as row objects), on worker threads with `threads`; PostgreSQL is
+ * read in keyset pages.
  */
-export async function verifyAuditTable(db: Db, pageSize = 10_000): Promise<VerifyResult> {
+export async function verifyAuditTable(db: Db, opts: VerifyOptions = {}): Promise<VerifyResult> {
   const snapshot = await sql<{ seq: number; hash: string; max_seq: number | null }>`
     select seq, hash, (select max(seq) from audit_events) as max_seq from audit_head where id = 1
   `.execute(db.kysely);
   const head = snapshot.rows[0];
-  const verifier = new ChainVerifier();
-  if (!head) return fail(verifier, 1, 'the audit_head row is missing');
+  if (!head)
+    return failAt(new ChainVerifier().point, { seq: 1, reason: 'the audit_head row is missing' });
   const headSeq = Number(head.seq);
-  let lastSeq = 0;
+  let at: ChainPoint;
+  let workerThreads: number | undefined;
 
   if (db.sqlite) {
-    const rows = db.sqlite
-      .prepare(`select ${COLUMNS} from audit_events where seq <= ? order by seq`)
-      .raw()
-      .iterate(headSeq) as IterableIterator<
-      [number, string, string, string | null, string | null, string, string, string]
-    >;
-    for (const [seq, at, type, request_id, actor, data, prev_hash, hash] of rows) {
-      if (!verifier.pushStored({ seq, at, type, request_id, actor, data, prev_hash, hash })) {
-        rows.return?.();
-        return fail(verifier);
-      }
-      lastSeq = seq;
+    at = new ChainVerifier().point;
+    const walked = await sqliteRanges(db.sqlite, headSeq, opts.threads ?? 1);
+    workerThreads = walked.workers;
+    for (const range of walked.ranges) {
+      if (!range.first) continue;
+      // The seam: the range's first event against the end of the ranges before it.
+      const seam = new ChainVerifier(at);
+      if (!seam.pushStored(range.first)) return failAt(seam.point, seam.problem!, workerThreads);
+      const end = { ...range.end, count: seam.count + range.end.count };
+      if (range.problem) return failAt(end, range.problem, workerThreads);
+      at = end;
     }
   } else {
+    const pageSize = opts.pageSize ?? 10_000;
+    const verifier = new ChainVerifier();
     for (;;) {
       const rows = await db.kysely
         .selectFrom('audit_events')
         .selectAll()
-        .where('seq', '>', lastSeq)
+        .where('seq', '>', verifier.point.seq)
         .where('seq', '<=', headSeq)
         .orderBy('seq', 'asc')
         .limit(pageSize)
         .execute();
       for (const row of rows) {
-        if (!verifier.pushStored(row)) return fail(verifier);
-        lastSeq = row.seq;
+        if (!verifier.pushStored(row)) return failAt(verifier.point, verifier.problem!);
       }
       if (rows.length < pageSize) break;
     }
+    at = verifier.point;
   }
 
+  const lastSeq = at.seq;
   if (lastSeq < headSeq) {
-    return fail(
-      verifier,
-      lastSeq + 1,
-      `${headSeq === lastSeq + 1 ? `event ${headSeq} is` : `events ${lastSeq + 1}…${headSeq} are`} missing (the head says the log has ${headSeq} events)`,
+    return failAt(
+      at,
+      {
+        seq: lastSeq + 1,
+        reason: `${headSeq === lastSeq + 1 ? `event ${headSeq} is` : `events ${lastSeq + 1}…${headSeq} are`} missing (the head says the log has ${headSeq} events)`,
+      },
+      workerThreads,
     );
   }
-  if (head.hash !== verifier.lastHash) {
-    return fail(verifier, headSeq, `the head's hash does not match event ${headSeq}`);
+  if (head.hash !== at.hash) {
+    return failAt(
+      at,
+      { seq: headSeq, reason: `the head's hash does not match event ${headSeq}` },
+      workerThreads,
+    );
   }
   const maxSeq = head.max_seq === null ? 0 : Number(head.max_seq);
   if (maxSeq > headSeq) {
-    return fail(
-      verifier,
-      headSeq + 1,
-      `event ${headSeq + 1} is past the head (${headSeq}): added outside the broker`,
+    return failAt(
+      at,
+      {
+        seq: headSeq + 1,
+        reason: `event ${headSeq + 1} is past the head (${headSeq}): added outside the broker`,
+      },
+      workerThreads,
     );
   }
-  return { ok: true, events: verifier.count, head: verifier.lastHash };
+  return { ok: true, events: at.count, head: at.hash, ...workersOf(workerThreads) };
 }
 
-function fail(verifier: ChainVerifier, seq?: number, reason?: string): VerifyResult {
-  const problem = verifier.problem ?? { seq: seq ?? 0, reason: reason ?? 'unknown problem' };
-  return { ok: false, events: verifier.count, head: verifier.lastHash, problem };
+function failAt(
+  at: ChainPoint,
+  problem: { seq: number; reason: string },
+  workerThreads?: number,
+): VerifyResult {
+  return { ok: false, events: at.count, head: at.hash, problem, ...workersOf(workerThreads) };
+}
+
+const workersOf = (n: number | undefined) => (n === undefined ? {} : { workerThreads: n });
+
+/**
+ * The log's events with seq ≤ `headSeq`, as ranges walked on worker threads (each its own
+ * read-only connection), or as one range on this thread: for a short log, an in-memory database,
+ * or where the worker's file is not there (running from the sources rather than the bundle).
+ * A worker that fails leaves its range to this thread. The first range starts below any seq, so
+ * a row slipped in with seq ≤ 0 is reported as by one walk.
+ */
+async function sqliteRanges(
+  handle: SqliteHandle,
+  headSeq: number,
+  threads: number,
+): Promise<{ ranges: RangeResult[]; workers: number }> {
+  const n = Math.max(1, Math.min(threads, Math.floor(headSeq / MIN_EVENTS_PER_THREAD)));
+  const worker = new URL('./audit-verify-worker.js', import.meta.url);
+  if (n === 1 || handle.memory || !existsSync(fileURLToPath(worker))) {
+    return { ranges: [verifySqliteRange(handle, Number.MIN_SAFE_INTEGER, headSeq)], workers: 0 };
+  }
+  const { Worker } = await import('node:worker_threads');
+  const bounds = Array.from({ length: n }, (_, i) => [
+    i === 0 ? Number.MIN_SAFE_INTEGER : Math.floor((headSeq * i) / n),
+    Math.floor((headSeq * (i + 1)) / n),
+  ]) as Array<[number, number]>;
+  let workers = 0;
+  const ranges = await Promise.all(
+    bounds.map(
+      ([after, upTo]) =>
+        new Promise<RangeResult>((resolve) => {
+          let settled = false;
+          const settle = (result: () => RangeResult) => {
+            if (settled) return;
+            settled = true;
+            resolve(result());
+          };
+          const local = () => settle(() => verifySqliteRange(handle, after, upTo));
+          const w = new Worker(worker, { workerData: { path: handle.name, after, upTo } });
+          w.once('message', (r: RangeResult) => {
+            if (!settled) workers++;
+            settle(() => r);
+          });
+          w.once('error', local);
+          w.once('exit', local);
+        }),
+    ),
+  );
+  return { ranges, workers };
 }
