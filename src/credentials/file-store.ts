@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { constants, link, mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CompactEncrypt, compactDecrypt } from 'jose';
 import { Secret } from '../api/secret.js';
 import type { Context } from '../cli/context.js';
 import { AuthError, ExitCode, JitError } from '../cli/errors.js';
 import { fileNameOf, keyOfFileName, MAX_KEY_BYTES } from './file-name.js';
+import { CONTENT_ENC, decryptPbes2Jwe, PBES2_ALG } from './pbes2-jwe.js';
 import type { CredentialStore } from './store.js';
 
 /**
@@ -34,8 +34,8 @@ import type { CredentialStore } from './store.js';
 export const FILE_STORE_P2C = 20_000;
 /** Entries with a larger `p2c` are refused: a planted header cannot make jitctl spin for minutes. */
 const MAX_P2C = 1_000_000;
-const ALG = 'PBES2-HS512+A256KW';
-const ENC = 'A256GCM';
+const ALG = PBES2_ALG;
+const ENC = CONTENT_ENC;
 /** Protected-header parameter naming the entry's key. */
 const KEY_HEADER = 'jitctl_key';
 const VERIFIER = 'passphrase-check';
@@ -86,12 +86,8 @@ export function fileStore(options: FileStoreOptions): CredentialStore {
   const openJwe = async (text: string, expectedKey: string | null): Promise<Opened> => {
     const pass = await getPassphrase(false);
     try {
-      const { plaintext, protectedHeader } = await compactDecrypt(text.trim(), pass, {
-        keyManagementAlgorithms: [ALG],
-        contentEncryptionAlgorithms: [ENC],
-        maxPBES2Count: MAX_P2C,
-      });
-      if (protectedHeader[KEY_HEADER] !== (expectedKey ?? undefined)) return { status: 'foreign' };
+      const { plaintext, header } = await decryptPbes2Jwe(text.trim(), pass, MAX_P2C);
+      if (header[KEY_HEADER] !== (expectedKey ?? undefined)) return { status: 'foreign' };
       return { status: 'ok', value: new TextDecoder().decode(plaintext) };
     } catch {
       return { status: 'failed' };
@@ -100,6 +96,8 @@ export function fileStore(options: FileStoreOptions): CredentialStore {
 
   const seal = async (value: string, key: string | null, creating: boolean): Promise<string> => {
     const pass = await getPassphrase(creating);
+    // jose only writes: reading (every `jitctl exec`) must not pay for loading it (pbes2-jwe.ts).
+    const { CompactEncrypt } = await import('jose');
     return new CompactEncrypt(new TextEncoder().encode(value))
       .setProtectedHeader({ alg: ALG, enc: ENC, ...(key === null ? {} : { [KEY_HEADER]: key }) })
       .setKeyManagementParameters({ p2c })

@@ -16,7 +16,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodeProtectedHeader } from 'jose';
-import { afterAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { Secret } from '../../src/api/secret.js';
 import { createContext, type Env } from '../../src/cli/context.js';
 import { AuthError, ExitCode, JitError } from '../../src/cli/errors.js';
@@ -221,15 +221,11 @@ describe('file store: wrong passphrase, damaged and foreign entries', () => {
     ).toString('base64url');
     const text = `${header}.${'A'.repeat(54)}.${'A'.repeat(16)}.AAAA.${'A'.repeat(22)}`;
     writeFileSync(join(dir, fileNameOf('p')!), text, { mode: 0o600 });
-    const derive = vi.spyOn(globalThis.crypto.subtle, 'deriveBits');
-    try {
-      expect(await store(dir).get('p')).toBeUndefined();
-      const rounds = derive.mock.calls.map((c) => (c[0] as { iterations?: number }).iterations);
-      expect(rounds.length).toBeGreaterThan(0); // the verifier was checked…
-      expect(rounds.every((r) => r !== undefined && r <= 1_000_000)).toBe(true); // …the plant never
-    } finally {
-      derive.mockRestore();
-    }
+    // Entries are opened with node:crypto; that the planted count is refused before any
+    // derivation is checked where pbkdf2 can be watched: test/credentials/pbes2-jwe.test.ts.
+    const fresh = store(dir);
+    expect(await fresh.get('p')).toBeUndefined();
+    expect(await fresh.get('a')).toBe('b');
   });
 
   it('checks a new passphrase against existing entries when the verifier is gone', async () => {
