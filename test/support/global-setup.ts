@@ -24,13 +24,23 @@ export default async function setup(project: TestProject) {
   const out = join(ROOT, '.test-build', `${process.pid}`);
   rmSync(out, { recursive: true, force: true });
   mkdirSync(out, { recursive: true });
-  execFileSync(process.execPath, [join(ROOT, 'node_modules/tsup/dist/cli-default.js'), '--silent', '--out-dir', join(out, 'dist')], {
-    cwd: ROOT,
-    stdio: 'inherit',
-  });
+  execFileSync(
+    process.execPath,
+    [
+      join(ROOT, 'node_modules/tsup/dist/cli-default.js'),
+      '--silent',
+      '--out-dir',
+      join(out, 'dist'),
+    ],
+    {
+      cwd: ROOT,
+      stdio: 'inherit',
+    },
+  );
   // The same layout as the package: bin/ (a CommonJS entry), dist/, package.json.
   mkdirSync(join(out, 'bin'));
-  for (const f of ['bin/jitctl.js', 'bin/package.json', 'package.json']) copyFileSync(join(ROOT, f), join(out, f));
+  for (const f of ['bin/jitctl.js', 'bin/package.json', 'package.json'])
+    copyFileSync(join(ROOT, f), join(out, f));
   const bin = join(out, 'bin', 'jitctl.js');
   const pg = await startPostgres();
   project.provide('pgUrl', pg.url);

@@ -1,9 +1,4 @@
-import {
-  errors,
-  type JWTPayload,
-  jwtVerify,
-  type ProtectedHeaderParameters,
-} from 'jose';
+import { errors, type JWTPayload, jwtVerify, type ProtectedHeaderParameters } from 'jose';
 import { ErrorCode } from '../../api/errors.js';
 import type { ServerClock } from '../clock.js';
 import { HttpError, unavailable } from '../errors.js';
