@@ -3,7 +3,7 @@
  * `jitctl request` process having stored the credential. What a waiting engineer feels between
  * a lead's click and their terminal saying "approved".
  *
- *   npx tsx bench/wakeup.ts [--runs 50] [--store file|keychain] [--json]
+ *   npx tsx bench/wakeup.ts [--runs 50] [--store file|keychain] [--bin PATH] [--json]
  *
  * Real processes on 127.0.0.1: `jitctl server --dev` (SQLite on disk, its identity provider),
  * alice's `jitctl request` (the built binary, the encrypted file store, as `npm run demo`), and
@@ -29,7 +29,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { request } from 'undici';
-import { BIN, ensureBuilt } from '../scripts/ensure-built.js';
+import { BIN as BUILT_BIN, ensureBuilt } from '../scripts/ensure-built.js';
 import { createContext } from '../src/cli/context.js';
 import { testIO } from '../src/cli/io.js';
 import { openStore } from '../src/credentials/index.js';
@@ -70,6 +70,10 @@ interface Proc {
   waitFor(pattern: RegExp): Promise<RegExpExecArray & { at: number }>;
   done: Promise<{ code: number | null; output: string }>;
 }
+
+/** `--bin PATH`: run another build's bin/jitctl.js (to compare a change). */
+const binAt = process.argv.indexOf('--bin');
+const BIN = binAt === -1 ? BUILT_BIN : process.argv[binAt + 1]!;
 
 function start(args: string[], env: Record<string, string>): Proc {
   const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });

@@ -179,6 +179,9 @@ export async function awaitOutcome(
   const ticker = io.color ? setInterval(() => progress.update(line()), 1000) : undefined;
   ticker?.unref();
   const deadline = opts.timeoutMs === undefined ? undefined : clock.now() + opts.timeoutMs;
+  // While waiting, the store checks what keeping the credential needs (the file store's
+  // passphrase), so that an approval lands sooner.
+  if (opts.keep === 'store') conn.store.prepareWrite?.().catch(() => {});
   let result: Awaited<ReturnType<typeof waitForDecision>>;
   try {
     result = await waitForDecision(conn.client, request, {

@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { constants, link, mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import { CompactEncrypt, compactDecrypt } from 'jose';
 import { Secret } from '../api/secret.js';
 import type { Context } from '../cli/context.js';
 import { AuthError, ExitCode, JitError } from '../cli/errors.js';
 import { fileNameOf, keyOfFileName, MAX_KEY_BYTES } from './file-name.js';
-import { CONTENT_ENC, decryptPbes2Jwe, PBES2_ALG } from './pbes2-jwe.js';
 import type { CredentialStore } from './store.js';
 
 /**
@@ -24,7 +24,7 @@ import type { CredentialStore } from './store.js';
 /**
  * PBKDF2-HMAC-SHA512 iterations. The trade-off: every `jitctl exec` pays one derivation at
  * start-up, and issue #6 holds `exec -- true` to 1.8× a bare `node`. OWASP's 210,000 costs about
- * 0.4 s here, which no command wrapper can afford on every call; 20,000 costs about 40 ms on this
+ * 0.25 s here, which no command wrapper can afford on every call; 20,000 costs about 24 ms on this
  * machine (2 cores, Node 20) and still makes each offline guess 20,000 HMAC-SHA512 rounds. The
  * passphrase's own strength matters far more than this factor of ten, and the files are 0600 in a
  * 0700 directory anyway. jose writes the count into each JWE header (`p2c`), so raising it later
@@ -34,8 +34,8 @@ import type { CredentialStore } from './store.js';
 export const FILE_STORE_P2C = 20_000;
 /** Entries with a larger `p2c` are refused: a planted header cannot make jitctl spin for minutes. */
 const MAX_P2C = 1_000_000;
-const ALG = PBES2_ALG;
-const ENC = CONTENT_ENC;
+const ALG = 'PBES2-HS512+A256KW';
+const ENC = 'A256GCM';
 /** Protected-header parameter naming the entry's key. */
 const KEY_HEADER = 'jitctl_key';
 const VERIFIER = 'passphrase-check';
@@ -86,8 +86,12 @@ export function fileStore(options: FileStoreOptions): CredentialStore {
   const openJwe = async (text: string, expectedKey: string | null): Promise<Opened> => {
     const pass = await getPassphrase(false);
     try {
-      const { plaintext, header } = await decryptPbes2Jwe(text.trim(), pass, MAX_P2C);
-      if (header[KEY_HEADER] !== (expectedKey ?? undefined)) return { status: 'foreign' };
+      const { plaintext, protectedHeader } = await compactDecrypt(text.trim(), pass, {
+        keyManagementAlgorithms: [ALG],
+        contentEncryptionAlgorithms: [ENC],
+        maxPBES2Count: MAX_P2C,
+      });
+      if (protectedHeader[KEY_HEADER] !== (expectedKey ?? undefined)) return { status: 'foreign' };
       return { status: 'ok', value: new TextDecoder().decode(plaintext) };
     } catch {
       return { status: 'failed' };
@@ -96,8 +100,6 @@ export function fileStore(options: FileStoreOptions): CredentialStore {
 
   const seal = async (value: string, key: string | null, creating: boolean): Promise<string> => {
     const pass = await getPassphrase(creating);
-    // jose only writes: reading (every `jitctl exec`) must not pay for loading it (pbes2-jwe.ts).
-    const { CompactEncrypt } = await import('jose');
     return new CompactEncrypt(new TextEncoder().encode(value))
       .setProtectedHeader({ alg: ALG, enc: ENC, ...(key === null ? {} : { [KEY_HEADER]: key }) })
       .setKeyManagementParameters({ p2c })
@@ -277,6 +279,16 @@ export function fileStore(options: FileStoreOptions): CredentialStore {
         await unlink(tmp).catch(() => {});
         throw fsError('cannot write', join(dir, name), err);
       }
+    },
+
+    /**
+     * Checks the passphrase against the store ahead of a write that will come after a long wait
+     * (`jitctl request` keeping its credential), so that the write after an approval costs one
+     * key derivation instead of two. Never prompts and never creates the store.
+     */
+    async prepareWrite() {
+      if (passphrase === undefined || !(await checkDir(false))) return;
+      await verify();
     },
 
     async delete(key) {

@@ -17,4 +17,10 @@ export interface CredentialStore {
   delete(key: string): Promise<void>;
   /** Keys that start with `prefix` (all keys when omitted). */
   list(prefix?: string): Promise<string[]>;
+  /**
+   * Optional: does ahead what the next `set` would wait for (the file store checks its
+   * passphrase), for a command that writes after a long wait. Never prompts; failures are left
+   * for `set` to report.
+   */
+  prepareWrite?(): Promise<void>;
 }
