@@ -45,6 +45,7 @@ export async function appendAudit(
     let prev = head.hash;
     const at = new Date(now).toISOString();
     const written: AuditEvent[] = [];
+    const rows: AuditRow[] = [];
     for (const e of events) {
       seq += 1;
       const content: ChainedContent = {
@@ -56,32 +57,21 @@ export async function appendAudit(
         data: e.data,
       };
       // Serialized once: the stored text is exactly what is hashed.
-      const actor = content.actor ? canonicalJson(content.actor) : null;
-      const data = canonicalJson(e.data);
-      const hash = storedEventHash(prev, {
+      const stored = {
         seq,
         at,
         type: e.type,
         request_id: e.request_id,
-        actor,
-        data,
-      });
-      await tx
-        .insertInto('audit_events')
-        .values({
-          seq,
-          at,
-          type: e.type,
-          request_id: e.request_id,
-          actor,
-          data,
-          prev_hash: prev,
-          hash,
-        })
-        .execute();
+        actor: content.actor ? canonicalJson(content.actor) : null,
+        data: canonicalJson(e.data),
+      };
+      const hash = storedEventHash(prev, stored);
+      rows.push({ ...stored, prev_hash: prev, hash });
       written.push({ ...content, prev_hash: prev, hash });
       prev = hash;
     }
+    // One statement for all the events: on PostgreSQL every round trip here holds the head's lock.
+    if (rows.length > 0) await tx.insertInto('audit_events').values(rows).execute();
     await tx.updateTable('audit_head').set({ seq, hash: prev }).where('id', '=', 1).execute();
     return written;
   } catch (err) {

@@ -18,7 +18,7 @@ import { type ChangeHub, notifyReplicas } from '../changes.js';
 import type { ServerClock } from '../clock.js';
 import { AuditAppendError, forbidden, HttpError, invalidState, notFound } from '../errors.js';
 import type { Metrics } from '../metrics.js';
-import { signCredential } from '../mint/credential.js';
+import { type SignedCredential, signCredential } from '../mint/credential.js';
 import type { KeyRing } from '../mint/keys.js';
 import { canRequest, canReview, formatPrincipal, renderEnv } from '../policy/index.js';
 import type { Caller, Policy, RolePolicy, StepUpRule } from '../policy/types.js';
@@ -100,6 +100,24 @@ const isRequester = (row: RequestRow, c: Pick<Caller, 'iss' | 'sub'>) =>
 
 const isDue = (row: RequestRow, now: number) =>
   (row.state === 'pending' || row.state === 'approved') && row.expires_at <= now;
+
+const approversOf = (reviews: ReviewRow[]): Identity[] =>
+  reviews
+    .filter((r) => r.decision === 'approve')
+    .map((r) => ({ iss: r.reviewer_iss, sub: r.reviewer_sub, name: r.reviewer_name }));
+
+/** What a credential's signature depends on besides the clock: a signature made ahead is used
+ * only if the locked row still gives the same. */
+const signingBasis = (row: RequestRow, reviews: ReviewRow[], kid: string) =>
+  JSON.stringify([
+    row.state,
+    row.expires_at,
+    row.requester_iss,
+    row.requester_sub,
+    row.role,
+    kid,
+    approversOf(reviews),
+  ]);
 
 /** A transaction's outcome: what to answer, and what happened (to publish after commit). */
 interface Written {
@@ -603,6 +621,13 @@ export class RequestService {
       throw forbidden('only the requester can get the credential of a request');
     }
     const role = this.#roleOf(row, 'used');
+    // Sign ahead, outside the write transaction: jose signs through WebCrypto's thread pool, and
+    // inside the transaction each round trip would hold SQLite's only connection (PostgreSQL's
+    // audit head lock). The transaction uses this signature only if the locked row still has
+    // what was signed (an approved request's window and approvers do not change); otherwise it
+    // signs again from the locked row.
+    const ahead =
+      row.state === 'approved' ? await this.#signFor(row, role, this.deps.clock.now()) : undefined;
     let minted: CredentialResponse | undefined;
     const written = await this.#write(async (tx) => {
       const now = this.deps.clock.now();
@@ -617,27 +642,16 @@ export class RequestService {
           locked.state === 'pending' ? `wait for it: jitctl wait ${id}` : 'file a new request',
         );
       }
-      const issuedAt = Math.floor(now / 1000);
+      const reviews = await getReviews(tx, id);
+      const signed =
+        ahead && ahead.basis === signingBasis(locked, reviews, this.deps.keys.current.kid)
+          ? ahead
+          : await this.#signFor(locked, role, now, reviews);
       // Whole seconds, rounded down: the credential never outlives the approved window.
-      const expiresAt = Math.floor(locked.expires_at / 1000);
-      if (expiresAt <= issuedAt) {
+      const { issuedAt, expiresAt } = signed;
+      if (expiresAt <= Math.floor(now / 1000)) {
         throw invalidState(`request ${id}'s window ends this second; file a new request`);
       }
-      const reviews = await getReviews(tx, id);
-      const approvers = reviews
-        .filter((r) => r.decision === 'approve')
-        .map((r) => ({ iss: r.reviewer_iss, sub: r.reviewer_sub, name: r.reviewer_name }));
-      const signed = await signCredential(this.deps.keys.current, {
-        issuer: this.deps.publicUrl,
-        subject: locked.requester_sub,
-        subjectIssuer: locked.requester_iss,
-        audience: role.credential.audience,
-        role: locked.role,
-        requestId: id,
-        approvers,
-        issuedAt,
-        expiresAt,
-      });
       const expiresIso = iso(expiresAt * 1000);
       await this.#audit(tx, now, [
         {
@@ -673,6 +687,31 @@ export class RequestService {
     this.deps.metrics.mints.inc({ role: role.name });
     // Only after the commit: a token whose audit event was rolled back is never handed out.
     return minted!;
+  }
+
+  /** Signs the credential of an approved request as of `now`; see mint. */
+  async #signFor(
+    row: RequestRow,
+    role: RolePolicy,
+    now: number,
+    reviews?: ReviewRow[],
+  ): Promise<SignedCredential & { basis: string; issuedAt: number; expiresAt: number }> {
+    const allReviews = reviews ?? (await getReviews(this.deps.db.kysely, row.id));
+    const key = this.deps.keys.current;
+    const issuedAt = Math.floor(now / 1000);
+    const expiresAt = Math.floor(row.expires_at / 1000);
+    const signed = await signCredential(key, {
+      issuer: this.deps.publicUrl,
+      subject: row.requester_sub,
+      subjectIssuer: row.requester_iss,
+      audience: role.credential.audience,
+      role: row.role,
+      requestId: row.id,
+      approvers: approversOf(allReviews),
+      issuedAt,
+      expiresAt,
+    });
+    return { ...signed, basis: signingBasis(row, allReviews, key.kid), issuedAt, expiresAt };
   }
 
   // ---- expiry ---------------------------------------------------------------------------------
@@ -771,6 +810,11 @@ export class RequestService {
   }
 
   async #audit(tx: Kysely<Database>, now: number, events: NewAuditEvent[]): Promise<void> {
+    // Before the append: PostgreSQL delivers the notification only at commit, and the append
+    // holds the audit head's lock until then, so nothing else should run after it.
+    if (this.deps.db.dialect === 'postgres' && events[0]?.request_id) {
+      await notifyReplicas(tx, events[0].request_id);
+    }
     try {
       await appendAudit(tx, this.deps.db.dialect, now, events);
     } catch (err) {
@@ -778,9 +822,6 @@ export class RequestService {
       throw err;
     }
     for (const e of events) this.deps.metrics.auditAppends.inc({ type: e.type });
-    if (this.deps.db.dialect === 'postgres' && events[0]?.request_id) {
-      await notifyReplicas(tx, events[0].request_id);
-    }
   }
 
   #write<T>(fn: (tx: Kysely<Database>) => Promise<T>): Promise<T> {
