@@ -22,6 +22,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { BIN, ensureBuilt } from '../scripts/ensure-built.js';
+import { homeEnv } from '../scripts/home-env.js';
 import { Secret } from '../src/api/secret.js';
 import { FILE_STORE_P2C, fileStore } from '../src/credentials/file-store.js';
 import {
@@ -57,12 +58,7 @@ interface Case {
 /** A private home with a session and a credential in the file store; returns the child env. */
 async function seedHome(dir: string): Promise<Record<string, string>> {
   const env: Record<string, string> = {
-    PATH: process.env.PATH ?? '/usr/bin:/bin',
-    HOME: dir,
-    XDG_CONFIG_HOME: join(dir, 'config'),
-    XDG_DATA_HOME: join(dir, 'data'),
-    XDG_STATE_HOME: join(dir, 'state'),
-    LANG: 'C.UTF-8',
+    ...homeEnv(dir),
     NO_COLOR: '1',
     JITCTL_SERVER: SERVER,
     JITCTL_STORE: 'file',

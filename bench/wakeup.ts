@@ -30,6 +30,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { request } from 'undici';
 import { BIN as BUILT_BIN, ensureBuilt } from '../scripts/ensure-built.js';
+import { homeEnv } from '../scripts/home-env.js';
 import { createContext } from '../src/cli/context.js';
 import { testIO } from '../src/cli/io.js';
 import { openStore } from '../src/credentials/index.js';
@@ -38,6 +39,7 @@ import { DEV_USERS } from '../src/server/dev/index.js';
 import { completeDeviceLogin, deviceLoginUrl } from '../test/support/dev-browser.js';
 import { type PrivateKeyring, startKeyring } from '../test/support/keyring.js';
 import { hasFlag, intFlag, stringFlag } from './support/args.js';
+import { BENCH_POLICY } from './support/broker.js';
 import {
   checkGoal,
   describeGoals,
@@ -48,20 +50,6 @@ import {
   table,
 } from './support/report.js';
 import { round, summarize } from './support/stats.js';
-
-const POLICY = `
-roles:
-  bench:
-    requesters: [group:developers]
-    approvers: [group:leads]
-    approvals: 1
-    default_duration: 15m
-    max_duration: 1h
-    pending_ttl: 1h
-    credential:
-      audience: https://bench.example.com
-      env: { BENCH_TOKEN: "{{token}}" }
-`;
 
 interface Proc {
   child: ChildProcess;
@@ -132,12 +120,7 @@ function home(root: string, name: string, url: string): Home {
   return {
     name,
     env: {
-      PATH: process.env.PATH ?? '/usr/bin:/bin',
-      HOME: dir,
-      XDG_CONFIG_HOME: join(dir, 'config'),
-      XDG_DATA_HOME: join(dir, 'data'),
-      XDG_STATE_HOME: join(dir, 'state'),
-      LANG: 'C.UTF-8',
+      ...homeEnv(dir),
       NO_COLOR: '1',
       BROWSER: 'none',
       JITCTL_SERVER: url,
@@ -174,7 +157,7 @@ async function main(): Promise<void> {
   const root = mkdtempSync(join(tmpdir(), 'jitctl-wakeup-'));
   const procs: Proc[] = [];
   try {
-    writeFileSync(join(root, 'policy.yaml'), POLICY);
+    writeFileSync(join(root, 'policy.yaml'), BENCH_POLICY);
     const server = start(
       [
         'server',

@@ -21,6 +21,7 @@ import { join } from 'node:path';
 import { styleText } from 'node:util';
 import { completeDeviceLogin, deviceLoginUrl, type Person } from '../test/support/dev-browser.js';
 import { BIN, ensureBuilt } from './ensure-built.js';
+import { homeEnv } from './home-env.js';
 
 /** The whole tour must end well within a minute; a stuck step fails it instead of hanging. */
 const STEP_TIMEOUT_MS = 30_000;
@@ -138,12 +139,7 @@ function home(root: string, name: string, person: Person): Actor {
     name,
     person,
     env: {
-      PATH: process.env.PATH ?? '/usr/bin:/bin',
-      HOME: dir,
-      XDG_CONFIG_HOME: join(dir, 'config'),
-      XDG_DATA_HOME: join(dir, 'data'),
-      XDG_STATE_HOME: join(dir, 'state'),
-      LANG: 'C.UTF-8',
+      ...homeEnv(dir),
       // No browser here: sign-ins use the device flow, whose page the tour completes.
       BROWSER: 'none',
       JITCTL_STORE: 'file',

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inject } from 'vitest';
+import { homeEnv } from '../../scripts/home-env.js';
 
 /** The real binary, as users run it, built for this test run by the global setup. */
 export const BIN = inject('jitctlBin');
@@ -28,12 +29,7 @@ export interface TestHome {
 export function testHome(extra: Record<string, string> = {}): TestHome {
   const dir = mkdtempSync(join(tmpdir(), 'jitctl-home-'));
   const env: Record<string, string> = {
-    PATH: process.env.PATH ?? '/usr/bin:/bin',
-    HOME: dir,
-    XDG_CONFIG_HOME: join(dir, 'config'),
-    XDG_DATA_HOME: join(dir, 'data'),
-    XDG_STATE_HOME: join(dir, 'state'),
-    LANG: 'C.UTF-8',
+    ...homeEnv(dir),
     NO_COLOR: '1',
     ...extra,
   };
