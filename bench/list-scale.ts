@@ -3,7 +3,7 @@
  * requests, p50 and p99, on SQLite and PostgreSQL.
  *
  *   npx tsx bench/list-scale.ts [--requests 100000] [--samples 300] [--db sqlite|postgres|both]
- *                               [--bin PATH] [--json]
+ *                               [--bin PATH] [--profile DIR] [--json]
  *
  * The requests are seeded straight into a fresh broker database (the broker's own migrations,
  * ids and fingerprints) with the spread of a busy deployment: five roles, 200 requesters, mostly
@@ -163,6 +163,9 @@ async function main(): Promise<void> {
   const binAt = process.argv.indexOf('--bin');
   const bin = binAt === -1 ? undefined : process.argv[binAt + 1];
   ensureBuilt();
+  // `--profile DIR`: the broker runs under `node --cpu-prof` (a profile per database in DIR).
+  const profileAt = process.argv.indexOf('--profile');
+  const profileDir = profileAt === -1 ? undefined : process.argv[profileAt + 1];
   const m = machine();
   const harness = await brokerHarness();
   const rows: ListRow[] = [];
@@ -171,7 +174,12 @@ async function main(): Promise<void> {
       const dbUrl = await harness.freshDatabase(db);
       progress(`list: seeding ${count.toLocaleString('en-US')} requests (${db})`);
       const pending = await seedRequests(dbUrl, count, harness.issuer.issuer);
-      const b = await harness.start(db, { dbUrl, policy: POLICY, ...(bin ? { bin } : {}) });
+      const b = await harness.start(db, {
+        dbUrl,
+        policy: POLICY,
+        ...(bin ? { bin } : {}),
+        ...(profileDir ? { nodeArgs: ['--cpu-prof', '--cpu-prof-dir', profileDir] } : {}),
+      });
       const pool = new Pool(b.url, { connections: 1 });
       try {
         for (const q of QUERIES) {
