@@ -1,9 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RequestState } from '../../src/api/schemas.js';
-import { type Db, openDatabase, parseDatabaseUrl } from '../../src/server/store/database.js';
-import { migrateToLatest } from '../../src/server/store/migrations.js';
+import type { Db } from '../../src/server/store/database.js';
 import { dueForExpiry } from '../../src/server/store/requests.js';
-import { freshPostgresDatabase } from '../support/broker.js';
+import { migratedDatabase, requestRow } from '../support/store.js';
 
 /**
  * The expiry sweep's query (one ordered index range per state, merged): both live states, the
@@ -12,40 +11,13 @@ import { freshPostgresDatabase } from '../support/broker.js';
  */
 describe.each(['sqlite', 'postgres'] as const)('dueForExpiry (%s)', (dialect) => {
   let db: Db;
-  let drop: (() => Promise<void>) | undefined;
+  let close: (() => Promise<void>) | undefined;
   const NOW = 1_800_000_000_000;
 
   beforeAll(async () => {
-    let url = 'sqlite::memory:';
-    if (dialect === 'postgres') {
-      const fresh = await freshPostgresDatabase();
-      url = fresh.url;
-      drop = fresh.drop;
-    }
-    db = await openDatabase(parseDatabaseUrl(url));
-    await migrateToLatest(db.kysely, db.dialect);
-    const row = (id: string, state: RequestState, expiresAt: number) => ({
-      id,
-      role: 'r',
-      state,
-      requester_iss: 'https://idp',
-      requester_sub: 'alice',
-      requester_name: null,
-      duration_ms: 60_000,
-      reason: null,
-      ticket: null,
-      created_at: NOW - 7_200_000,
-      expires_at: expiresAt,
-      approved_at: null,
-      ended_at: null,
-      approvals_required: 1,
-      denials_required: 1,
-      approvers: '[]',
-      fingerprint: 'f',
-      review_count: 0,
-      idempotency_key: null,
-      idempotency_hash: null,
-    });
+    ({ db, close } = await migratedDatabase(dialect));
+    const row = (id: string, state: RequestState, expiresAt: number) =>
+      requestRow({ id, state, created_at: NOW - 7_200_000, expires_at: expiresAt });
     await db.kysely
       .insertInto('requests')
       .values([
@@ -64,8 +36,7 @@ describe.each(['sqlite', 'postgres'] as const)('dueForExpiry (%s)', (dialect) =>
   });
 
   afterAll(async () => {
-    await db?.close();
-    await drop?.();
+    await close?.();
   });
 
   it('lists live requests whose deadline passed, oldest deadline first, across both states', async () => {

@@ -1,9 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RequestState } from '../../src/api/schemas.js';
-import { type Db, openDatabase, parseDatabaseUrl } from '../../src/server/store/database.js';
-import { migrateToLatest } from '../../src/server/store/migrations.js';
+import type { Db } from '../../src/server/store/database.js';
 import { type ListFilter, listRequests } from '../../src/server/store/requests.js';
-import { freshPostgresDatabase } from '../support/broker.js';
+import { migratedDatabase, requestRow } from '../support/store.js';
 
 /**
  * A reviewer's list (GET /v1/requests with a role restriction): one keyset branch per role plus
@@ -13,7 +12,7 @@ import { freshPostgresDatabase } from '../support/broker.js';
  */
 describe.each(['sqlite', 'postgres'] as const)('listRequests with roles (%s)', (dialect) => {
   let db: Db;
-  let drop: (() => Promise<void>) | undefined;
+  let close: (() => Promise<void>) | undefined;
   const ALICE = { iss: 'https://idp', sub: 'alice' };
   const LEE = { iss: 'https://idp', sub: 'lee' };
   /** seq order = insertion order; [id, role, requester, state] */
@@ -28,46 +27,17 @@ describe.each(['sqlite', 'postgres'] as const)('listRequests with roles (%s)', (
   ];
 
   beforeAll(async () => {
-    let url = 'sqlite::memory:';
-    if (dialect === 'postgres') {
-      const fresh = await freshPostgresDatabase();
-      url = fresh.url;
-      drop = fresh.drop;
-    }
-    db = await openDatabase(parseDatabaseUrl(url));
-    await migrateToLatest(db.kysely, db.dialect);
+    ({ db, close } = await migratedDatabase(dialect));
     for (const [id, role, sub, state] of ROWS) {
       await db.kysely
         .insertInto('requests')
-        .values({
-          id,
-          role,
-          state,
-          requester_iss: 'https://idp',
-          requester_sub: sub,
-          requester_name: null,
-          duration_ms: 60_000,
-          reason: 'r',
-          ticket: null,
-          created_at: 1,
-          expires_at: 2,
-          approved_at: null,
-          ended_at: null,
-          approvals_required: 1,
-          denials_required: 1,
-          approvers: '[]',
-          fingerprint: 'f',
-          review_count: 0,
-          idempotency_key: null,
-          idempotency_hash: null,
-        })
+        .values(requestRow({ id, role, state, requester_sub: sub }))
         .execute();
     }
   });
 
   afterAll(async () => {
-    await db?.close();
-    await drop?.();
+    await close?.();
   });
 
   const ids = async (f: Partial<ListFilter>) =>
