@@ -2,13 +2,18 @@ import type { ConfigResponse } from '../api/schemas.js';
 import type { Context } from '../cli/context.js';
 import { JitError } from '../cli/errors.js';
 import { safe } from '../cli/output.js';
+import type { BrokerClient } from '../client/broker-client.js';
 import type { IdpSettings } from './oidc.js';
 
 /**
- * Where to sign in for a broker: its `GET /v1/config` (DESIGN.md, Flow 1). The broker, not the
- * user's config, names the identity provider, so a CLI never needs IdP settings of its own.
+ * Runs `use` with an unauthenticated client of the broker at `server` (GET /v1/config, the token
+ * exchange), and closes the client however `use` ends.
  */
-export async function fetchIdpSettings(ctx: Context, server: string): Promise<IdpSettings> {
+export async function withAnonymousClient<T>(
+  ctx: Context,
+  server: string,
+  use: (client: BrokerClient) => Promise<T>,
+): Promise<T> {
   const { BrokerClient } = await import('../client/broker-client.js');
   const client = new BrokerClient({
     server,
@@ -17,16 +22,23 @@ export async function fetchIdpSettings(ctx: Context, server: string): Promise<Id
     attempts: 3,
     ...(ctx.debug ? { debug: (line: string) => ctx.io.err(`debug: ${line}\n`) } : {}),
   });
-  let config: ConfigResponse;
   try {
-    config = await client.config();
+    return await use(client);
   } finally {
     await client.close();
   }
+}
+
+/**
+ * Where to sign in for a broker: its `GET /v1/config` (DESIGN.md, Flow 1). The broker, not the
+ * user's config, names the identity provider, so a CLI never needs IdP settings of its own.
+ */
+export async function fetchIdpSettings(ctx: Context, server: string): Promise<IdpSettings> {
+  const config = await withAnonymousClient(ctx, server, (client) => client.config());
   return parseIdpSettings(config, server);
 }
 
-export function parseIdpSettings(config: unknown, server: string): IdpSettings {
+function parseIdpSettings(config: unknown, server: string): IdpSettings {
   const c = config as Partial<ConfigResponse> | null | undefined;
   const bad = (what: string) =>
     new JitError(`the broker at ${server} sent a /v1/config without ${what}`, 1, {

@@ -4,6 +4,7 @@ import type { Context } from '../cli/context.js';
 import { ApiError, AuthError, JitError, UsageError } from '../cli/errors.js';
 import { safe } from '../cli/output.js';
 import type { SessionRecord } from '../credentials/records.js';
+import { withAnonymousClient } from './broker-config.js';
 
 /**
  * Federated login for pipelines: the CI platform's OIDC token (GitHub Actions, GitLab CI, …) is
@@ -125,23 +126,12 @@ export async function exchangeFederatedToken(
   server: string,
   token: FederatedToken,
 ): Promise<SessionRecord> {
-  const { BrokerClient } = await import('../client/broker-client.js');
-  const client = new BrokerClient({
-    server,
-    clock: ctx.clock,
-    signal: ctx.interruptSignal(),
-    attempts: 3,
-    ...(ctx.debug ? { debug: (line: string) => ctx.io.err(`debug: ${line}\n`) } : {}),
-  });
-  let answer: Awaited<ReturnType<typeof client.exchangeToken>>;
   const started = ctx.clock.now();
-  try {
-    answer = await client.exchangeToken(token.token);
-  } catch (err) {
+  const answer = await withAnonymousClient(ctx, server, (client) =>
+    client.exchangeToken(token.token),
+  ).catch((err: unknown) => {
     throw exchangeError(err, server, token.from);
-  } finally {
-    await client.close();
-  }
+  });
   const [h, p] = answer.access_token.split('.');
   const header = decodePart(h);
   const claims = decodePart(p);
