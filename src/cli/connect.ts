@@ -40,3 +40,20 @@ export async function connect(ctx: Context, opts: ConnectOptions): Promise<Conne
   });
   return { server, store, session, client };
 }
+
+/**
+ * Connects, hands the connection to `use`, and closes the client however `use` ends: the one
+ * place every command that talks to a broker gets its connection from.
+ */
+export async function withConnection<T>(
+  ctx: Context,
+  opts: ConnectOptions,
+  use: (conn: Connection) => Promise<T>,
+): Promise<T> {
+  const conn = await connect(ctx, opts);
+  try {
+    return await use(conn);
+  } finally {
+    await conn.client.close();
+  }
+}

@@ -1,6 +1,6 @@
 import type { AccessRequest, MeResponse } from '../api/schemas.js';
 import { LIMITS } from '../api/schemas.js';
-import { connect } from './connect.js';
+import { type ConnectOptions, withConnection } from './connect.js';
 import type { Context } from './context.js';
 import { DeniedError, ExitCode, JitError, UsageError } from './errors.js';
 import { clockTime, printJson, safe, style } from './output.js';
@@ -15,10 +15,8 @@ import { approvals, approverList, denials, detailView, summaryOf, who } from './
  * still decides: these checks only spare a person a pointless question and a step-up sign-in.
  */
 
-export interface ConfirmOptions {
+export interface ConfirmOptions extends ConnectOptions {
   id: string;
-  server?: string | undefined;
-  store?: string | undefined;
   yes?: boolean | undefined;
   json?: boolean | undefined;
 }
@@ -75,8 +73,7 @@ export async function review(
   }
   needConfirmation(ctx, verb[0]!.toUpperCase() + verb.slice(1), options.yes);
 
-  const conn = await connect(ctx, options);
-  try {
+  return withConnection(ctx, options, async (conn) => {
     const [request, me] = await Promise.all([conn.client.getRequest(id), conn.client.me()]);
     showForDecision(ctx, request);
     precheckReview(request, me);
@@ -101,9 +98,7 @@ export async function review(
     if (options.json) printJson(ctx.io, after);
     ctx.io.err(`${style(ctx.io, 'green', '✔')} ${reviewResult(after, decision)}\n`);
     return 0;
-  } finally {
-    await conn.client.close();
-  }
+  });
 }
 
 function precheckReview(request: AccessRequest, me: MeResponse): void {

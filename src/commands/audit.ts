@@ -111,12 +111,11 @@ async function verifyDatabase(url: string, threads: number): Promise<Verdict> {
 }
 
 async function verifyApi(options: Options, ctx: Context): Promise<Verdict> {
-  const [{ connect }, { ChainVerifier }] = await Promise.all([
+  const [{ withConnection }, { ChainVerifier }] = await Promise.all([
     import('../cli/connect.js'),
     import('../api/audit-chain.js'),
   ]);
-  const { client } = await connect(ctx, options);
-  try {
+  return withConnection(ctx, options, async ({ client }): Promise<Verdict> => {
     const verifier = new ChainVerifier();
     let after = 0;
     for (;;) {
@@ -135,9 +134,7 @@ async function verifyApi(options: Options, ctx: Context): Promise<Verdict> {
       after = page.next_after;
     }
     return { ok: true, events: verifier.count, head: verifier.lastHash };
-  } finally {
-    await client.close();
-  }
+  });
 }
 
 function wholeNumber(value: string | undefined, flag: string, min: number, max: number) {
@@ -152,39 +149,34 @@ function wholeNumber(value: string | undefined, flag: string, min: number, max: 
 async function list(options: Options, ctx: Context): Promise<number> {
   const after = wholeNumber(options.after, '--after', 0, Number.MAX_SAFE_INTEGER) ?? 0;
   const limit = wholeNumber(options.limit, '--limit', 1, 1000) ?? 100;
-  const { connect } = await import('../cli/connect.js');
-  const { client } = await connect(ctx, options);
-  try {
-    const page = await client.audit({ after, limit });
-    if (options.json) {
-      printJson(ctx.io, page);
-      return ExitCode.Ok;
-    }
-    if (page.items.length === 0) {
-      ctx.io.err(after > 0 ? `no audit events after ${after}\n` : 'the audit log is empty\n');
-      return ExitCode.Ok;
-    }
-    ctx.io.out(
-      table(
-        ctx.io,
-        ['seq', 'at', 'type', 'request', 'actor', 'details'],
-        page.items.map((e) => [
-          String(e.seq),
-          e.at.replace(/\.\d{3}Z$/, 'Z'),
-          safe(e.type),
-          safe(e.request_id ?? '-'),
-          e.actor ? safe(e.actor.name ?? e.actor.sub) : '(broker)',
-          details(e),
-        ]),
-      ),
-    );
-    if (page.next_after !== null) {
-      ctx.io.err(`more: jitctl audit list --after ${page.next_after}\n`);
-    }
+  const { withConnection } = await import('../cli/connect.js');
+  const page = await withConnection(ctx, options, ({ client }) => client.audit({ after, limit }));
+  if (options.json) {
+    printJson(ctx.io, page);
     return ExitCode.Ok;
-  } finally {
-    await client.close();
   }
+  if (page.items.length === 0) {
+    ctx.io.err(after > 0 ? `no audit events after ${after}\n` : 'the audit log is empty\n');
+    return ExitCode.Ok;
+  }
+  ctx.io.out(
+    table(
+      ctx.io,
+      ['seq', 'at', 'type', 'request', 'actor', 'details'],
+      page.items.map((e) => [
+        String(e.seq),
+        e.at.replace(/\.\d{3}Z$/, 'Z'),
+        safe(e.type),
+        safe(e.request_id ?? '-'),
+        e.actor ? safe(e.actor.name ?? e.actor.sub) : '(broker)',
+        details(e),
+      ]),
+    ),
+  );
+  if (page.next_after !== null) {
+    ctx.io.err(`more: jitctl audit list --after ${page.next_after}\n`);
+  }
+  return ExitCode.Ok;
 }
 
 /** `key=value` pairs of an event's data, made safe for the terminal. */

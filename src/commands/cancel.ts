@@ -1,4 +1,4 @@
-import { connect } from '../cli/connect.js';
+import { type ConnectOptions, withConnection } from '../cli/connect.js';
 import type { Context } from '../cli/context.js';
 import { printJson, safe, style } from '../cli/output.js';
 import { requestId } from '../cli/request-flow.js';
@@ -8,24 +8,17 @@ import { requestId } from '../cli/request-flow.js';
  * (the broker answers a cancelled request as it is). An approved request is ended with
  * `jitctl revoke` instead; the broker says so (exit 3).
  */
-export interface Options {
+export interface Options extends ConnectOptions {
   id: string;
-  server?: string | undefined;
-  store?: string | undefined;
   json?: boolean | undefined;
 }
 
 export async function run(options: Options, ctx: Context): Promise<number> {
   const id = requestId(options.id);
-  const conn = await connect(ctx, options);
-  try {
-    const request = await conn.client.cancel(id);
-    if (options.json) printJson(ctx.io, request);
-    ctx.io.err(
-      `${style(ctx.io, 'green', '✔')} cancelled ${safe(request.id)} (${safe(request.role)} for ${safe(request.duration)})\n`,
-    );
-    return 0;
-  } finally {
-    await conn.client.close();
-  }
+  const request = await withConnection(ctx, options, (conn) => conn.client.cancel(id));
+  if (options.json) printJson(ctx.io, request);
+  ctx.io.err(
+    `${style(ctx.io, 'green', '✔')} cancelled ${safe(request.id)} (${safe(request.role)} for ${safe(request.duration)})\n`,
+  );
+  return 0;
 }

@@ -80,7 +80,7 @@ export async function credentialToUse(
       hint: `name it: jitctl ${verb} prod-deploy --request --for 15m --reason "…"${verb === 'exec' ? ' -- <command>' : ''}`,
     });
   }
-  const [{ connect }, flow] = await Promise.all([
+  const [{ withConnection }, flow] = await Promise.all([
     import('../cli/connect.js'),
     import('../cli/request-flow.js'),
   ]);
@@ -91,11 +91,8 @@ export async function credentialToUse(
   const ambient = ctx.env.JITCTL_FEDERATED_TOKEN;
   const memoryOnly =
     options.store === false && storeFlag === undefined && ambient !== undefined && ambient !== '';
-  const conn = await connect(ctx, {
-    server: options.server,
-    store: memoryOnly ? 'memory' : storeFlag,
-  });
-  try {
+  const connectOptions = { server: options.server, store: memoryOnly ? 'memory' : storeFlag };
+  return withConnection(ctx, connectOptions, async (conn) => {
     try {
       return { record: await activeCredential(ctx, conn, role, usage), server: conn.server };
     } catch (err) {
@@ -108,9 +105,7 @@ export async function credentialToUse(
       keep: options.store === false ? 'memory' : 'store',
     });
     return { record, server: conn.server };
-  } finally {
-    await conn.client.close();
-  }
+  });
 }
 
 /**

@@ -1,5 +1,5 @@
 import { type AccessRequest, REQUEST_STATES, type RequestState } from '../api/schemas.js';
-import { connect } from '../cli/connect.js';
+import { type ConnectOptions, withConnection } from '../cli/connect.js';
 import type { Context } from '../cli/context.js';
 import { UsageError } from '../cli/errors.js';
 import { printJson, safe, table } from '../cli/output.js';
@@ -10,9 +10,7 @@ import { LIST_HEADERS, listRow } from '../cli/request-view.js';
  * newest first, as a table (id, role, requester, state, age, duration, reason) or as a JSON
  * array of the API's request objects. Pages are fetched until `--limit` is reached.
  */
-export interface Options {
-  server?: string | undefined;
-  store?: string | undefined;
+export interface Options extends ConnectOptions {
   mine?: boolean | undefined;
   reviewable?: boolean | undefined;
   state?: string | undefined;
@@ -51,13 +49,11 @@ export async function run(options: Options, ctx: Context): Promise<number> {
   }
   const state = parseState(options.state);
   const limit = parseLimit(options.limit);
-  const conn = await connect(ctx, options);
   const items: AccessRequest[] = [];
-  let more = false;
-  try {
+  const more = await withConnection(ctx, options, async ({ client }) => {
     let cursor: string | undefined;
     do {
-      const page = await conn.client.listRequests({
+      const page = await client.listRequests({
         state,
         mine: options.mine,
         reviewable: options.reviewable,
@@ -67,10 +63,8 @@ export async function run(options: Options, ctx: Context): Promise<number> {
       items.push(...page.items);
       cursor = page.next_cursor ?? undefined;
     } while (cursor !== undefined && items.length < limit);
-    more = cursor !== undefined;
-  } finally {
-    await conn.client.close();
-  }
+    return cursor !== undefined;
+  });
 
   if (options.json) {
     printJson(ctx.io, items);

@@ -1,4 +1,4 @@
-import { connect } from '../cli/connect.js';
+import { type ConnectOptions, withConnection } from '../cli/connect.js';
 import type { Context } from '../cli/context.js';
 import { UsageError } from '../cli/errors.js';
 import { printJson, safe } from '../cli/output.js';
@@ -20,10 +20,8 @@ import { credentialKey } from '../credentials/records.js';
  * cancelled or expired; 5 when still pending at `--timeout`; 130 at Ctrl-C (the request stays
  * filed and `jitctl wait <id>` resumes).
  */
-export interface Options {
+export interface Options extends ConnectOptions {
   role: string;
-  server?: string | undefined;
-  store?: string | undefined;
   for?: string | undefined;
   reason?: string | undefined;
   ticket?: string | undefined;
@@ -50,8 +48,7 @@ export async function run(options: Options, ctx: Context): Promise<number> {
     });
   }
 
-  const conn = await connect(ctx, options);
-  try {
+  return withConnection(ctx, options, async (conn) => {
     // The credential is kept at the end: a store that cannot be used (no keychain on a CI runner
     // signed in by JITCTL_FEDERATED_TOKEN) must fail now, not after someone has approved.
     await conn.store.get(credentialKey(conn.server, input.role));
@@ -69,7 +66,5 @@ export async function run(options: Options, ctx: Context): Promise<number> {
     }
     const outcome = await awaitOutcome(ctx, conn, request, { timeoutMs, keep: 'store' });
     return finishOutcome(ctx, outcome, options.json);
-  } finally {
-    await conn.client.close();
-  }
+  });
 }

@@ -1,4 +1,4 @@
-import { connect } from '../cli/connect.js';
+import { type ConnectOptions, withConnection } from '../cli/connect.js';
 import type { Context } from '../cli/context.js';
 import { DeniedError, ExitCode } from '../cli/errors.js';
 import { clockTime, printJson, safe, style } from '../cli/output.js';
@@ -15,10 +15,8 @@ import { credentialKey, decodeCredential } from '../credentials/records.js';
  * `exp` wherever those systems do not check the revocation list, which is why the output says
  * until when.
  */
-export interface Options {
+export interface Options extends ConnectOptions {
   id: string;
-  server?: string | undefined;
-  store?: string | undefined;
   yes?: boolean | undefined;
   json?: boolean | undefined;
 }
@@ -26,8 +24,7 @@ export interface Options {
 export async function run(options: Options, ctx: Context): Promise<number> {
   const id = requestId(options.id);
   needConfirmation(ctx, 'Revoking', options.yes);
-  const conn = await connect(ctx, options);
-  try {
+  return withConnection(ctx, options, async (conn) => {
     const request = await conn.client.getRequest(id);
     showForDecision(ctx, request);
     if (request.state !== 'approved' && request.state !== 'revoked') {
@@ -63,7 +60,5 @@ export async function run(options: Options, ctx: Context): Promise<number> {
         `  tokens already issued still carry exp ${windowEnd} for systems that do not check revocations\n`,
     );
     return 0;
-  } finally {
-    await conn.client.close();
-  }
+  });
 }

@@ -1,4 +1,4 @@
-import { connect } from '../cli/connect.js';
+import { type ConnectOptions, withConnection } from '../cli/connect.js';
 import type { Context } from '../cli/context.js';
 import { awaitOutcome, durationFlag, finishOutcome, requestId } from '../cli/request-flow.js';
 
@@ -8,10 +8,8 @@ import { awaitOutcome, durationFlag, finishOutcome, requestId } from '../cli/req
  * once approved (also when it was approved while nobody waited); a reviewer may wait on someone
  * else's request too, and learns the outcome. Exit codes as `jitctl request`.
  */
-export interface Options {
+export interface Options extends ConnectOptions {
   id: string;
-  server?: string | undefined;
-  store?: string | undefined;
   timeout?: string | undefined;
   json?: boolean | undefined;
 }
@@ -19,8 +17,7 @@ export interface Options {
 export async function run(options: Options, ctx: Context): Promise<number> {
   const id = requestId(options.id);
   const timeoutMs = durationFlag('--timeout', options.timeout);
-  const conn = await connect(ctx, options);
-  try {
+  return withConnection(ctx, options, async (conn) => {
     const [request, me] = await Promise.all([conn.client.getRequest(id), conn.client.me()]);
     const mine = request.requester.iss === me.iss && request.requester.sub === me.sub;
     const outcome = await awaitOutcome(ctx, conn, request, {
@@ -28,7 +25,5 @@ export async function run(options: Options, ctx: Context): Promise<number> {
       keep: mine ? 'store' : 'none',
     });
     return finishOutcome(ctx, outcome, options.json);
-  } finally {
-    await conn.client.close();
-  }
+  });
 }
