@@ -179,6 +179,27 @@ describe('bearer tokens', () => {
       await issuer.close();
     }
   });
+
+  it('answers 503 (not 401) while only its key endpoint fails, and recovers', async () => {
+    // jose reports a JWKS answering 500 as a bare JOSEError; that is the provider's fault, not the token's.
+    const issuer = await startTestIssuer();
+    issuer.failJwks(true);
+    const other = await startTestBroker({ policy: POLICY, issuer });
+    try {
+      const token = await issuer.token(people.alice);
+      const r = await http(other.url, 'GET', '/v1/me', { token });
+      expect(r.status, r.text).toBe(503);
+      expect(r.body).toMatchObject({
+        error: { code: 'unavailable', message: expect.stringContaining(issuer.issuer) },
+      });
+      issuer.failJwks(false);
+      const ok = await http(other.url, 'GET', '/v1/me', { token });
+      expect(ok.status, ok.text).toBe(200);
+    } finally {
+      await other.close();
+      await issuer.close();
+    }
+  });
 });
 
 describe('step-up (RFC 9470)', () => {

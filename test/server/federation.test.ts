@@ -751,6 +751,37 @@ describe('brokers and their settings', () => {
     }
   });
 
+  it('a trusted issuer whose key endpoint fails is a 503 to retry, not invalid_grant', async () => {
+    // Discovery works, the JWKS answers 500: jose's bare JOSEError is the issuer's fault.
+    const broken = await startTestIssuer();
+    broken.failJwks(true);
+    const x = await startTestBroker({
+      policy: POLICY,
+      issuer: b.issuer,
+      settings: {
+        trusted_issuers: JSON.stringify([
+          { issuer: broken.issuer, audience: AUD, conditions: { repository: 'acme/app' } },
+        ]),
+      },
+    });
+    try {
+      const t = await broken.token({ sub: 'x' }, { aud: AUD, extra: { repository: 'acme/app' } });
+      await refused(
+        exchangeToken(t, x),
+        'temporarily_unavailable',
+        `cannot fetch the signing keys of ${broken.issuer}`,
+        t,
+        503,
+      );
+      broken.failJwks(false);
+      const ok = await exchangeToken(t, x);
+      expect(ok.status, ok.text).toBe(200);
+    } finally {
+      await x.close();
+      await broken.close();
+    }
+  });
+
   it('without trusted_issuers the grant is unsupported', async () => {
     const x = await startTestBroker({ policy: POLICY, issuer: b.issuer });
     try {

@@ -73,6 +73,8 @@ export interface TestIssuer {
   jwksFetches(): number;
   /** While down, every endpoint answers 503 (an identity provider outage). */
   setDown(down: boolean): void;
+  /** While failing, only the JWKS answers 500; discovery still works (a key endpoint outage). */
+  failJwks(fail: boolean): void;
   close(): Promise<void>;
 }
 
@@ -103,6 +105,7 @@ export async function startTestIssuer(
   const rogue = await keyPair('RS256', 'rogue');
   let fetches = 0;
   let down = false;
+  let jwksFailing = false;
   let issuer = '';
 
   const server: Server = createServer((req, res) => {
@@ -128,6 +131,10 @@ export async function startTestIssuer(
     }
     if (req.url === '/jwks') {
       fetches++;
+      if (jwksFailing) {
+        res.writeHead(500).end('key store unavailable');
+        return;
+      }
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ keys: [...published.map((k) => k.jwk), ec.jwk] }));
       return;
@@ -226,6 +233,9 @@ export async function startTestIssuer(
     jwksFetches: () => fetches,
     setDown: (d) => {
       down = d;
+    },
+    failJwks: (f) => {
+      jwksFailing = f;
     },
     close: () =>
       new Promise<void>((resolve) => {

@@ -1,4 +1,4 @@
-import { errors, type JWTPayload, jwtVerify, type ProtectedHeaderParameters } from 'jose';
+import type { JWTPayload, ProtectedHeaderParameters } from 'jose';
 import { ErrorCode } from '../../api/errors.js';
 import type { ServerClock } from '../clock.js';
 import { HttpError, unavailable } from '../errors.js';
@@ -55,7 +55,9 @@ export class OidcVerifier implements TokenVerifier {
     this.#remote = new RemoteIssuer(opts.issuer, {
       fetchTimeoutMs: opts.fetchTimeoutMs,
       jwksCooldownMs: opts.jwksCooldownMs,
+      keyHolder: 'the identity provider',
       unreachable: (why) => this.#unreachable(why),
+      invalid: invalidToken,
     });
   }
 
@@ -83,48 +85,18 @@ export class OidcVerifier implements TokenVerifier {
         `tokens signed with ${JSON.stringify(header.alg)} are not accepted (only ${LOGIN_ALGORITHMS.join(', ')})`,
       );
     }
-    const { jwks } = await this.#remote.keys();
-    let payload: JWTPayload;
-    try {
-      ({ payload } = await jwtVerify(token, jwks, {
-        issuer: this.issuer,
-        audience: this.#opts.audiences,
-        algorithms: LOGIN_ALGORITHMS,
-        requiredClaims: ['exp', 'sub'],
-        currentDate: new Date(this.#opts.clock.now()),
-        clockTolerance: 30,
-      }));
-    } catch (err) {
-      throw this.#mapError(err);
-    }
+    const payload = await this.#remote.verify(token, {
+      issuer: this.issuer,
+      audience: this.#opts.audiences,
+      algorithms: LOGIN_ALGORITHMS,
+      requiredClaims: ['exp', 'sub'],
+      currentDate: new Date(this.#opts.clock.now()),
+      clockTolerance: 30,
+    });
     if (typeof payload.sub !== 'string' || payload.sub === '') {
       throw invalidToken('the token has no subject');
     }
     return { caller: callerFrom(payload, this.#opts.groupsClaim), expiresAt: payload.exp! * 1000 };
-  }
-
-  #mapError(err: unknown): HttpError {
-    if (err instanceof errors.JWTExpired) return invalidToken('the token has expired');
-    if (err instanceof errors.JWTClaimValidationFailed) {
-      const claim = err.claim;
-      if (claim === 'aud')
-        return invalidToken(`the token is meant for another audience, not this broker`);
-      if (claim === 'iss') return invalidToken('the token comes from another issuer');
-      if (claim === 'nbf') return invalidToken('the token is not valid yet');
-      return invalidToken(`the token's "${claim}" claim is missing or invalid`);
-    }
-    if (err instanceof errors.JOSEAlgNotAllowed || err instanceof errors.JOSENotSupported)
-      return invalidToken('the token is signed with an algorithm this broker does not accept');
-    if (err instanceof errors.JWSSignatureVerificationFailed)
-      return invalidToken('the token signature does not verify');
-    if (err instanceof errors.JWKSNoMatchingKey || err instanceof errors.JWKSMultipleMatchingKeys)
-      return invalidToken('the token is signed with a key the identity provider does not publish');
-    if (err instanceof errors.JWKSTimeout) return this.#unreachable('fetching its keys timed out');
-    if (err instanceof errors.JWKSInvalid)
-      return this.#unreachable('its key set is not a valid JWKS');
-    if (err instanceof errors.JOSEError) return invalidToken('the token is malformed');
-    // fetch() failures while loading the JWKS: the provider is down, the token may be fine.
-    return this.#unreachable((err as Error).message);
   }
 }
 

@@ -1,4 +1,11 @@
-import { createRemoteJWKSet, type JWTVerifyGetKey } from 'jose';
+import {
+  createRemoteJWKSet,
+  errors,
+  type JWTPayload,
+  type JWTVerifyGetKey,
+  type JWTVerifyOptions,
+  jwtVerify,
+} from 'jose';
 
 /**
  * An OpenID issuer's signing keys, as a relying party finds them: the discovery document
@@ -6,7 +13,8 @@ import { createRemoteJWKSet, type JWTVerifyGetKey } from 'jose';
  * remote JWKS, which refetches when a token names an unknown kid, after a cooldown so a flood of
  * bogus kids cannot make the broker hammer the issuer. Fetched on first use and cached; a failure
  * is remembered for a second so a down issuer is not asked again by every request. Used for the
- * sign-in provider (auth/oidc-verifier.ts) and for pipelines' trusted issuers (federation/).
+ * sign-in provider (auth/oidc-verifier.ts) and for pipelines' trusted issuers (federation/), which
+ * share {@link RemoteIssuer.verify}'s reading of jose's failures as the token's fault or the issuer's.
  */
 export interface RemoteIssuerOptions {
   /** Skip discovery and use these keys (a trusted issuer's configured `jwks_uri`). */
@@ -16,7 +24,19 @@ export interface RemoteIssuerOptions {
   jwksCooldownMs?: number | undefined;
   /** The caller's error for "cannot reach the issuer" (a 503, or OAuth's temporarily_unavailable). */
   unreachable(why: string): Error;
+  /** The caller's error for "the token is at fault" (a 401, or OAuth's invalid_grant). */
+  invalid(why: string): Error;
+  /** Who publishes the keys, in messages (default: the issuer URL). */
+  keyHolder?: string | undefined;
 }
+
+/** Messages for jose's claim failures, by claim. */
+const CLAIM_FAILURES: Record<string, string> = {
+  aud: 'the token is meant for another audience, not this broker',
+  iss: 'the token comes from another issuer',
+  nbf: 'the token is not valid yet (nbf)',
+  iat: 'the token was issued in the future (iat)',
+};
 
 export interface IssuerKeys {
   jwks: JWTVerifyGetKey;
@@ -48,6 +68,40 @@ export class RemoteIssuer {
       this.#failedAt = Date.now();
     });
     return p;
+  }
+
+  /** `jwtVerify` with the issuer's keys; a failure is the caller's `invalid` or `unreachable` error. */
+  async verify(token: string, options: JWTVerifyOptions): Promise<JWTPayload> {
+    const { jwks } = await this.keys();
+    try {
+      return (await jwtVerify(token, jwks, options)).payload;
+    } catch (err) {
+      throw this.#failure(err);
+    }
+  }
+
+  #failure(err: unknown): Error {
+    const { invalid, unreachable } = this.#opts;
+    const holder = this.#opts.keyHolder ?? this.issuer;
+    if (err instanceof errors.JWTExpired) return invalid('the token has expired');
+    if (err instanceof errors.JWTClaimValidationFailed)
+      return invalid(
+        CLAIM_FAILURES[err.claim] ?? `the token's "${err.claim}" claim is missing or invalid`,
+      );
+    if (err instanceof errors.JOSEAlgNotAllowed || err instanceof errors.JOSENotSupported)
+      return invalid('the token is signed with an algorithm this broker does not accept');
+    if (err instanceof errors.JWSSignatureVerificationFailed)
+      return invalid(`the token's signature does not verify with the keys of ${holder}`);
+    if (err instanceof errors.JWKSNoMatchingKey || err instanceof errors.JWKSMultipleMatchingKeys)
+      return invalid(`the token is signed with a key ${holder} does not publish`);
+    if (err instanceof errors.JWKSTimeout) return unreachable('fetching its keys timed out');
+    if (err instanceof errors.JWKSInvalid) return unreachable('its key set is not a valid JWKS');
+    // jose reports a JWKS answering other than 200 with JSON as a bare JOSEError: the issuer's fault.
+    if (err instanceof errors.JOSEError && err.code === errors.JOSEError.code)
+      return unreachable(err.message);
+    if (err instanceof errors.JOSEError) return invalid('the token is malformed');
+    // fetch() failing while loading the JWKS: the issuer is down, the token may well be fine.
+    return unreachable(err instanceof Error ? err.message : String(err));
   }
 
   async #load(): Promise<IssuerKeys> {
