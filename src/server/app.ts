@@ -4,6 +4,7 @@ import Fastify, {
   type FastifyError,
   type FastifyHttpOptions,
   type FastifyInstance,
+  type FastifyReply,
   type FastifyRequest,
   LogController,
 } from 'fastify';
@@ -93,6 +94,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     onConstructorPoisoning: 'error',
     return503OnClosing: true,
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: 200 },
+    // Errors the router raises before any route (bad percent-encoding, an overlong id): without
+    // this fastify answers them in its own shape, not the API's. No hook runs for these replies.
+    frameworkErrors: (err, req, reply) => {
+      commonHeaders(req, reply as FastifyReply);
+      return sendError(toHttpError(err, req), reply as FastifyReply);
+    },
     ajv: {
       customOptions: {
         removeAdditional: false,
@@ -110,9 +117,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.decorateRequest('caller', null);
 
   app.addHook('onSend', async (req, reply, payload) => {
-    reply.header('x-request-id', req.id);
-    reply.header('x-content-type-options', 'nosniff');
-    if (req.url.startsWith('/v1/')) reply.header('cache-control', 'no-store');
+    commonHeaders(req, reply);
     if (typeof payload === 'string' && String(reply.getHeader('content-type')).includes('json')) {
       return payload.replace(
         BIDI_AND_SEPARATORS,
@@ -159,8 +164,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       req.log.error({ err, reqId: req.id }, 'request failed');
     }
     if (e.status === 401 || e.status === 403) deps.metrics.authFailures.inc({ code: e.code });
-    for (const [k, v] of Object.entries(e.headers)) reply.header(k, v);
-    return reply.code(e.status).send(e.toBody());
+    return sendError(e, reply);
   });
 
   /** onRequest hook for signed-in routes: verify the bearer token before the body is read. */
@@ -181,6 +185,17 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     await signedIn.register(auditRoutes, { deps });
   });
   return app;
+}
+
+function commonHeaders(req: FastifyRequest, reply: FastifyReply): void {
+  reply.header('x-request-id', req.id);
+  reply.header('x-content-type-options', 'nosniff');
+  if (req.url.startsWith('/v1/')) reply.header('cache-control', 'no-store');
+}
+
+function sendError(e: HttpError, reply: FastifyReply): FastifyReply {
+  for (const [k, v] of Object.entries(e.headers)) reply.header(k, v);
+  return reply.code(e.status).send(e.toBody());
 }
 
 function fieldName(instancePath: string, fallback?: string): string {
@@ -249,6 +264,20 @@ function toHttpError(err: FastifyError, req: FastifyRequest): HttpError {
     return new HttpError(400, ErrorCode.BadRequest, `\`${name}\` ${v.message ?? 'is invalid'}`);
   }
   switch (err.code) {
+    case 'FST_ERR_BAD_URL':
+      return new HttpError(
+        400,
+        ErrorCode.BadRequest,
+        'the URL has a malformed %-escape',
+        'escape a literal % as %25',
+      );
+    case 'FST_ERR_MAX_PARAM_LENGTH':
+      return new HttpError(
+        414,
+        ErrorCode.BadRequest,
+        'a segment of the URL is longer than 200 characters',
+        'request ids look like req_7Hq2Xn4pQr9a',
+      );
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return new HttpError(
         413,

@@ -307,6 +307,25 @@ describe('reviews: bad input', () => {
     expect(method.status).toBe(404);
   });
 
+  it('answers URLs the router refuses in the API error shape', async () => {
+    const badEscape = await alice.get('/v1/requests/%ZZ');
+    expect(badEscape.status).toBe(400);
+    expect(badEscape.body).toEqual({
+      error: {
+        code: 'bad_request',
+        message: expect.stringMatching(/%-escape/),
+        hint: expect.any(String),
+      },
+    });
+    expect(badEscape.headers['x-request-id']).toMatch(/^r_/);
+    const long = await alice.get(`/v1/requests/req_${'x'.repeat(300)}`);
+    expect(long.status).toBe(414);
+    expect(long.body).toMatchObject({
+      error: { code: 'bad_request', message: expect.stringMatching(/longer than 200/) },
+    });
+    expect(long.text).not.toContain('x'.repeat(300));
+  });
+
   it('actions take no fields', async () => {
     const req = await file(alice, { role: 'two-person' });
     const r = await alice.post(`/v1/requests/${req.id}/cancel`, { force: true });
