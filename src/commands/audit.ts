@@ -165,7 +165,7 @@ async function list(options: Options, ctx: Context): Promise<number> {
       ['seq', 'at', 'type', 'request', 'actor', 'details'],
       page.items.map((e) => [
         String(e.seq),
-        e.at.replace(/\.\d{3}Z$/, 'Z'),
+        safe(e.at.replace(/\.\d{3}Z$/, 'Z')),
         safe(e.type),
         safe(e.request_id ?? '-'),
         e.actor ? safe(e.actor.name ?? e.actor.sub) : '(broker)',
@@ -183,6 +183,6 @@ async function list(options: Options, ctx: Context): Promise<number> {
 function details(e: AuditEvent): string {
   return Object.entries(e.data)
     .filter(([, v]) => v !== null && v !== undefined)
-    .map(([k, v]) => `${k}=${safe(typeof v === 'string' ? v : JSON.stringify(v))}`)
+    .map(([k, v]) => `${safe(k)}=${safe(typeof v === 'string' ? v : JSON.stringify(v))}`)
     .join(' ');
 }

@@ -206,6 +206,11 @@ describe('jitctl audit via the API (auditors)', () => {
   it('list shows events as a table or JSON, with other people’s text made safe', async () => {
     await signIn(people.ada);
     await file(actor(b, people.alice), { role: 'two-person', reason: 'evil \u001b[2J\u202e' });
+    // The broker's own fields too: a time and a data key as a tampered database would serve them.
+    await rawSql(
+      b.dbUrl,
+      `update audit_events set at = '2020-01-01T00:00:00Z\u001b[2J', data = '{"\\u001b[2Jk":"v"}' where seq = 2`,
+    );
     const table = await runCli(['audit', 'list', '--server', b.url, '--limit', '200'], {
       env: home.env,
     });
@@ -213,6 +218,8 @@ describe('jitctl audit via the API (auditors)', () => {
     expect(table.stdout).toMatch(/^SEQ +AT +TYPE +REQUEST +ACTOR +DETAILS$/m);
     expect(table.stdout).toMatch(/request\.created .*Alice/);
     expect(table.stdout).toContain('reason=evil \\x1b[2J\\u202e');
+    expect(table.stdout).toContain('2020-01-01T00:00:00Z\\x1b[2J');
+    expect(table.stdout).toContain('\\x1b[2Jk=v');
     expect(table.stdout).not.toContain('\u001b');
     const json = await runCli(
       ['audit', 'list', '--server', b.url, '--after', '2', '--limit', '3', '--json'],
