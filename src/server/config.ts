@@ -3,6 +3,7 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { parse, YAMLParseError } from 'yaml';
 import { DurationError, formatDuration, parseDuration } from '../api/duration.js';
 import {
+  isLoopbackHost,
   parseTrustedIssuers,
   type TrustedIssuer,
   TrustedIssuerError,
@@ -110,10 +111,6 @@ const bool: Parser<boolean> = (v, src) => {
   return fail(src, 'must be true or false');
 };
 
-function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '[::1]' || host === '::1' || /^127\./.test(host);
-}
-
 const listen: Parser<ListenAddress> = (v, src) => {
   const text = typeof v === 'number' ? `127.0.0.1:${v}` : str()(v, src);
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]\s]+)):(\d{1,5})$/.exec(text);
@@ -141,7 +138,7 @@ const url =
     }
     if (u.protocol !== 'https:' && u.protocol !== 'http:')
       return fail(src, `${text} must be an https:// URL`);
-    if (u.protocol === 'http:' && !opts.allowHttp && !isLoopback(u.hostname))
+    if (u.protocol === 'http:' && !opts.allowHttp && !isLoopbackHost(u.hostname))
       return fail(src, `${text} must use https (plain http is only for loopback addresses)`);
     if (u.search || u.hash || u.username || u.password)
       return fail(src, `${text} must not have a query, fragment or credentials`);

@@ -142,6 +142,11 @@ describe('server config', () => {
       /must use https/,
     ],
     [
+      'http issuer on a domain that starts with 127.',
+      { flags: { ...REQUIRED, oidc_issuer: 'http://127.evil.example' } },
+      /must use https/,
+    ],
+    [
       'step-up acr not ranked',
       { flags: REQUIRED, env: { JITCTL_SERVER_REVIEW_STEP_UP: '{"acr":"hwk","max_age":"5m"}' } },
       /not in acr_levels/,

@@ -142,6 +142,10 @@ trusted_issuers:
     expect(err.message).toBe(
       'JITCTL_SERVER_TRUSTED_ISSUERS[0].issuer: http://ci.example.com must be an https:// URL',
     );
+    const lookalike = await refused(fromEnv([entry({ issuer: 'http://127.evil.example' })]));
+    expect(lookalike.message).toBe(
+      'JITCTL_SERVER_TRUSTED_ISSUERS[0].issuer: http://127.evil.example must be an https:// URL',
+    );
   });
 });
 

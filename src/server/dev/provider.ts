@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import Provider, { type KoaContextLike } from 'oidc-provider';
+import { isLoopbackHost } from '../federation/config.js';
 import type {
   DevIdentityProvider,
   DevIdentityProviderOptions,
@@ -88,11 +89,6 @@ export function resolveSettings(opts: DevIdentityProviderOptions): ResolvedSetti
   };
 }
 
-const LOOPBACK_HOSTS = new Set(['localhost', '[::1]', '::1']);
-function isLoopback(hostname: string): boolean {
-  return LOOPBACK_HOSTS.has(hostname) || /^127(\.\d{1,3}){3}$/.test(hostname);
-}
-
 /** The issuer for a broker base URL; refuses non-loopback addresses unless allowed. */
 export function issuerFor(baseUrl: string, allowNonLoopback = false): string {
   let url: URL;
@@ -106,7 +102,7 @@ export function issuerFor(baseUrl: string, allowNonLoopback = false): string {
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     throw new Error(`the development identity provider needs an http(s) URL, not ${baseUrl}`);
   }
-  if (!isLoopback(url.hostname) && !allowNonLoopback) {
+  if (!isLoopbackHost(url.hostname) && !allowNonLoopback) {
     throw new Error(
       `refusing to start the development identity provider on ${url.host}: its users and passwords are public, ` +
         'so it only listens on loopback addresses (127.0.0.1, ::1, localhost). ' +

@@ -89,8 +89,12 @@ export class TrustedIssuerError extends Error {
 const isObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
 
-function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '[::1]' || /^127\./.test(host);
+/**
+ * Whether a URL's `hostname` is this machine, where plain http is allowed (tests, development).
+ * 127.x must be a whole address: `127.evil.example` is a domain name like any other.
+ */
+export function isLoopbackHost(hostname: string): boolean {
+  return hostname === 'localhost' || hostname === '[::1]' || /^127(\.\d{1,3}){3}$/.test(hostname);
 }
 
 /** https only (plain http on loopback, for tests and development), no query, fragment or userinfo. */
@@ -104,7 +108,7 @@ function parseUrl(v: unknown, where: string, what: string): string {
   } catch {
     throw new TrustedIssuerError(where, `${JSON.stringify(text)} is not a URL`);
   }
-  if (u.protocol !== 'https:' && !(u.protocol === 'http:' && isLoopback(u.hostname)))
+  if (u.protocol !== 'https:' && !(u.protocol === 'http:' && isLoopbackHost(u.hostname)))
     throw new TrustedIssuerError(where, `${text} must be an https:// URL`);
   if (u.search || u.hash || u.username || u.password)
     throw new TrustedIssuerError(where, `${text} must not have a query, fragment or credentials`);
