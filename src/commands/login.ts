@@ -1,15 +1,8 @@
 import { describeGroups, describeIdentity } from '../auth/describe.js';
 import type { FlowChoice } from '../auth/sign-in.js';
-import {
-  configFile,
-  loadUserConfig,
-  normalizeServer,
-  parseStoreKind,
-  resolveStoreKind,
-  saveUserConfig,
-} from '../cli/config.js';
+import { parseStoreKind, resolveServer, resolveStoreKind, saveUserConfig } from '../cli/config.js';
 import type { Context } from '../cli/context.js';
-import { JitError, UsageError } from '../cli/errors.js';
+import { AuthError, JitError, UsageError } from '../cli/errors.js';
 import { clockTime, relative, safe, style } from '../cli/output.js';
 import { encodeSession, type SessionRecord, sessionKey } from '../credentials/records.js';
 
@@ -34,16 +27,17 @@ export interface Options {
   federatedToken?: string | undefined;
 }
 
-/** `--server`, then JITCTL_SERVER, then the config file; login cannot guess a broker. */
+/** The broker as every command finds it (src/cli/config.ts); login cannot guess one. */
 async function loginServer(ctx: Context, flag: string | undefined): Promise<string> {
-  if (flag) return normalizeServer(flag, ctx.env);
-  if (ctx.env.JITCTL_SERVER)
-    return normalizeServer(ctx.env.JITCTL_SERVER, ctx.env, 'JITCTL_SERVER');
-  const config = await loadUserConfig(ctx);
-  if (config.server) return normalizeServer(config.server, ctx.env, `${configFile(ctx)}: "server"`);
-  throw new UsageError('which broker? no --server given and none configured', {
-    hint: 'run `jitctl login --server https://jit.example.com` (the URL your team uses; `jitctl server --dev` prints its own)',
-  });
+  try {
+    return await resolveServer(ctx, flag);
+  } catch (err) {
+    // resolveServer's AuthError means none is configured; for login, that is a usage error.
+    if (!(err instanceof AuthError)) throw err;
+    throw new UsageError('which broker? no --server given and none configured', {
+      hint: 'run `jitctl login --server https://jit.example.com` (the URL your team uses; `jitctl server --dev` prints its own)',
+    });
+  }
 }
 
 async function interactiveLogin(

@@ -1,5 +1,6 @@
-import { configFile, loadUserConfig, normalizeServer, resolveStoreKind } from '../cli/config.js';
+import { resolveServer, resolveStoreKind } from '../cli/config.js';
 import type { Context } from '../cli/context.js';
+import { AuthError } from '../cli/errors.js';
 import { style } from '../cli/output.js';
 import {
   decodeSession,
@@ -76,21 +77,12 @@ export async function run(options: Options, ctx: Context): Promise<number | unde
       ),
     ].sort();
   } else {
-    const server =
-      options.server !== undefined
-        ? normalizeServer(options.server, ctx.env)
-        : ctx.env.JITCTL_SERVER
-          ? normalizeServer(ctx.env.JITCTL_SERVER, ctx.env, 'JITCTL_SERVER')
-          : await loadUserConfig(ctx).then((c) =>
-              c.server
-                ? normalizeServer(c.server, ctx.env, `${configFile(ctx)}: "server"`)
-                : undefined,
-            );
-    if (server === undefined) {
-      io.err('Not signed in to any broker; nothing to do.\n');
-      return 0;
-    }
-    servers = [server];
+    // resolveServer's AuthError means no broker is configured: then there is nothing to forget.
+    const server = await resolveServer(ctx, options.server).catch((err: unknown) => {
+      if (err instanceof AuthError) return undefined;
+      throw err;
+    });
+    servers = server === undefined ? [] : [server];
   }
   if (servers.length === 0) {
     io.err('Not signed in to any broker; nothing to do.\n');
