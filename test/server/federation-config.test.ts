@@ -231,6 +231,11 @@ describe('trusted_issuers: every mistake names the entry and key', () => {
       [entry(), entry({ conditions: { repository: 'acme/other' } })],
       'JITCTL_SERVER_TRUSTED_ISSUERS[1].name: entries 0 and 1 are both named "token.actions.githubusercontent.com"',
     ],
+    [
+      'two entries for one issuer with different key sets',
+      [entry({ name: 'a' }), entry({ name: 'b', jwks_uri: 'https://keys.example.com/jwks' })],
+      'JITCTL_SERVER_TRUSTED_ISSUERS[1].jwks_uri: entries 0 and 1 both trust https://token.actions.githubusercontent.com but with different jwks_uri',
+    ],
     ['not a list', { issuer: GITHUB }, 'JITCTL_SERVER_TRUSTED_ISSUERS: must be a list of issuers'],
     [
       'not JSON',

@@ -355,6 +355,15 @@ export function parseTrustedIssuers(value: unknown, where: string): TrustedIssue
       );
     }
     seen.set(e.name, i);
+    // One issuer has one key set: the broker fetches it once for all of the issuer's entries.
+    const first = entries.findIndex((x) => x.issuer === e.issuer);
+    if (entries[first]!.jwksUri !== e.jwksUri) {
+      throw new TrustedIssuerError(
+        `${where}[${i}].jwks_uri`,
+        `entries ${first} and ${i} both trust ${e.issuer} but with different jwks_uri`,
+        'give every entry of one issuer the same jwks_uri (or none, to discover it)',
+      );
+    }
   });
   return entries;
 }
