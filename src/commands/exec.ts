@@ -18,10 +18,9 @@ import type { CredentialRecord } from '../credentials/records.js';
  * forwards signals, and exits with the command's code (128+n when a signal killed it).
  */
 
-export interface Options {
+/** The flags exec and shell share: which credential, and how to get one with `--request`. */
+export interface UseOptions {
   role?: string | undefined;
-  /** Everything after `--`. */
-  command: string[];
   server?: string | undefined;
   /** A store kind, or false for --no-store. */
   store?: string | boolean | undefined;
@@ -30,6 +29,11 @@ export interface Options {
   reason?: string | undefined;
   ticket?: string | undefined;
   allowNested?: boolean | undefined;
+}
+
+export interface Options extends UseOptions {
+  /** Everything after `--`. */
+  command: string[];
   killAtExpiry?: boolean | undefined;
 }
 
@@ -62,7 +66,7 @@ export async function run(options: Options, ctx: Context): Promise<number> {
  */
 export async function credentialToUse(
   ctx: Context,
-  options: Pick<Options, 'role' | 'server' | 'store' | 'request' | 'for' | 'reason' | 'ticket'>,
+  options: UseOptions,
   verb: 'exec' | 'shell',
 ): Promise<{ record: CredentialRecord; server: string }> {
   const usage = (r: string) => `jitctl ${verb} ${r}${verb === 'exec' ? ' -- …' : ''}`;
@@ -112,10 +116,7 @@ export async function credentialToUse(
  * Checks shared by exec and shell before any credential is read: nesting, and the request flags,
  * which only mean something with `--request`.
  */
-export function checkUseOptions(
-  ctx: Context,
-  options: Pick<Options, 'allowNested' | 'request' | 'store' | 'for' | 'reason' | 'ticket'>,
-): void {
+export function checkUseOptions(ctx: Context, options: UseOptions): void {
   const session = ctx.env.JITCTL_SESSION;
   if (session !== undefined && session !== '' && !options.allowNested) {
     throw new JitError(

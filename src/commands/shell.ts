@@ -5,7 +5,7 @@ import type { Context } from '../cli/context.js';
 import { UsageError } from '../cli/errors.js';
 import { clockTime, relative, safe } from '../cli/output.js';
 import { shellQuote } from './credential.js';
-import { checkUseOptions, credentialToUse, runWithCredential } from './exec.js';
+import { checkUseOptions, credentialToUse, runWithCredential, type UseOptions } from './exec.js';
 
 /**
  * `jitctl shell [role] [--shell PATH]`: a subshell with the credential's environment, as `exec`
@@ -14,15 +14,7 @@ import { checkUseOptions, credentialToUse, runWithCredential } from './exec.js';
  * shells get the same variables (JITCTL_ROLE, JITCTL_EXPIRES_AT) for their prompt themes.
  */
 
-export interface Options {
-  role?: string | undefined;
-  server?: string | undefined;
-  store?: string | boolean | undefined;
-  request?: boolean | undefined;
-  for?: string | undefined;
-  reason?: string | undefined;
-  ticket?: string | undefined;
-  allowNested?: boolean | undefined;
+export interface Options extends UseOptions {
   shell?: string | undefined;
 }
 
