@@ -144,7 +144,8 @@ function sorted(issues: PolicyIssue[]): PolicyIssue[] {
     .map((x) => x.issue);
 }
 
-function describe(v: YamlValue): string {
+/** What a value is, for messages; `quote: false` leaves text out (webhook URLs carry secrets). */
+function describe(v: YamlValue, quote = true): string {
   switch (v.kind) {
     case 'map':
       return 'a mapping';
@@ -155,7 +156,7 @@ function describe(v: YamlValue): string {
     case 'scalar':
       if (v.value === null) return 'empty';
       if (v.value === '') return 'empty text';
-      if (typeof v.value === 'string') return `text (\`${short(v.value)}\`)`;
+      if (typeof v.value === 'string') return quote ? `text (\`${short(v.value)}\`)` : 'text';
       if (typeof v.value === 'number') return `a number (${v.source})`;
       return `${v.value}`;
   }
@@ -517,12 +518,14 @@ function checkToken(
   entry: YamlEntry,
   parentPath: string,
   what: string,
+  /** A secret value (a webhook URL): messages never quote it. */
+  secret = false,
 ): string | undefined {
   const path = childPath(parentPath, entry.key);
   const v = entry.value;
   if (v.kind === 'invalid') return undefined;
   if (v.kind !== 'scalar' || typeof v.value !== 'string' || v.value === '') {
-    c.add(path, v.loc, `must be ${what}, not ${describe(v)}`);
+    c.add(path, v.loc, `must be ${what}, not ${describe(v, !secret)}`);
     return undefined;
   }
   if (v.value.length > MAX_TEXT) {
@@ -530,7 +533,11 @@ function checkToken(
     return undefined;
   }
   if (/\s/.test(v.value) || INVISIBLE.test(v.value)) {
-    c.add(path, v.loc, `\`${short(v.value)}\` contains spaces or control characters`);
+    c.add(
+      path,
+      v.loc,
+      `${secret ? 'the value' : `\`${short(v.value)}\``} contains spaces or control characters`,
+    );
     return undefined;
   }
   return v.value;
@@ -749,7 +756,7 @@ function checkNotify(c: Checker, entry: YamlEntry | undefined): NotifyTarget[] {
     c.add(
       'notify',
       v.loc,
-      `must be a list such as [{ webhook: https://hooks.example.com/jit }], not ${describe(v)}`,
+      `must be a list such as [{ webhook: https://hooks.example.com/jit }], not ${describe(v, false)}`,
     );
     return [];
   }
@@ -759,7 +766,7 @@ function checkNotify(c: Checker, entry: YamlEntry | undefined): NotifyTarget[] {
     const path = childPath('notify', i);
     if (item.kind === 'invalid') return;
     if (item.kind !== 'map') {
-      c.add(path, item.loc, `each entry is { webhook: https://… }, not ${describe(item)}`);
+      c.add(path, item.loc, `each entry is { webhook: https://… }, not ${describe(item, false)}`);
       return;
     }
     checkKeys(c, item, path, NOTIFY_KEYS);
@@ -768,7 +775,7 @@ function checkNotify(c: Checker, entry: YamlEntry | undefined): NotifyTarget[] {
       c.add(childPath(path, 'webhook'), item.loc, 'missing `webhook`: the URL to POST events to');
       return;
     }
-    const url = checkToken(c, hook, path, 'an https:// URL');
+    const url = checkToken(c, hook, path, 'an https:// URL', true);
     if (url === undefined) return;
     const at = childPath(path, 'webhook');
     const problem = webhookProblem(url);

@@ -501,16 +501,17 @@ describe('parsePolicy: notify', () => {
     ['- webhook: ftp://example.com/x', 'must be an https:// URL, not ftp:'],
     ['- webhook: hooks.example.com', 'is not a URL: write https://host/path'],
     ['- webhook: https://user:pw@example.com/', 'must not carry a user name or password'],
-    [
-      '- https://example.com/x',
-      'each entry is { webhook: https://… }, not text (`https://example.com/x`)',
-    ],
+    ['- https://example.com/x', 'each entry is { webhook: https://… }, not text'],
+    ['- webhook: https://example.com/a b', 'the value contains spaces or control characters'],
     ['- { url: https://example.com/x }', 'unknown key `url` (allowed here: webhook)'],
     ['- { webhok: https://example.com/x }', 'unknown key `webhok`; did you mean `webhook`?'],
     ['- webhook: [https://example.com/x]', 'must be an https:// URL, not a list'],
   ])('rejects %s', (entry, message) => {
     const issues = issuesOf(`${role()}notify:\n  ${entry}\n`);
-    expect(issues.map((i) => i.message).join('\n')).toContain(message);
+    const messages = issues.map((i) => i.message).join('\n');
+    expect(messages).toContain(message);
+    // A webhook URL's path is its secret: no message quotes it.
+    expect(messages).not.toMatch(/example\.com\/(x|a b)/);
     expect(issues[0]!.line).toBe(8);
   });
 
