@@ -106,19 +106,6 @@ const approversOf = (reviews: ReviewRow[]): Identity[] =>
     .filter((r) => r.decision === 'approve')
     .map((r) => ({ iss: r.reviewer_iss, sub: r.reviewer_sub, name: r.reviewer_name }));
 
-/** What a credential's signature depends on besides the clock: a signature made ahead is used
- * only if the locked row still gives the same. */
-const signingBasis = (row: RequestRow, reviews: ReviewRow[], kid: string) =>
-  JSON.stringify([
-    row.state,
-    row.expires_at,
-    row.requester_iss,
-    row.requester_sub,
-    row.role,
-    kid,
-    approversOf(reviews),
-  ]);
-
 /** A transaction's outcome: what to answer, and what happened (to publish after commit). */
 interface Written {
   row: RequestRow;
@@ -623,11 +610,19 @@ export class RequestService {
     const role = this.#roleOf(row, 'used');
     // Sign ahead, outside the write transaction: jose signs through WebCrypto's thread pool, and
     // inside the transaction each round trip would hold SQLite's only connection (PostgreSQL's
-    // audit head lock). The transaction uses this signature only if the locked row still has
-    // what was signed (an approved request's window and approvers do not change); otherwise it
-    // signs again from the locked row.
+    // audit head lock). What is signed cannot change while the request stays approved (its
+    // requester, role, window and approvers are set by the approval, which leaves it only for a
+    // terminal state; the key and policy are fixed for the broker's life), so the signature is
+    // good if the locked row is still approved. Only a request approved meanwhile is signed inside.
     const ahead =
-      row.state === 'approved' ? await this.#signFor(row, role, this.deps.clock.now()) : undefined;
+      row.state === 'approved'
+        ? await this.#signFor(
+            row,
+            role,
+            this.deps.clock.now(),
+            await getReviews(this.deps.db.kysely, id),
+          )
+        : undefined;
     let minted: CredentialResponse | undefined;
     const written = await this.#write(async (tx) => {
       const now = this.deps.clock.now();
@@ -642,11 +637,7 @@ export class RequestService {
           locked.state === 'pending' ? `wait for it: jitctl wait ${id}` : 'file a new request',
         );
       }
-      const reviews = await getReviews(tx, id);
-      const signed =
-        ahead && ahead.basis === signingBasis(locked, reviews, this.deps.keys.current.kid)
-          ? ahead
-          : await this.#signFor(locked, role, now, reviews);
+      const signed = ahead ?? (await this.#signFor(locked, role, now, await getReviews(tx, id)));
       // Whole seconds, rounded down: the credential never outlives the approved window.
       const { issuedAt, expiresAt } = signed;
       if (expiresAt <= Math.floor(now / 1000)) {
@@ -678,7 +669,7 @@ export class RequestService {
           expires_at: expiresIso,
         }),
       };
-      return { row: locked, reviews, events: [], actor: identityOf(caller) } satisfies Written;
+      return { row: locked, reviews: [], events: [], actor: identityOf(caller) } satisfies Written;
     });
     if (written.expiredInstead) {
       this.#published(written);
@@ -694,24 +685,22 @@ export class RequestService {
     row: RequestRow,
     role: RolePolicy,
     now: number,
-    reviews?: ReviewRow[],
-  ): Promise<SignedCredential & { basis: string; issuedAt: number; expiresAt: number }> {
-    const allReviews = reviews ?? (await getReviews(this.deps.db.kysely, row.id));
-    const key = this.deps.keys.current;
+    reviews: ReviewRow[],
+  ): Promise<SignedCredential & { issuedAt: number; expiresAt: number }> {
     const issuedAt = Math.floor(now / 1000);
     const expiresAt = Math.floor(row.expires_at / 1000);
-    const signed = await signCredential(key, {
+    const signed = await signCredential(this.deps.keys.current, {
       issuer: this.deps.publicUrl,
       subject: row.requester_sub,
       subjectIssuer: row.requester_iss,
       audience: role.credential.audience,
       role: row.role,
       requestId: row.id,
-      approvers: approversOf(allReviews),
+      approvers: approversOf(reviews),
       issuedAt,
       expiresAt,
     });
-    return { ...signed, basis: signingBasis(row, allReviews, key.kid), issuedAt, expiresAt };
+    return { ...signed, issuedAt, expiresAt };
   }
 
   // ---- expiry ---------------------------------------------------------------------------------
