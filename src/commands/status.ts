@@ -1,17 +1,14 @@
 import { describeGroups, describeIdentity } from '../auth/describe.js';
 import { needsRefresh } from '../auth/expiry.js';
-import { resolveServer, resolveStoreKind } from '../cli/config.js';
 import type { Context } from '../cli/context.js';
 import { AuthError } from '../cli/errors.js';
 import { printJson, relative, safe, table } from '../cli/output.js';
 import {
-  decodeCredential,
-  decodeSession,
-  roleOfKey,
-  type SessionRecord,
-  serverPrefix,
-  sessionKey,
-} from '../credentials/records.js';
+  type CredentialSource,
+  openCredentialSource,
+  storedCredentials,
+} from '../credentials/active.js';
+import { decodeSession, type SessionRecord, sessionKey } from '../credentials/records.js';
 
 /**
  * `jitctl status [--json]`: who you are at the broker, your session and your active credentials,
@@ -77,9 +74,9 @@ function sessionJson(s: SessionRecord, now: number): NonNullable<StatusJson['ses
 
 export async function run(options: Options, ctx: Context): Promise<number | undefined> {
   const now = ctx.clock.now();
-  let server: string;
+  let source: CredentialSource;
   try {
-    server = await resolveServer(ctx, options.server);
+    source = await openCredentialSource(ctx, options);
   } catch (err) {
     if (options.json && err instanceof AuthError) {
       const doc: StatusJson = {
@@ -93,27 +90,20 @@ export async function run(options: Options, ctx: Context): Promise<number | unde
     }
     throw err;
   }
-  const kind = await resolveStoreKind(ctx, options.store);
-  const { openStore } = await import('../credentials/index.js');
-  const store = await openStore(ctx, kind);
+  const { server, store } = source;
   const session = decodeSession(await store.get(sessionKey(server)));
 
-  const credentials: StatusJson['credentials'] = [];
-  for (const key of await store.list(serverPrefix(server))) {
-    const role = roleOfKey(server, key);
-    if (role === undefined) continue;
-    const c = decodeCredential(await store.get(key));
-    if (!c) continue;
+  const credentials: StatusJson['credentials'] = (await storedCredentials(source)).map((c) => {
     const end = Date.parse(c.expiresAt);
-    credentials.push({
+    return {
       role: c.role,
       request_id: c.requestId,
       expires_at: iso(end),
       expires_in_seconds: Math.max(0, Math.floor((end - now) / 1000)),
       expired: end <= now,
       token: c.token.masked(),
-    });
-  }
+    };
+  });
   credentials.sort((a, b) => a.role.localeCompare(b.role));
 
   const doc: StatusJson = {

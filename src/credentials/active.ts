@@ -83,11 +83,7 @@ export async function activeCredential(
 
   const active: CredentialRecord[] = [];
   let expired = 0;
-  for (const key of await source.store.list(serverPrefix(source.server))) {
-    const keyRole = roleOfKey(source.server, key);
-    if (keyRole === undefined) continue;
-    const record = decodeCredential(await source.store.get(key));
-    if (!record || record.role !== keyRole) continue;
+  for (const record of await storedCredentials(source)) {
     if (Date.parse(record.expiresAt) <= now) expired++;
     else active.push(record);
   }
@@ -107,6 +103,21 @@ export async function activeCredential(
   throw new UsageError(`several credentials are active: ${list}`, {
     hint: `name the role, e.g. ${usage(safe(active[0]!.role))}`,
   });
+}
+
+/**
+ * Every credential of `source.server` in its store, expired or not (`jitctl status` shows them
+ * all). Entries that do not decode, and records filed under another role's key, are skipped.
+ */
+export async function storedCredentials(source: CredentialSource): Promise<CredentialRecord[]> {
+  const records: CredentialRecord[] = [];
+  for (const key of await source.store.list(serverPrefix(source.server))) {
+    const keyRole = roleOfKey(source.server, key);
+    if (keyRole === undefined) continue;
+    const record = decodeCredential(await source.store.get(key));
+    if (record && record.role === keyRole) records.push(record);
+  }
+  return records;
 }
 
 /** RFC 3339 in UTC without fractional seconds, the form scripts and kubectl expect. */

@@ -61,6 +61,17 @@ beforeAll(async () => {
       env: {},
     }),
   );
+  // A record filed under another role's key is foreign: status shows it nowhere (as exec ignores it).
+  await s.set(
+    credentialKey(server, 'staging-admin'),
+    encodeCredential({
+      role: 'prod-deploy',
+      requestId: 'req_foreign',
+      token: new Secret('a-foreign-credential-token-value-1111'),
+      expiresAt: new Date(Date.now() + 60 * 60_000).toISOString(),
+      env: {},
+    }),
+  );
   // Everything below runs offline: no broker, no identity provider.
   await broker.stop();
 });
@@ -81,6 +92,8 @@ describe('jitctl status', () => {
     expect(out).toMatch(/ROLE\s+REQUEST\s+TIME LEFT\s+TOKEN/);
     expect(out).toMatch(/prod-deploy\s+req_7Hq2\s+1[45]m\s+••••••••9f3c/);
     expect(out).toMatch(/db-read\s+req_old\s+expired/);
+    expect(out).not.toContain('req_foreign');
+    expect(out).not.toContain('staging-admin');
 
     const session = decodeSession(await (await store()).get(sessionKey(server)))!;
     for (const secret of [session.bearer.reveal(), session.refreshToken!.reveal(), CREDENTIAL]) {
