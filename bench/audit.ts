@@ -28,7 +28,7 @@ import { seedAudit } from './seed-audit.js';
 import { hasFlag, intFlag, stringFlag } from './support/args.js';
 import { brokerHarness, type DbKind } from './support/broker.js';
 import { runLoad } from './support/load.js';
-import { childrenCpuMs, NODE_START_VARIABLES } from './support/process.js';
+import { childEnv, childrenCpuMs, NODE_START_VARIABLES } from './support/process.js';
 import {
   checkGoal,
   describeGoals,
@@ -40,14 +40,6 @@ import {
   table,
 } from './support/report.js';
 import { round, summarize } from './support/stats.js';
-
-const childEnv = (): Record<string, string> => {
-  const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) {
-    if (v !== undefined && !(NODE_START_VARIABLES as readonly string[]).includes(k)) env[k] = v;
-  }
-  return env;
-};
 
 interface Verdict {
   ok: boolean;

@@ -24,7 +24,7 @@ import { fingerprintOf } from '../src/server/requests/wire.js';
 import { openDatabase, parseDatabaseUrl } from '../src/server/store/database.js';
 import { migrateToLatest } from '../src/server/store/migrations.js';
 import type { RequestsTable, ReviewsTable } from '../src/server/store/schema.js';
-import { hasFlag, intFlag, stringFlag } from './support/args.js';
+import { hasFlag, intFlag, stringFlag, valueFlag } from './support/args.js';
 import { brokerHarness, type DbKind } from './support/broker.js';
 import {
   checkGoal,
@@ -36,7 +36,7 @@ import {
   progress,
   table,
 } from './support/report.js';
-import { round, type Summary, summarize } from './support/stats.js';
+import { roundSummary, type Summary, summarize } from './support/stats.js';
 
 const ROLES = ['prod-deploy', 'db-admin', 'billing-read', 'k8s-prod', 'vault-ops'];
 const POLICY = `roles:\n${ROLES.map(
@@ -53,7 +53,7 @@ const POLICY = `roles:\n${ROLES.map(
 ).join('')}`;
 
 /** Fills `dbUrl` with `count` requests; returns how many are pending. */
-export async function seedRequests(dbUrl: string, count: number, issuer: string): Promise<number> {
+async function seedRequests(dbUrl: string, count: number, issuer: string): Promise<number> {
   const db = await openDatabase(parseDatabaseUrl(dbUrl));
   let pending = 0;
   try {
@@ -160,12 +160,10 @@ async function main(): Promise<void> {
   const count = intFlag('requests', 100_000);
   const samples = intFlag('samples', 300);
   const which = stringFlag('db', ['sqlite', 'postgres', 'both'], 'both');
-  const binAt = process.argv.indexOf('--bin');
-  const bin = binAt === -1 ? undefined : process.argv[binAt + 1];
+  const bin = valueFlag('bin');
   ensureBuilt();
   // `--profile DIR`: the broker runs under `node --cpu-prof` (a profile per database in DIR).
-  const profileAt = process.argv.indexOf('--profile');
-  const profileDir = profileAt === -1 ? undefined : process.argv[profileAt + 1];
+  const profileDir = valueFlag('profile');
   const m = machine();
   const harness = await brokerHarness();
   const rows: ListRow[] = [];
@@ -202,7 +200,6 @@ async function main(): Promise<void> {
           for (let i = 0; i < 30; i++) await once();
           const ms: number[] = [];
           for (let i = 0; i < samples; i++) ms.push(await once());
-          const s = summarize(ms);
           rows.push({
             db,
             requests: count,
@@ -210,15 +207,7 @@ async function main(): Promise<void> {
             who: q.who,
             path: q.path,
             items,
-            ms: {
-              n: s.n,
-              min: round(s.min, 2),
-              p50: round(s.p50, 2),
-              p90: round(s.p90, 2),
-              p99: round(s.p99, 2),
-              max: round(s.max, 2),
-              mean: round(s.mean, 2),
-            },
+            ms: roundSummary(summarize(ms), 2),
           });
         }
       } finally {
@@ -274,4 +263,4 @@ async function main(): Promise<void> {
   out(`   machine: ${describeMachine(m)}\n`);
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) await main();
+await main();

@@ -16,7 +16,7 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ensureBuilt, ROOT } from '../scripts/ensure-built.js';
-import { hasFlag } from './support/args.js';
+import { hasFlag, valueFlag } from './support/args.js';
 import { describeMachine, machine } from './support/report.js';
 
 const SECTIONS = ['startup', 'wakeup', 'throughput', 'audit', 'list'] as const;
@@ -39,9 +39,9 @@ const QUICK: Record<Section, string[]> = {
 };
 
 function selected(): Section[] {
-  const at = process.argv.indexOf('--only');
-  if (at === -1) return [...SECTIONS];
-  const names = (process.argv[at + 1] ?? '').split(',').filter(Boolean);
+  const only = valueFlag('only');
+  if (only === undefined) return [...SECTIONS];
+  const names = only.split(',').filter(Boolean);
   const bad = names.filter((n) => !(SECTIONS as readonly string[]).includes(n));
   if (names.length === 0 || bad.length > 0) {
     throw new Error(`--only takes sections separated by commas: ${SECTIONS.join(', ')}`);

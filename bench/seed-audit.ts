@@ -14,7 +14,7 @@
 import { canonicalJson, GENESIS_HASH, storedEventHash } from '../src/api/audit-chain.js';
 import { openDatabase, parseDatabaseUrl } from '../src/server/store/database.js';
 import { migrateToLatest } from '../src/server/store/migrations.js';
-import { intFlag } from './support/args.js';
+import { intFlag, valueFlag } from './support/args.js';
 
 export interface SeededAudit {
   events: number;
@@ -216,8 +216,7 @@ export async function seedAudit(dbUrl: string, events: number): Promise<SeededAu
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const at = process.argv.indexOf('--db');
-  const url = at === -1 ? undefined : process.argv[at + 1];
+  const url = valueFlag('db');
   if (!url) throw new Error('--db sqlite:PATH or --db postgres://… is required');
   const events = intFlag('events', 1_000_000);
   const r = await seedAudit(url, events);

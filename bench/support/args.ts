@@ -52,3 +52,15 @@ export function stringFlag<T extends string>(
   }
   return raw as T;
 }
+
+/** A flag with a value and no default (`--bin PATH`, `--profile DIR`): undefined when absent. */
+export function valueFlag(
+  name: string,
+  argv: readonly string[] = process.argv,
+): string | undefined {
+  const i = argv.indexOf(`--${name}`);
+  if (i === -1) return undefined;
+  const raw = argv[i + 1];
+  if (raw === undefined || raw.startsWith('--')) throw new Error(`--${name} needs a value`);
+  return raw;
+}

@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { Pool } from 'undici';
-import { round, type Summary, summarize } from './stats.js';
+import { roundSummary, type Summary, summarize } from './stats.js';
 
 /**
  * A closed-loop load generator: `clients` workers, each on its own keep-alive connection, each
@@ -132,25 +132,13 @@ export async function runLoad<S>(o: LoadOptions<S>): Promise<LoadResult> {
       seconds,
       ops: opSamples.length,
       ops_per_s: Math.round(opSamples.length / seconds),
-      op_ms: rounded(summarize(opSamples)),
+      op_ms: roundSummary(summarize(opSamples), 2),
       calls,
       calls_per_s: Math.round(calls / seconds),
-      call_ms: rounded(summarize(callSamples)),
+      call_ms: roundSummary(summarize(callSamples), 2),
       errors,
     };
   } finally {
     await pool.close();
   }
-}
-
-function rounded(s: Summary): Summary {
-  return {
-    n: s.n,
-    min: round(s.min, 2),
-    p50: round(s.p50, 2),
-    p90: round(s.p90, 2),
-    p99: round(s.p99, 2),
-    max: round(s.max, 2),
-    mean: round(s.mean, 2),
-  };
 }

@@ -10,9 +10,13 @@ import { readFileSync } from 'node:fs';
 /** The variables that change how Node starts; never passed to a timed child. */
 export const NODE_START_VARIABLES = ['NODE_EXTRA_CA_CERTS', 'NODE_OPTIONS'] as const;
 
-/** What the benchmarks say about the variables they removed (empty when none was set). */
-export function removedStartVariables(): string[] {
-  return NODE_START_VARIABLES.filter((v) => process.env[v] !== undefined && process.env[v] !== '');
+/** This process's environment without the variables that change how Node starts. */
+export function childEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (v !== undefined && !(NODE_START_VARIABLES as readonly string[]).includes(k)) env[k] = v;
+  }
+  return env;
 }
 
 /**

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
+import { round } from './stats.js';
 
 /**
  * What every benchmark prints besides its figures: the machine (figures from a loaded 2-core
@@ -33,11 +34,9 @@ export function machine(): Machine {
     cpu_model: cpuModel(),
     node: process.version,
     platform: `${process.platform}-${process.arch}`,
-    load_avg: [round2(a), round2(b), round2(c)],
+    load_avg: [round(a, 2), round(b, 2), round(c, 2)],
   };
 }
-
-const round2 = (n: number) => Math.round(n * 100) / 100;
 
 export function describeMachine(m: Machine): string {
   return `${m.cpus} × ${m.cpu_model}, Node ${m.node}, load average ${m.load_avg.join(' / ')} (1/5/15 min)`;
@@ -80,7 +79,7 @@ export interface GoalResult extends Goal {
 
 export function checkGoal(goal: Goal): GoalResult {
   const met = goal.kind === 'max' ? goal.value <= goal.limit : goal.value >= goal.limit;
-  return { ...goal, value: Math.round(goal.value * 100) / 100, met };
+  return { ...goal, value: round(goal.value, 2), met };
 }
 
 export function describeGoals(goals: GoalResult[]): string {
