@@ -43,7 +43,7 @@ import {
   progress,
   table,
 } from './support/report.js';
-import { round, type Summary, summarize } from './support/stats.js';
+import { round, roundSummary, type Summary, summarize } from './support/stats.js';
 
 const SERVER = 'https://jit.bench.example';
 const PASSPHRASE = 'bench file-store passphrase';
@@ -53,6 +53,8 @@ interface Case {
   args: string[];
   /** What a successful run prints on stdout (checked on every run). */
   expect?: RegExp;
+  /** The child's environment, when not the seeded home's. */
+  env?: Record<string, string>;
 }
 
 /** A private home with a session and a credential in the file store; returns the child env. */
@@ -137,19 +139,19 @@ async function main(): Promise<void> {
       cases.push({
         name: 'node -e 0 with NODE_EXTRA_CA_CERTS',
         args: ['-e', '0'],
+        env: { ...env, NODE_EXTRA_CA_CERTS: extraCa },
       });
     }
-    const envOf = (c: Case) =>
-      c.name.endsWith('NODE_EXTRA_CA_CERTS') ? { ...env, NODE_EXTRA_CA_CERTS: extraCa! } : env;
     const wall = new Map<string, number[]>(cases.map((c) => [c.name, []]));
     const cpu = new Map<string, number>(cases.map((c) => [c.name, 0]));
     let cpuKnown = childrenCpuMs() !== undefined;
 
-    const once = (c: Case) => {
+    /** One run of `c`: its wall time, and its CPU time added to `c`'s sum when `counted`. */
+    const once = (c: Case, counted: boolean) => {
       const before = childrenCpuMs();
       const t0 = performance.now();
       const r = spawnSync(process.execPath, c.args, {
-        env: envOf(c),
+        env: c.env ?? env,
         cwd: dir,
         stdio: ['ignore', 'pipe', 'pipe'],
         encoding: 'utf8',
@@ -162,17 +164,18 @@ async function main(): Promise<void> {
         );
       }
       if (before === undefined || after === undefined) cpuKnown = false;
-      else cpu.set(c.name, cpu.get(c.name)! + (after - before));
+      else if (counted) cpu.set(c.name, cpu.get(c.name)! + (after - before));
       return ms;
     };
 
-    // One warm-up round fills the page cache (the bundle, node_modules' native files).
-    for (const c of cases) once(c);
+    // One warm-up round fills the page cache (the bundle, node_modules' native files); its CPU
+    // time is not counted, since the sums are divided by `runs`.
+    for (const c of cases) once(c, false);
     progress(`start-up: ${runs} rounds of ${cases.length} commands`);
     for (let round = 0; round < runs; round++) {
       for (let k = 0; k < cases.length; k++) {
         const c = cases[(round + k) % cases.length]!;
-        wall.get(c.name)!.push(once(c));
+        wall.get(c.name)!.push(once(c, true));
       }
     }
 
@@ -247,18 +250,6 @@ async function main(): Promise<void> {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-}
-
-function roundSummary(s: Summary): Summary {
-  return {
-    n: s.n,
-    min: round(s.min),
-    p50: round(s.p50),
-    p90: round(s.p90),
-    p99: round(s.p99),
-    max: round(s.max),
-    mean: round(s.mean),
-  };
 }
 
 await main();
