@@ -18,9 +18,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import { ensureBuilt } from '../scripts/ensure-built.js';
-import { hasFlag, intFlag, listFlag, stringFlag } from './support/args.js';
+import { hasFlag, intFlag, listFlag, stringFlag, valueFlag } from './support/args.js';
 import { type BenchBroker, brokerHarness, type DbKind } from './support/broker.js';
-import { type Http, type LoadResult, runLoad } from './support/load.js';
+import { type Http, type LoadOptions, type LoadResult, runLoad } from './support/load.js';
 import {
   checkGoal,
   describeGoals,
@@ -31,15 +31,6 @@ import {
   progress,
   table,
 } from './support/report.js';
-
-type Scenario = 'healthz' | 'create' | 'lifecycle' | 'mint';
-const SCENARIOS: Scenario[] = ['healthz', 'create', 'lifecycle', 'mint'];
-const DESCRIBE: Record<Scenario, string> = {
-  healthz: 'calibration: GET /healthz (no auth, no db)',
-  create: 'requests created (POST /v1/requests)',
-  lifecycle: 'lifecycles (create, approve, mint: 3 calls)',
-  mint: 'credentials minted (POST …/credential)',
-};
 
 interface Created {
   id: string;
@@ -69,61 +60,50 @@ const mint = async (b: BenchBroker, http: Http, id: string): Promise<void> => {
   if (typeof r.token !== 'string') throw new Error(`minting for ${id} returned no token`);
 };
 
-async function scenario(
-  b: BenchBroker,
-  which: Scenario,
-  clients: number,
-  durationMs: number,
-  warmupMs: number,
-): Promise<LoadResult> {
-  switch (which) {
-    case 'healthz':
-      return runLoad({
-        url: b.url,
-        clients,
-        durationMs,
-        warmupMs,
-        op: async (_s, http) => {
-          await http.call('GET', '/healthz', b.requester);
-        },
-      });
-    case 'create':
-      return runLoad({
-        url: b.url,
-        clients,
-        durationMs,
-        warmupMs,
-        op: async (_s, http) => {
-          await create(b, http);
-        },
-      });
-    case 'lifecycle':
-      return runLoad({
-        url: b.url,
-        clients,
-        durationMs,
-        warmupMs,
-        op: async (_s, http) => {
-          const { id } = await create(b, http);
-          await approve(b, http, id);
-          await mint(b, http, id);
-        },
-      });
-    case 'mint':
-      return runLoad({
-        url: b.url,
-        clients,
-        durationMs,
-        warmupMs,
-        setup: async (_w, http) => {
-          const { id } = await create(b, http);
-          await approve(b, http, id);
-          return id;
-        },
-        op: (id, http) => mint(b, http, id),
-      });
-  }
-}
+/** What each client runs against broker `b`: `op` in a loop, after `setup` (an approved request). */
+type Work = Pick<LoadOptions<string>, 'setup' | 'op'>;
+
+const SCENARIOS = {
+  healthz: {
+    what: 'calibration: GET /healthz (no auth, no db)',
+    work: (b: BenchBroker): Work => ({
+      op: async (_s, http) => {
+        await http.call('GET', '/healthz', b.requester);
+      },
+    }),
+  },
+  create: {
+    what: 'requests created (POST /v1/requests)',
+    work: (b: BenchBroker): Work => ({
+      op: async (_s, http) => {
+        await create(b, http);
+      },
+    }),
+  },
+  lifecycle: {
+    what: 'lifecycles (create, approve, mint: 3 calls)',
+    work: (b: BenchBroker): Work => ({
+      op: async (_s, http) => {
+        const { id } = await create(b, http);
+        await approve(b, http, id);
+        await mint(b, http, id);
+      },
+    }),
+  },
+  mint: {
+    what: 'credentials minted (POST …/credential)',
+    work: (b: BenchBroker): Work => ({
+      setup: async (_w, http) => {
+        const { id } = await create(b, http);
+        await approve(b, http, id);
+        return id;
+      },
+      op: (id, http) => mint(b, http, id),
+    }),
+  },
+};
+type Scenario = keyof typeof SCENARIOS;
+const SCENARIO_NAMES = Object.keys(SCENARIOS) as Scenario[];
 
 export interface ThroughputRow extends LoadResult {
   db: DbKind;
@@ -137,13 +117,11 @@ async function main(): Promise<void> {
   const clientCounts = listFlag('clients', [1, 8, 32]);
   const durationMs = intFlag('duration', 5) * 1000;
   const warmupMs = intFlag('warmup', 1) * 1000;
-  const profileAt = process.argv.indexOf('--profile');
-  const profileDir = profileAt === -1 ? undefined : process.argv[profileAt + 1];
-  const binAt = process.argv.indexOf('--bin');
-  const bin = binAt === -1 ? undefined : process.argv[binAt + 1];
+  const profileDir = valueFlag('profile');
+  const bin = valueFlag('bin');
   const dbs: DbKind[] = dbChoice === 'both' ? ['sqlite', 'postgres'] : [dbChoice];
-  const only = stringFlag('scenario', [...SCENARIOS, 'all'], 'all');
-  const scenarios = only === 'all' ? SCENARIOS : [only];
+  const only = stringFlag('scenario', [...SCENARIO_NAMES, 'all'], 'all');
+  const scenarios = only === 'all' ? SCENARIO_NAMES : [only];
   ensureBuilt();
   const m = machine();
   const harness = await brokerHarness();
@@ -162,7 +140,13 @@ async function main(): Promise<void> {
             rows.push({
               db,
               scenario: s,
-              ...(await scenario(b, s, clients, durationMs, warmupMs)),
+              ...(await runLoad({
+                url: b.url,
+                clients,
+                durationMs,
+                warmupMs,
+                ...SCENARIOS[s].work(b),
+              })),
             });
           }
         }
@@ -236,7 +220,7 @@ async function main(): Promise<void> {
       ],
       rows.map((r) => [
         r.db,
-        DESCRIBE[r.scenario],
+        SCENARIOS[r.scenario].what,
         r.clients,
         r.ops_per_s,
         r.op_ms.p50,
