@@ -2,7 +2,6 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { type Kysely, sql } from 'kysely';
 import {
-  type ChainedContent,
   type ChainPoint,
   ChainVerifier,
   canonicalJson,
@@ -29,13 +28,13 @@ export interface NewAuditEvent {
   data: Record<string, unknown>;
 }
 
-/** Appends `events` in order; returns them as written. Throws AuditAppendError on any failure. */
+/** Appends `events` in order. Throws AuditAppendError on any failure. */
 export async function appendAudit(
   tx: Kysely<Database>,
   dialect: Dialect,
   now: number,
   events: NewAuditEvent[],
-): Promise<AuditEvent[]> {
+): Promise<void> {
   try {
     let q = tx.selectFrom('audit_head').select(['seq', 'hash']).where('id', '=', 1);
     if (dialect === 'postgres') q = q.forUpdate();
@@ -44,36 +43,27 @@ export async function appendAudit(
     let seq = head.seq;
     let prev = head.hash;
     const at = new Date(now).toISOString();
-    const written: AuditEvent[] = [];
     const rows: AuditRow[] = [];
     for (const e of events) {
       seq += 1;
-      const content: ChainedContent = {
-        seq,
-        at,
-        type: e.type,
-        request_id: e.request_id,
-        actor: e.actor ? { iss: e.actor.iss, sub: e.actor.sub, name: e.actor.name } : null,
-        data: e.data,
-      };
       // Serialized once: the stored text is exactly what is hashed.
       const stored = {
         seq,
         at,
         type: e.type,
         request_id: e.request_id,
-        actor: content.actor ? canonicalJson(content.actor) : null,
+        actor: e.actor
+          ? canonicalJson({ iss: e.actor.iss, sub: e.actor.sub, name: e.actor.name })
+          : null,
         data: canonicalJson(e.data),
       };
       const hash = storedEventHash(prev, stored);
       rows.push({ ...stored, prev_hash: prev, hash });
-      written.push({ ...content, prev_hash: prev, hash });
       prev = hash;
     }
     // One statement for all the events: on PostgreSQL every round trip here holds the head's lock.
     if (rows.length > 0) await tx.insertInto('audit_events').values(rows).execute();
     await tx.updateTable('audit_head').set({ seq, hash: prev }).where('id', '=', 1).execute();
-    return written;
   } catch (err) {
     throw new AuditAppendError(
       `the audit log could not record the change: ${(err as Error).message}`,
@@ -82,7 +72,7 @@ export async function appendAudit(
   }
 }
 
-export function rowToEvent(row: AuditRow): AuditEvent {
+function rowToEvent(row: AuditRow): AuditEvent {
   return {
     seq: row.seq,
     at: row.at,
