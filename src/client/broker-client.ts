@@ -10,7 +10,6 @@ import type {
   RequestPage,
   RequestState,
   ReviewBody,
-  RevocationsResponse,
   RolesResponse,
   TokenExchangeResponse,
 } from '../api/schemas.js';
@@ -97,6 +96,7 @@ export interface CallResult<T> {
 
 /** Schemas of src/api/schemas.ts that answers are checked against. */
 export type ResponseSchema =
+  | 'MeResponse'
   | 'AccessRequest'
   | 'RequestPage'
   | 'CredentialResponse'
@@ -172,7 +172,7 @@ export class BrokerClient {
     return this.#get('/v1/config', { auth: false });
   }
   me(): Promise<MeResponse> {
-    return this.#get('/v1/me');
+    return this.#get('/v1/me', { expect: 'MeResponse' });
   }
   roles(): Promise<RolesResponse> {
     return this.#get('/v1/roles', { expect: 'RolesResponse' });
@@ -284,9 +284,6 @@ export class BrokerClient {
   }
   audit(q: { after?: number; limit?: number } = {}): Promise<AuditPage> {
     return this.#get('/v1/audit', { query: q, expect: 'AuditPage' });
-  }
-  revocations(): Promise<RevocationsResponse> {
-    return this.#get('/v1/revocations');
   }
 
   async #get<T>(path: string, opts: CallOptions = {}): Promise<T> {

@@ -275,6 +275,9 @@ describe("the broker's answers", () => {
       /unexpected answer to GET \/v1\/requests\/req_7Hq2Xn4pQr9a \(\/state/,
     );
     expect(err.exitCode).toBe(ExitCode.Error);
+    // approve, deny and wait read roles and identity from /v1/me: a partial one is refused too.
+    server.script(ok({ iss: 'https://idp.example.com', sub: 'alice' }));
+    await expect(c.me()).rejects.toThrow(/unexpected answer to GET \/v1\/me \(\/name/);
   });
 
   it('stops reading an answer that will not end', async () => {
