@@ -5,6 +5,7 @@ import { style } from '../cli/output.js';
 import {
   decodeSession,
   type SessionRecord,
+  serverOfKey,
   serverPrefix,
   sessionKey,
 } from '../credentials/records.js';
@@ -21,8 +22,6 @@ export interface Options {
   store?: string | undefined;
   all?: boolean | undefined;
 }
-
-const SESSION_SUFFIX = '|session';
 
 /** Removes every entry of `server`; returns the session that was stored, if any. */
 async function forget(
@@ -64,18 +63,8 @@ export async function run(options: Options, ctx: Context): Promise<number | unde
 
   let servers: string[];
   if (options.all) {
-    const all = await store.list();
-    servers = [
-      ...new Set(
-        all
-          .map((k) =>
-            k.endsWith(SESSION_SUFFIX)
-              ? k.slice(0, -SESSION_SUFFIX.length)
-              : /^(.*?)\|credential\|/.exec(k)?.[1],
-          )
-          .filter((s): s is string => s !== undefined && s !== ''),
-      ),
-    ].sort();
+    const found = (await store.list()).map(serverOfKey);
+    servers = [...new Set(found.filter((s): s is string => s !== undefined))].sort();
   } else {
     // resolveServer's AuthError means no broker is configured: then there is nothing to forget.
     const server = await resolveServer(ctx, options.server).catch((err: unknown) => {

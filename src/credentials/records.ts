@@ -18,6 +18,13 @@ export function sessionKey(server: string): string {
 export function credentialKey(server: string, role: string): string {
   return `${server}${SEP}credential${SEP}${role}`;
 }
+/** The broker a session or credential key belongs to, or undefined for any other key. */
+export function serverOfKey(key: string): string | undefined {
+  const session = `${SEP}session`;
+  if (key.endsWith(session)) return key.slice(0, -session.length) || undefined;
+  const at = key.indexOf(`${SEP}credential${SEP}`);
+  return at > 0 ? key.slice(0, at) : undefined;
+}
 /** The role of a credential key of this server, or undefined for other keys. */
 export function roleOfKey(server: string, key: string): string | undefined {
   const prefix = `${server}${SEP}credential${SEP}`;
