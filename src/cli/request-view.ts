@@ -22,6 +22,11 @@ export function whoShort(identity: Identity): string {
   return safe(identity.name ?? identity.sub);
 }
 
+/** Whether `request` was filed by `me` (the same subject at the same issuer). */
+export function filedBy(request: AccessRequest, me: Pick<Identity, 'iss' | 'sub'>): boolean {
+  return request.requester.iss === me.iss && request.requester.sub === me.sub;
+}
+
 export function approvals(request: AccessRequest): Review[] {
   return request.reviews.filter((r) => r.decision === 'approve');
 }

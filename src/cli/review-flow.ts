@@ -5,7 +5,15 @@ import type { Context } from './context.js';
 import { DeniedError, ExitCode, JitError, UsageError } from './errors.js';
 import { clockTime, printJson, safe, style } from './output.js';
 import { requestId } from './request-flow.js';
-import { approvals, approverList, denials, detailView, summaryOf, who } from './request-view.js';
+import {
+  approvals,
+  approverList,
+  denials,
+  detailView,
+  filedBy,
+  summaryOf,
+  who,
+} from './request-view.js';
 
 /**
  * What `approve`, `deny` and `revoke` share: the request is shown whole before anything is
@@ -47,9 +55,6 @@ export async function confirm(ctx: Context, question: string, yes: boolean | und
   if (!ok) ctx.io.err('nothing was sent\n');
   return ok;
 }
-
-const isSelf = (request: AccessRequest, me: MeResponse) =>
-  request.requester.iss === me.iss && request.requester.sub === me.sub;
 
 export async function review(
   ctx: Context,
@@ -108,7 +113,7 @@ function precheckReview(request: AccessRequest, me: MeResponse): void {
       hint: request.state === 'approved' ? `to end it early: jitctl revoke ${id}` : undefined,
     });
   }
-  if (isSelf(request, me)) {
+  if (filedBy(request, me)) {
     throw new DeniedError('you cannot review your own request', {
       hint: `ask one of ${approverList(request)} to review it`,
     });

@@ -1,6 +1,7 @@
 import { type ConnectOptions, withConnection } from '../cli/connect.js';
 import type { Context } from '../cli/context.js';
 import { awaitOutcome, durationFlag, finishOutcome, requestId } from '../cli/request-flow.js';
+import { filedBy } from '../cli/request-view.js';
 
 /**
  * `jitctl wait <id> [--timeout D] [--json]`: resume waiting for a request, e.g. after Ctrl-C or
@@ -19,10 +20,9 @@ export async function run(options: Options, ctx: Context): Promise<number> {
   const timeoutMs = durationFlag('--timeout', options.timeout);
   return withConnection(ctx, options, async (conn) => {
     const [request, me] = await Promise.all([conn.client.getRequest(id), conn.client.me()]);
-    const mine = request.requester.iss === me.iss && request.requester.sub === me.sub;
     const outcome = await awaitOutcome(ctx, conn, request, {
       timeoutMs,
-      keep: mine ? 'store' : 'none',
+      keep: filedBy(request, me) ? 'store' : 'none',
     });
     return finishOutcome(ctx, outcome, options.json);
   });
