@@ -1,4 +1,10 @@
 import { readFile } from 'node:fs/promises';
+import {
+  decodeJwt,
+  decodeProtectedHeader,
+  type JWTPayload,
+  type ProtectedHeaderParameters,
+} from 'jose';
 import { Secret } from '../api/secret.js';
 import type { Context } from '../cli/context.js';
 import { ApiError, AuthError, JitError, UsageError } from '../cli/errors.js';
@@ -103,12 +109,12 @@ export async function readFederatedToken(
   return { token: new Secret(token), from };
 }
 
-function decodePart(part: string | undefined): Record<string, unknown> | undefined {
+/** The unverified header and claims of the broker's session token (the broker verifies it). */
+function sessionParts(
+  token: string,
+): { header: ProtectedHeaderParameters; claims: JWTPayload } | undefined {
   try {
-    const v = JSON.parse(Buffer.from(part ?? '', 'base64url').toString('utf8')) as unknown;
-    return typeof v === 'object' && v !== null && !Array.isArray(v)
-      ? (v as Record<string, unknown>)
-      : undefined;
+    return { header: decodeProtectedHeader(token), claims: decodeJwt(token) };
   } catch {
     return undefined;
   }
@@ -132,10 +138,9 @@ export async function exchangeFederatedToken(
   ).catch((err: unknown) => {
     throw exchangeError(err, server, token.from);
   });
-  const [h, p] = answer.access_token.split('.');
-  const header = decodePart(h);
-  const claims = decodePart(p);
-  if (!header || !claims || header.typ !== 'jitctl-session+jwt' || typeof claims.sub !== 'string') {
+  const parts = sessionParts(answer.access_token);
+  const sub = parts?.claims.sub;
+  if (parts?.header.typ !== 'jitctl-session+jwt' || typeof sub !== 'string') {
     throw new JitError(
       `the broker at ${server} answered the token exchange with something that is not a jitctl session`,
       1,
@@ -144,6 +149,7 @@ export async function exchangeFederatedToken(
       },
     );
   }
+  const { claims } = parts;
   const byExp = typeof claims.exp === 'number' ? claims.exp * 1000 : Number.POSITIVE_INFINITY;
   const expiresAt = Math.min(started + answer.expires_in * 1000, byExp);
   const groups = Array.isArray(claims.groups)
@@ -157,7 +163,7 @@ export async function exchangeFederatedToken(
     bearer: new Secret(answer.access_token),
     refreshToken: null,
     expiresAt,
-    identity: { iss: issuer, sub: claims.sub, name: str(claims.name), email: null, groups },
+    identity: { iss: issuer, sub, name: str(claims.name), email: null, groups },
     acr: str(claims.acr),
     authTime: typeof claims.auth_time === 'number' ? claims.auth_time * 1000 : null,
   };
