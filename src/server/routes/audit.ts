@@ -2,8 +2,8 @@ import type { FastifyPluginAsync } from 'fastify';
 import { AuditPage } from '../../api/schemas.js';
 import type { AppDeps } from '../app.js';
 import { readAudit } from '../audit/log.js';
-import { badRequest, forbidden } from '../errors.js';
-import { queryOf } from './input.js';
+import { forbidden } from '../errors.js';
+import { queryOf, wholeNumber } from './input.js';
 
 /** `GET /v1/audit?after=SEQ&limit=N`: the hash-chained log in order, for the auditors groups. */
 export const auditRoutes: FastifyPluginAsync<{ deps: AppDeps }> = async (app, { deps }) => {
@@ -25,11 +25,3 @@ export const auditRoutes: FastifyPluginAsync<{ deps: AppDeps }> = async (app, { 
     return { items: page, next_after: more ? page[page.length - 1]!.seq : null };
   });
 };
-
-function wholeNumber(text: string, name: string, min: number, max: number): number {
-  if (!/^\d{1,16}$/.test(text) || Number(text) < min || Number(text) > max)
-    throw badRequest(
-      `\`${name}\` must be a whole number from ${min} to ${max === Number.MAX_SAFE_INTEGER ? 'the last event' : max}`,
-    );
-  return Number(text);
-}

@@ -40,3 +40,12 @@ export function emptyBody(req: FastifyRequest): void {
       'this endpoint takes no fields; send {}',
     );
 }
+
+/** A whole-number query parameter from `min` to `max` (MAX_SAFE_INTEGER: no upper bound). */
+export function wholeNumber(text: string, name: string, min: number, max: number): number {
+  if (!/^\d{1,16}$/.test(text) || Number(text) < min || Number(text) > max) {
+    const range = max === Number.MAX_SAFE_INTEGER ? `of ${min} or more` : `from ${min} to ${max}`;
+    throw badRequest(`\`${name}\` must be a whole number ${range}`);
+  }
+  return Number(text);
+}
