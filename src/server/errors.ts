@@ -1,3 +1,4 @@
+import { DurationError, parseDuration } from '../api/duration.js';
 import { ErrorCode } from '../api/errors.js';
 
 /**
@@ -39,6 +40,16 @@ export const notFound = (message: string, hint?: string) =>
 
 export const invalidState = (message: string, hint?: string) =>
   new HttpError(409, ErrorCode.InvalidState, message, hint);
+
+/** A duration given as `name` (body field or query parameter), or a 400 that names it. */
+export function durationOf(name: string, text: string, hint: string): number {
+  try {
+    return parseDuration(text);
+  } catch (err) {
+    if (!(err instanceof DurationError)) throw err;
+    throw new HttpError(400, ErrorCode.InvalidDuration, `\`${name}\` ${err.message}`, hint);
+  }
+}
 
 export const unavailable = (message: string, hint?: string) =>
   new HttpError(503, ErrorCode.Unavailable, message, hint, { 'retry-after': '1' });

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { canonicalJson } from '../../api/audit-chain.js';
-import { DurationError, formatDuration, parseDuration } from '../../api/duration.js';
+import { formatDuration } from '../../api/duration.js';
 import { ErrorCode } from '../../api/errors.js';
 import type {
   AccessRequest,
@@ -16,7 +16,14 @@ import { appendAudit, type NewAuditEvent } from '../audit/log.js';
 import { requireStepUp } from '../auth/step-up.js';
 import { type ChangeHub, notifyReplicas } from '../changes.js';
 import type { ServerClock } from '../clock.js';
-import { AuditAppendError, forbidden, HttpError, invalidState, notFound } from '../errors.js';
+import {
+  AuditAppendError,
+  durationOf,
+  forbidden,
+  HttpError,
+  invalidState,
+  notFound,
+} from '../errors.js';
 import type { Metrics } from '../metrics.js';
 import { type SignedCredential, signCredential } from '../mint/credential.js';
 import type { KeyRing } from '../mint/keys.js';
@@ -166,22 +173,10 @@ export class RequestService {
         `its requesters are ${role.requesters.map(formatPrincipal).join(', ')}`,
       );
     }
-    let durationMs: number;
-    if (body.duration === undefined) {
-      durationMs = role.defaultDurationMs;
-    } else {
-      try {
-        durationMs = parseDuration(body.duration);
-      } catch (err) {
-        if (!(err instanceof DurationError)) throw err;
-        throw new HttpError(
-          400,
-          ErrorCode.InvalidDuration,
-          `\`duration\` ${err.message}`,
-          'durations look like 15m, 1h30m, 90s or 2d',
-        );
-      }
-    }
+    const durationMs =
+      body.duration === undefined
+        ? role.defaultDurationMs
+        : durationOf('duration', body.duration, 'durations look like 15m, 1h30m, 90s or 2d');
     if (durationMs > role.maxDurationMs) {
       throw new HttpError(
         400,

@@ -1,6 +1,4 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import { DurationError, parseDuration } from '../../api/duration.js';
-import { ErrorCode } from '../../api/errors.js';
 import {
   AccessRequest,
   CreateRequestBody,
@@ -13,9 +11,9 @@ import {
   RevocationsResponse,
 } from '../../api/schemas.js';
 import type { AppDeps } from '../app.js';
-import { badRequest, HttpError } from '../errors.js';
+import { badRequest, durationOf } from '../errors.js';
 import { etagOf } from '../requests/wire.js';
-import { emptyBody, queryOf } from './input.js';
+import { emptyBody, queryOf, wholeNumber } from './input.js';
 
 /**
  * Requests: file one, list a page, read one (with a long poll), cancel, revoke.
@@ -59,12 +57,7 @@ export const requestRoutes: FastifyPluginAsync<{ deps: AppDeps }> = async (app, 
     const mine = flag(q.mine, 'mine');
     const reviewable = flag(q.reviewable, 'reviewable');
     if (mine && reviewable) throw badRequest('`mine` and `reviewable` cannot both be true');
-    let limit = 50;
-    if (q.limit !== undefined) {
-      if (!/^\d{1,4}$/.test(q.limit) || Number(q.limit) < 1 || Number(q.limit) > 200)
-        throw badRequest('`limit` must be a whole number from 1 to 200');
-      limit = Number(q.limit);
-    }
+    const limit = q.limit === undefined ? 50 : wholeNumber(q.limit, 'limit', 1, 200);
     const beforeSeq = q.cursor === undefined ? undefined : decodeCursor(q.cursor);
     const page = await service.list(req.caller!, {
       ...(state ? { state } : {}),
@@ -84,20 +77,10 @@ export const requestRoutes: FastifyPluginAsync<{ deps: AppDeps }> = async (app, 
     { schema: { response: { 200: AccessRequest } } },
     async (req, reply) => {
       const q = queryOf(req, ['wait']);
-      let waitMs: number | undefined;
-      if (q.wait !== undefined) {
-        try {
-          waitMs = Math.min(parseDuration(q.wait), MAX_WAIT_MS);
-        } catch (err) {
-          if (!(err instanceof DurationError)) throw err;
-          throw new HttpError(
-            400,
-            ErrorCode.InvalidDuration,
-            `\`wait\` ${err.message}`,
-            'e.g. wait=30s (at most 60s)',
-          );
-        }
-      }
+      const waitMs =
+        q.wait === undefined
+          ? undefined
+          : Math.min(durationOf('wait', q.wait, 'e.g. wait=30s (at most 60s)'), MAX_WAIT_MS);
       const first = await service.get(req.caller!, req.params.id);
       if (waitMs === undefined) return answer(reply, first.request, first.etag);
       const ifNoneMatch = parseIfNoneMatch(req.headers['if-none-match']);
