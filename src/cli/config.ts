@@ -109,9 +109,12 @@ export function normalizeServer(
   return url.href.replace(/\/+$/, '');
 }
 
-/** The broker to talk to: --server, JITCTL_SERVER, then the config file. */
+/**
+ * The broker to talk to: --server, JITCTL_SERVER, then the config file. A flag given empty is
+ * refused (exit 2), never read as "not given".
+ */
 export async function resolveServer(ctx: Context, flag?: string): Promise<string> {
-  if (flag) return normalizeServer(flag, ctx.env);
+  if (flag !== undefined) return normalizeServer(flag, ctx.env);
   if (ctx.env.JITCTL_SERVER)
     return normalizeServer(ctx.env.JITCTL_SERVER, ctx.env, 'JITCTL_SERVER');
   const config = await loadUserConfig(ctx);
@@ -123,7 +126,7 @@ export async function resolveServer(ctx: Context, flag?: string): Promise<string
 
 /** The credential store to use: --store, JITCTL_STORE, the config file, then keychain. */
 export async function resolveStoreKind(ctx: Context, flag?: string): Promise<StoreKind> {
-  if (flag) return parseStoreKind(flag, '--store');
+  if (flag !== undefined) return parseStoreKind(flag, '--store');
   if (ctx.env.JITCTL_STORE) return parseStoreKind(ctx.env.JITCTL_STORE, 'JITCTL_STORE');
   const config = await loadUserConfig(ctx);
   return config.store ?? 'keychain';

@@ -56,6 +56,16 @@ describe('jitctl basics', () => {
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain("missing required argument 'role'");
   });
+
+  it('exits 2 on an empty --server or --store instead of quietly using the configured one', async () => {
+    const env = { ...home.env, JITCTL_SERVER: 'http://127.0.0.1:9', JITCTL_STORE: 'memory' };
+    const server = await runCli(['list', '--server', ''], { env });
+    expect(server.code).toBe(2);
+    expect(server.stderr).toContain('--server "" is not a URL');
+    const store = await runCli(['list', '--store', ''], { env });
+    expect(store.code).toBe(2);
+    expect(store.stderr).toContain('--store: unknown credential store ""');
+  });
 });
 
 describe('jitctl and a closed pipe', () => {
