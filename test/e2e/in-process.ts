@@ -1,11 +1,9 @@
-import { Secret } from '../../src/api/secret.js';
 import { type Context, createContext } from '../../src/cli/context.js';
 import { type TestIO, testIO } from '../../src/cli/io.js';
 import type { Prompter } from '../../src/cli/prompt.js';
 import { openStore } from '../../src/credentials/index.js';
-import { encodeSession, sessionKey } from '../../src/credentials/records.js';
 import type { CredentialStore } from '../../src/credentials/store.js';
-import type { TestBroker } from '../support/broker.js';
+import { storeSession, type TestBroker } from '../support/broker.js';
 import { type TestHome, testHome } from '../support/cli.js';
 import type { Person } from '../support/test-issuer.js';
 
@@ -59,28 +57,7 @@ export async function atTerminal(
   // Its own interrupt signal: no process-wide SIGINT handlers in the test worker.
   const ctx: Context = { ...base, interruptSignal: () => controller.signal };
   const store = () => openStore(ctx, 'file');
-  const token = await broker.issuer.token(person);
-  const now = Date.now();
-  await (await store()).set(
-    sessionKey(broker.url),
-    encodeSession({
-      kind: 'oidc',
-      issuer: broker.issuer.issuer,
-      clientId: broker.issuer.clientId,
-      bearer: new Secret(token),
-      refreshToken: null,
-      expiresAt: now + 3_600_000,
-      identity: {
-        iss: broker.issuer.issuer,
-        sub: person.sub,
-        name: person.name ?? null,
-        email: person.email ?? null,
-        groups: person.groups ?? [],
-      },
-      acr: 'mfa',
-      authTime: now,
-    }),
-  );
+  await storeSession(await store(), broker, person);
   return { ctx, io, asked, answers, interrupt: () => controller.abort(), store, home };
 }
 

@@ -7,18 +7,12 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Secret } from '../../src/api/secret.js';
 import { createContext } from '../../src/cli/context.js';
 import { testIO } from '../../src/cli/io.js';
 import { openStore } from '../../src/credentials/index.js';
-import {
-  credentialKey,
-  decodeCredential,
-  encodeSession,
-  sessionKey,
-} from '../../src/credentials/records.js';
+import { credentialKey, decodeCredential } from '../../src/credentials/records.js';
 import { people } from '../server/helpers.js';
-import { startTestBroker, type TestBroker } from '../support/broker.js';
+import { startTestBroker, storeSession, type TestBroker } from '../support/broker.js';
 import { BIN, runCli, type TestHome, testHome } from '../support/cli.js';
 
 /**
@@ -76,6 +70,8 @@ const kubectlMinor = KUBECTL
       10,
     )
   : 0;
+/** The newest exec credential version this kubectl speaks. */
+const API_VERSION = kubectlMinor >= 22 ? 'v1' : 'v1beta1';
 const dir = mkdtempSync(join(tmpdir(), 'jitctl-kubectl-'));
 const homes: TestHome[] = [];
 /** Bearer tokens the API endpoint accepted, and the reasons it refused others. */
@@ -168,35 +164,25 @@ async function aliceHome(): Promise<TestHome> {
     JITCTL_FILE_PASSPHRASE: 'alice kubectl passphrase',
   });
   homes.push(home);
-  const store = await openStore(createContext({ io: testIO(), env: home.env }), 'file');
-  const now = Date.now();
-  await store.set(
-    sessionKey(broker.url),
-    encodeSession({
-      kind: 'oidc',
-      issuer: broker.issuer.issuer,
-      clientId: broker.issuer.clientId,
-      bearer: new Secret(await broker.issuer.token(people.alice)),
-      refreshToken: null,
-      expiresAt: now + 3_600_000,
-      identity: {
-        iss: broker.issuer.issuer,
-        sub: people.alice.sub,
-        name: 'Alice',
-        email: null,
-        groups: ['developers'],
-      },
-      acr: 'mfa',
-      authTime: now,
-    }),
+  await storeSession(
+    await openStore(createContext({ io: testIO(), env: home.env }), 'file'),
+    broker,
+    people.alice,
   );
   return home;
 }
 
-/** A kubeconfig whose user runs the built jitctl through node as its exec plugin. */
-function kubeconfig(home: TestHome, role: string, apiVersion: 'v1' | 'v1beta1'): string {
-  const file = join(home.dir, `kubeconfig-${role}-${apiVersion}`);
-  const json = (v: unknown) => JSON.stringify(v);
+/**
+ * Writes `file`: a kubeconfig for the test API server whose one user, `user`, gets its token
+ * from an exec plugin; `exec` are the plugin's keys besides apiVersion and interactiveMode.
+ */
+function writeKubeconfig(
+  file: string,
+  user: string,
+  apiVersion: 'v1' | 'v1beta1',
+  exec: string[],
+): string {
+  const keys = apiVersion === 'v1' ? [...exec, 'interactiveMode: Never'] : exec;
   writeFileSync(
     file,
     `apiVersion: v1
@@ -207,19 +193,27 @@ clusters:
       server: ${apiUrl}
       certificate-authority-data: ${Buffer.from(caPem).toString('base64')}
 users:
-  - name: ${role}
+  - name: ${user}
     user:
       exec:
         apiVersion: client.authentication.k8s.io/${apiVersion}
-        command: ${json(process.execPath)}
-        args: [${json(BIN)}, credential, ${role}, --kube]
-${apiVersion === 'v1' ? '        interactiveMode: Never\n        provideClusterInfo: false\n' : ''}contexts:
+${keys.map((line) => `        ${line}\n`).join('')}contexts:
   - name: test
-    context: { cluster: test, user: ${role} }
+    context: { cluster: test, user: ${user} }
 current-context: test
 `,
   );
   return file;
+}
+
+/** A kubeconfig whose user runs the built jitctl through node as its exec plugin. */
+function kubeconfig(home: TestHome, role: string, apiVersion: 'v1' | 'v1beta1' = API_VERSION) {
+  const json = (v: unknown) => JSON.stringify(v);
+  return writeKubeconfig(join(home.dir, `kubeconfig-${role}-${apiVersion}`), role, apiVersion, [
+    `command: ${json(process.execPath)}`,
+    `args: [${json(BIN)}, credential, ${role}, --kube]`,
+    ...(apiVersion === 'v1' ? ['provideClusterInfo: false'] : []),
+  ]);
 }
 
 async function kubectl(home: TestHome, config: string, args: string[]) {
@@ -308,34 +302,16 @@ describe('kubectl with jitctl as its exec credential plugin', () => {
   it('inside `jitctl exec`: kubectl reads KUBE_TOKEN through a shell-builtin plugin (docs/kubectl.md)', async () => {
     const home = await aliceHome();
     expect((await runCli(['request', 'kube-admin'], { env: home.env })).code).toBe(0);
-    const version = kubectlMinor >= 22 ? 'v1' : 'v1beta1';
-    const file = join(home.dir, 'kubeconfig-env');
     const credential = JSON.stringify({
-      apiVersion: `client.authentication.k8s.io/${version}`,
+      apiVersion: `client.authentication.k8s.io/${API_VERSION}`,
       kind: 'ExecCredential',
       status: { token: '%s' },
     }).replace(/"/g, '\\"');
-    writeFileSync(
-      file,
-      `apiVersion: v1
-kind: Config
-clusters:
-  - name: test
-    cluster:
-      server: ${apiUrl}
-      certificate-authority-data: ${Buffer.from(caPem).toString('base64')}
-users:
-  - name: from-jitctl-exec
-    user:
-      exec:
-        apiVersion: client.authentication.k8s.io/${version}
-        command: sh
-        args: [-c, 'printf "${credential}" "$KUBE_TOKEN"']
-${version === 'v1' ? '        interactiveMode: Never\n' : ''}contexts:
-  - name: test
-    context: { cluster: test, user: from-jitctl-exec }
-current-context: test
-`,
+    const file = writeKubeconfig(
+      join(home.dir, 'kubeconfig-env'),
+      'from-jitctl-exec',
+      API_VERSION,
+      ['command: sh', `args: [-c, 'printf "${credential}" "$KUBE_TOKEN"']`],
     );
     const r = await runCli(
       ['exec', 'kube-admin', '--', KUBECTL!, '--kubeconfig', file, 'get', '--raw', '/api'],
@@ -345,19 +321,19 @@ current-context: test
     );
     expect(r.code, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout).kind).toBe('APIVersions');
-    // Outside jitctl exec there is no KUBE_TOKEN, and the API server refuses the empty token.
+    // Outside jitctl exec there is no KUBE_TOKEN: kubectl refuses the plugin's empty token
+    // itself, and the API server never sees a call.
+    const refusedBefore = refusals.length;
     const outside = await kubectl(home, file, ['get', '--raw', '/api']);
     expect(outside.code).not.toBe(0);
+    expect(outside.stderr).toContain("exec plugin didn't return a token");
+    expect(refusals.length).toBe(refusedBefore);
   });
 
   it('without a credential kubectl fails and shows jitctl’s message', async () => {
     const home = await aliceHome();
     const refusedBefore = refusals.length;
-    const r = await kubectl(
-      home,
-      kubeconfig(home, 'kube-admin', kubectlMinor >= 22 ? 'v1' : 'v1beta1'),
-      ['get', '--raw', '/api'],
-    );
+    const r = await kubectl(home, kubeconfig(home, 'kube-admin'), ['get', '--raw', '/api']);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain('error: no active credential for kube-admin');
     expect(r.stderr).toContain('jitctl request kube-admin');
@@ -369,13 +345,10 @@ current-context: test
   it('a credential for another cluster is refused by the API server (its audience), and kubectl says Unauthorized', async () => {
     const home = await aliceHome();
     expect((await runCli(['request', 'other-cluster'], { env: home.env })).code).toBe(0);
-    const r = await kubectl(
-      home,
-      kubeconfig(home, 'other-cluster', kubectlMinor >= 22 ? 'v1' : 'v1beta1'),
-      ['get', '--raw', '/api'],
-    );
+    const refusedBefore = refusals.length;
+    const r = await kubectl(home, kubeconfig(home, 'other-cluster'), ['get', '--raw', '/api']);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/Unauthorized|must be logged in/);
-    expect(refusals.some((m) => m.includes('"aud"'))).toBe(true);
+    expect(refusals.slice(refusedBefore).some((m) => m.includes('"aud"'))).toBe(true);
   });
 });

@@ -5,9 +5,12 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { request } from 'undici';
 import { inject } from 'vitest';
+import { Secret } from '../../src/api/secret.js';
+import { encodeSession, sessionKey } from '../../src/credentials/records.js';
+import type { CredentialStore } from '../../src/credentials/store.js';
 import { type ConfigKey, loadServerConfig, type ServerConfig } from '../../src/server/config.js';
 import { type RunningBroker, type StartOptions, startBroker } from '../../src/server/start.js';
-import { startTestIssuer, type TestIssuer } from './test-issuer.js';
+import { type Person, startTestIssuer, type TestIssuer } from './test-issuer.js';
 
 /**
  * A real broker for tests, in-process on 127.0.0.1 port 0, with a real test issuer, a policy
@@ -131,6 +134,38 @@ export async function startTestBroker(opts: TestBrokerOptions): Promise<TestBrok
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Signs `person` in to `broker` for the CLI: the session `jitctl login` would leave in `store`
+ * (an ID token from the broker's test issuer, fresh MFA, valid for an hour, no refresh token).
+ */
+export async function storeSession(
+  store: CredentialStore,
+  broker: TestBroker,
+  person: Person,
+): Promise<void> {
+  const now = Date.now();
+  await store.set(
+    sessionKey(broker.url),
+    encodeSession({
+      kind: 'oidc',
+      issuer: broker.issuer.issuer,
+      clientId: broker.issuer.clientId,
+      bearer: new Secret(await broker.issuer.token(person)),
+      refreshToken: null,
+      expiresAt: now + 3_600_000,
+      identity: {
+        iss: broker.issuer.issuer,
+        sub: person.sub,
+        name: person.name ?? null,
+        email: person.email ?? null,
+        groups: person.groups ?? [],
+      },
+      acr: 'mfa',
+      authTime: now,
+    }),
+  );
 }
 
 export interface HttpResult<T = unknown> {
