@@ -1,7 +1,3 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openSession } from '../../src/auth/index.js';
 import { type Context, createContext } from '../../src/cli/context.js';
@@ -9,11 +5,11 @@ import { type TestIO, testIO } from '../../src/cli/io.js';
 import { BrokerClient } from '../../src/client/broker-client.js';
 import { openStore } from '../../src/credentials/index.js';
 import { decodeSession, sessionKey } from '../../src/credentials/records.js';
-import { loadServerConfig } from '../../src/server/config.js';
 import { DEV_USERS } from '../../src/server/dev/index.js';
-import { type RunningBroker, startBroker } from '../../src/server/start.js';
+import type { RunningBroker } from '../../src/server/start.js';
 import { spawnCli, type TestHome, testHome } from '../support/cli.js';
 import { completeDeviceLogin, deviceLoginUrl } from '../support/dev-browser.js';
+import { type InProcessDevBroker, startInProcessDevBroker } from './dev-broker.js';
 
 /**
  * The whole identity story against the real broker in --dev mode (its development identity
@@ -26,34 +22,19 @@ import { completeDeviceLogin, deviceLoginUrl } from '../support/dev-browser.js';
 const alice = DEV_USERS.find((u) => u.username === 'alice')!;
 const lee = DEV_USERS.find((u) => u.username === 'lee')!;
 let broker: RunningBroker;
-let dataDir: string;
-const brokerLog: string[] = [];
+let dev: InProcessDevBroker;
 const homes: Record<string, TestHome> = {};
 
 beforeAll(async () => {
-  dataDir = mkdtempSync(join(tmpdir(), 'jitctl-dev-broker-'));
-  const config = await loadServerConfig({
-    flags: {
-      dev: true,
-      listen: '127.0.0.1:0',
-      data_dir: dataDir,
-      db: `sqlite:${join(dataDir, 'jitctl.db')}`,
-    },
-    // Debug level: every request is logged, so the scan below has something to look at.
-    env: { JITCTL_SERVER_LOG_LEVEL: 'debug' },
-    cwd: dataDir,
-  });
-  const logStream = new PassThrough();
-  logStream.on('data', (c: Buffer) => brokerLog.push(c.toString()));
-  broker = await startBroker(config, { logStream, env: { JITCTL_DEV_IDP_INTERVAL: '1' } });
+  dev = await startInProcessDevBroker();
+  broker = dev.broker;
   for (const name of ['alice', 'lee']) {
     homes[name] = testHome({ JITCTL_STORE: 'file', JITCTL_FILE_PASSPHRASE: `${name} passphrase` });
   }
 });
 afterAll(async () => {
-  await broker?.close();
+  await dev?.close();
   for (const h of Object.values(homes)) h.cleanup();
-  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
 });
 
 async function login(who: typeof alice) {
@@ -145,7 +126,7 @@ describe('identity against jitctl server --dev', () => {
       tokens.push(s.bearer.reveal());
       if (s.refreshToken) tokens.push(s.refreshToken.reveal());
     }
-    const log = brokerLog.join('');
+    const log = dev.log();
     expect(log.length).toBeGreaterThan(0);
     for (const t of tokens) {
       expect(log).not.toContain(t);

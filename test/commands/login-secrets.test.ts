@@ -1,15 +1,13 @@
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createContext } from '../../src/cli/context.js';
 import { testIO } from '../../src/cli/io.js';
 import { openStore } from '../../src/credentials/index.js';
 import { decodeSession, sessionKey } from '../../src/credentials/records.js';
-import { loadServerConfig } from '../../src/server/config.js';
 import { DEV_USERS } from '../../src/server/dev/index.js';
-import { type RunningBroker, startBroker } from '../../src/server/start.js';
+import type { RunningBroker } from '../../src/server/start.js';
+import { type InProcessDevBroker, startInProcessDevBroker } from '../auth/dev-broker.js';
 import { type CliResult, runCli, spawnCli, type TestHome, testHome } from '../support/cli.js';
 import { completeDeviceLogin, deviceLoginUrl } from '../support/dev-browser.js';
 
@@ -22,31 +20,17 @@ import { completeDeviceLogin, deviceLoginUrl } from '../support/dev-browser.js';
 
 const alice = DEV_USERS.find((u) => u.username === 'alice')!;
 let broker: RunningBroker;
-let dataDir: string;
+let dev: InProcessDevBroker;
 let home: TestHome;
-const brokerLog: string[] = [];
 
 beforeAll(async () => {
-  dataDir = mkdtempSync(join(tmpdir(), 'jitctl-dev-broker-'));
-  const config = await loadServerConfig({
-    flags: {
-      dev: true,
-      listen: '127.0.0.1:0',
-      data_dir: dataDir,
-      db: `sqlite:${join(dataDir, 'jitctl.db')}`,
-    },
-    env: { JITCTL_SERVER_LOG_LEVEL: 'debug' },
-    cwd: dataDir,
-  });
-  const logStream = new PassThrough();
-  logStream.on('data', (c: Buffer) => brokerLog.push(c.toString()));
-  broker = await startBroker(config, { logStream, env: { JITCTL_DEV_IDP_INTERVAL: '1' } });
+  dev = await startInProcessDevBroker();
+  broker = dev.broker;
   home = testHome({ JITCTL_STORE: 'file', JITCTL_FILE_PASSPHRASE: 'correct horse battery' });
 });
 afterAll(async () => {
-  await broker?.close();
+  await dev?.close();
   home?.cleanup();
-  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
 });
 
 function filesUnder(dir: string): string[] {
@@ -89,7 +73,7 @@ describe('no token in any output or file', () => {
           [`run ${i} stderr`, o.stderr],
         ],
       ),
-      ['broker log', brokerLog.join('')],
+      ['broker log', dev.log()],
     ];
     const storeDir = join(home.env.XDG_DATA_HOME!, 'jitctl', 'store');
     const files = filesUnder(home.dir).filter((f) => !f.startsWith(`${storeDir}/`));
@@ -97,7 +81,7 @@ describe('no token in any output or file', () => {
       join('config', 'jitctl', 'config.json'),
     );
     for (const f of files) haystacks.push([relative(home.dir, f), readFileSync(f, 'latin1')]);
-    expect(brokerLog.join('').length).toBeGreaterThan(1000);
+    expect(dev.log().length).toBeGreaterThan(1000);
 
     // The haystacks hold what was said (a control that the scan looks at real output).
     expect(
