@@ -107,6 +107,17 @@ export function buildProgram(ctx: Context, result: ProgramResult): Command {
 
   program.commandsGroup('Ask for access:');
 
+  server(program.command('roles'))
+    .description('the roles you may request or review, and what asking for each takes')
+    .option('--all', 'every role of the policy')
+    .option('--json', 'print JSON')
+    .action(
+      act(
+        () => import('../commands/roles.js'),
+        (o: { server?: string; store?: string; all?: boolean; json?: boolean }) => o,
+      ),
+    );
+
   server(program.command('request'))
     .description('ask for a role for a while, then wait for approval')
     .argument('<role>', 'the role, e.g. prod-deploy')

@@ -1,0 +1,51 @@
+import type { RoleSummary } from '../api/schemas.js';
+import { type ConnectOptions, withConnection } from '../cli/connect.js';
+import type { Context } from '../cli/context.js';
+import { printJson, safe, table } from '../cli/output.js';
+
+/**
+ * `jitctl roles [--all] [--json]`: the roles of the broker's policy that you may request or review
+ * (every role with --all), with what asking for each takes: durations, approvals, step-up. The
+ * way to find a role's name before `jitctl request` (as `tsh request search` or Granted's list).
+ */
+export interface Options extends ConnectOptions {
+  all?: boolean | undefined;
+  json?: boolean | undefined;
+}
+
+const HEADERS = ['role', 'you may', 'duration', 'approvals', 'step-up', 'description'];
+
+export async function run(options: Options, ctx: Context): Promise<number> {
+  const { roles } = await withConnection(ctx, options, (conn) => conn.client.roles());
+  const shown = options.all ? roles : roles.filter((r) => r.can_request || r.can_review);
+  if (options.json) {
+    printJson(ctx.io, shown);
+    return 0;
+  }
+  if (shown.length === 0) {
+    ctx.io.err(
+      options.all
+        ? 'the broker has no roles\n'
+        : `no role you may request or review (${roles.length} in the policy; --all lists them)\n`,
+    );
+    return 0;
+  }
+  ctx.io.out(table(ctx.io, HEADERS, shown.map(row)));
+  return 0;
+}
+
+function row(r: RoleSummary): string[] {
+  const may = [r.can_request && 'request', r.can_review && 'review'].filter(Boolean).join(', ');
+  const approvals =
+    r.approvals === 0
+      ? 'none (granted on request)'
+      : `${r.approvals} of ${r.approvers.map(safe).join(', ')}`;
+  return [
+    safe(r.name),
+    may || '-',
+    `${safe(r.default_duration)}, max ${safe(r.max_duration)}`,
+    approvals,
+    r.step_up ? `${safe(r.step_up.acr)} within ${safe(r.step_up.max_age)}` : '-',
+    safe(r.description) || '-',
+  ];
+}
