@@ -57,6 +57,11 @@ export function checkVerificationUris(
   }
 }
 
+/** The error for an interrupt that fired: its own InterruptedError (Ctrl-C), or a plain one. */
+export function interruption(interrupt: AbortSignal): InterruptedError {
+  return interrupt.reason instanceof InterruptedError ? interrupt.reason : new InterruptedError();
+}
+
 export async function deviceFlow(
   ctx: Context,
   config: oidc.Configuration,
@@ -106,9 +111,7 @@ export async function deviceFlow(
   } catch (err) {
     // openid-client wraps an abort in its own error; which signal fired tells what happened.
     const mapped = interrupt.aborted
-      ? interrupt.reason instanceof InterruptedError
-        ? interrupt.reason
-        : new InterruptedError()
+      ? interruption(interrupt)
       : expiry.aborted
         ? new AuthError('the sign-in code expired before the sign-in was completed', {
             hint: 'run the command again and finish signing in before the code expires',

@@ -2,9 +2,9 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { formatDuration, parseDuration } from '../api/duration.js';
 import type { Context } from '../cli/context.js';
-import { AuthError, InterruptedError, JitError, UsageError } from '../cli/errors.js';
+import { AuthError, JitError, UsageError } from '../cli/errors.js';
 import { startProgress } from '../cli/progress.js';
-import type { AuthorizationParams, FlowOptions } from './device-flow.js';
+import { type AuthorizationParams, type FlowOptions, interruption } from './device-flow.js';
 import { idpError, oidc, type TokenResponse } from './oidc.js';
 
 /**
@@ -191,13 +191,7 @@ export async function browserFlow(
             }),
           limitMs,
         );
-        onAbort = () =>
-          resolve({
-            error:
-              interrupt.reason instanceof InterruptedError
-                ? interrupt.reason
-                : new InterruptedError(),
-          });
+        onAbort = () => resolve({ error: interruption(interrupt) });
         if (interrupt.aborted) onAbort();
         else interrupt.addEventListener('abort', onAbort, { once: true });
       }),
