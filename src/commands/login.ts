@@ -13,9 +13,8 @@ import { encodeSession, type SessionRecord, sessionKey } from '../credentials/re
  * `jitctl login --federated-token FILE|-` (or JITCTL_FEDERATED_TOKEN) signs in a pipeline
  * instead: its OIDC token is exchanged at the broker (RFC 8693, src/auth/federated.ts).
  *
- * Each way of obtaining a session is one function returning a SessionRecord; pipelines'
- * `--federated-token` (RFC 8693 token exchange, issue #5) becomes a second one beside
- * {@link interactiveLogin}, and everything after it (store, config, message) stays shared.
+ * Each way of obtaining a session ends in a SessionRecord ({@link interactiveLogin}, or the
+ * token exchange); everything after it (store, config, message) is shared.
  */
 export interface Options {
   server?: string | undefined;
@@ -58,27 +57,14 @@ async function interactiveLogin(
   });
 }
 
-/**
- * A pipeline's session: its OIDC token, already read (before any store or broker is touched, so
- * a bad token source is a usage error first), exchanged at the broker. It has no refresh token.
- */
-async function federatedSession(
-  ctx: Context,
-  server: string,
-  token: import('../auth/federated.js').FederatedToken,
-): Promise<SessionRecord> {
-  const { exchangeFederatedToken } = await import('../auth/federated.js');
-  return exchangeFederatedToken(ctx, server, token);
-}
-
 export async function run(options: Options, ctx: Context): Promise<number | undefined> {
   if (options.device && options.browser) {
     throw new UsageError('choose one of --device and --browser');
   }
   const ambient = ctx.env.JITCTL_FEDERATED_TOKEN;
-  const federated =
+  const pipeline =
     options.federatedToken !== undefined || (ambient !== undefined && ambient !== '');
-  if (federated && (options.device || options.browser)) {
+  if (pipeline && (options.device || options.browser)) {
     throw new UsageError(
       '--device and --browser are for people; a federated token signs in a pipeline',
       {
@@ -86,9 +72,10 @@ export async function run(options: Options, ctx: Context): Promise<number | unde
       },
     );
   }
-  const token = federated
-    ? await (await import('../auth/federated.js')).readFederatedToken(ctx, options.federatedToken)
-    : undefined;
+  // A pipeline's token is read before any store or broker is touched: a bad source is a usage
+  // error first. It is exchanged at the broker below, for a session without a refresh token.
+  const federated = pipeline ? await import('../auth/federated.js') : undefined;
+  const token = await federated?.readFederatedToken(ctx, options.federatedToken);
   const server = await loginServer(ctx, options.server);
   const kind = await resolveStoreKind(ctx, options.store);
   if (token && kind === 'memory' && options.federatedToken !== undefined) {
@@ -102,9 +89,10 @@ export async function run(options: Options, ctx: Context): Promise<number | unde
     throw token ? ciStoreError(ctx, err) : err;
   });
 
-  const session = token
-    ? await federatedSession(ctx, server, token)
-    : await interactiveLogin(ctx, server, options);
+  const session =
+    federated && token
+      ? await federated.exchangeFederatedToken(ctx, server, token)
+      : await interactiveLogin(ctx, server, options);
 
   await store.set(sessionKey(server), encodeSession(session));
   await saveUserConfig(ctx, {
