@@ -169,7 +169,6 @@ describe('a GitHub Actions deployment job against jitctl server --dev', () => {
       name: 'github-deploy',
     });
     const approve = await lee.run(['approve', id, '--yes', '--comment', 'ship it']);
-    outputs.push(approve.stdout, approve.stderr);
     expect(approve.code, approve.stderr).toBe(0);
     expect(approve.stderr).toMatch(/Requester\s+github-deploy \(github:acme\/app:production\)/);
 
@@ -448,7 +447,7 @@ describe('CI=true at a real terminal: nothing asks, nothing spins, exit codes te
 describe('secrets', () => {
   it('no CI token, session token or credential appears in any output', () => {
     expect(secrets.length).toBeGreaterThan(3);
-    const all = outputs.join('\n');
+    const all = [...outputs, ...lee.outputs].join('\n');
     for (const s of secrets) {
       expect(all).not.toContain(s);
       expect(all).not.toContain(s.split('.')[2]!);

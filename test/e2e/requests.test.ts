@@ -27,17 +27,9 @@ let alice: User;
 let bob: User;
 let lee: User;
 let ada: User;
-const outputs: string[] = [];
-
-/** Runs and keeps the output for the secret scan at the end. */
-async function run(u: User, args: string[]) {
-  const r = await u.run(args);
-  outputs.push(r.stdout, r.stderr);
-  return r;
-}
 
 async function fileNoWait(u: User, role: string, extra: string[] = []): Promise<string> {
-  const r = await run(u, ['request', role, '--reason', 'e2e test', '--no-wait', ...extra]);
+  const r = await u.run(['request', role, '--reason', 'e2e test', '--no-wait', ...extra]);
   expect(r.code, r.stderr).toBe(0);
   const id = r.stdout.trim();
   expect(id).toMatch(/^req_[A-Za-z0-9]{12}$/);
@@ -45,7 +37,7 @@ async function fileNoWait(u: User, role: string, extra: string[] = []): Promise<
 }
 
 async function state(u: User, id: string): Promise<AccessRequest> {
-  const r = await run(u, ['show', id, '--json']);
+  const r = await u.run(['show', id, '--json']);
   expect(r.code, r.stderr).toBe(0);
   return JSON.parse(r.stdout) as AccessRequest;
 }
@@ -91,7 +83,7 @@ describe('approve', () => {
       ),
     );
 
-    const list = await run(lee, ['list', '--reviewable', '--state', 'pending']);
+    const list = await lee.run(['list', '--reviewable', '--state', 'pending']);
     expect(list.code, list.stderr).toBe(0);
     expect(list.stdout).toMatch(/^ID\s+ROLE\s+REQUESTER\s+STATE\s+AGE\s+DURATION\s+REASON$/m);
     expect(list.stdout).toMatch(
@@ -101,7 +93,7 @@ describe('approve', () => {
       ),
     );
 
-    const show = await run(lee, ['show', id]);
+    const show = await lee.run(['show', id]);
     expect(show.code, show.stderr).toBe(0);
     for (const line of [
       `Request      ${id}`,
@@ -122,7 +114,6 @@ describe('approve', () => {
     const approve = lee.spawn(['approve', id, '--comment', 'ship it', '--yes']);
     await throughStepUps(approve, lee, /approved req_/);
     const approved = await approve.done;
-    outputs.push(approved.stdout, approved.stderr);
     expect(approved.code, approved.stderr).toBe(0);
     expect(approved.stderr).toContain('reviewing');
     expect(approved.stderr).toContain('(mfa within 5m)');
@@ -133,7 +124,6 @@ describe('approve', () => {
     );
 
     const result = await waiting.done;
-    outputs.push(result.stdout, result.stderr);
     expect(result.code, result.stderr).toBe(0);
     expect(result.stderr).toMatch(
       /✔ approved by Lee Lead · credential valid until \d\d:\d\d \(1[45]m\)/,
@@ -156,13 +146,13 @@ describe('approve', () => {
     expect(Date.parse(stored!.expiresAt)).toBe(Date.parse(doc.credential!.expires_at));
     expect(stored!.token.reveal().split('.')).toHaveLength(3);
 
-    const status = await run(alice, ['status', '--json']);
+    const status = await alice.run(['status', '--json']);
     expect(JSON.parse(status.stdout).credentials).toEqual([
       expect.objectContaining({ role: 'prod-deploy', request_id: id, expired: false }),
     ]);
 
     // The credential works: exec hands it to the command.
-    const exec = await run(alice, [
+    const exec = await alice.run([
       'exec',
       'prod-deploy',
       '--',
@@ -174,7 +164,7 @@ describe('approve', () => {
   });
 
   it('a role approved at once: the credential is there before anyone reviews', async () => {
-    const r = await run(alice, ['request', 'db-read', '--for', '10m']);
+    const r = await alice.run(['request', 'db-read', '--for', '10m']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toMatch(
       /✔ approved \(no review needed\) · credential valid until \d\d:\d\d \(10m\)/,
@@ -188,19 +178,18 @@ describe('deny, cancel, revoke, expiry', () => {
   it("deny: bob's waiting command exits 3 with lee's comment", async () => {
     const waiting = bob.spawn(['request', 'staging-admin', '--reason', 'rotate certs']);
     const id = await waitingId(waiting);
-    const deny = await run(lee, ['deny', id, '--comment', 'use the runbook instead', '--yes']);
+    const deny = await lee.run(['deny', id, '--comment', 'use the runbook instead', '--yes']);
     expect(deny.code, deny.stderr).toBe(0);
     expect(deny.stderr).toContain(`✔ denied ${id} (staging-admin for Bob Developer (bob))`);
 
     const r = await waiting.done;
-    outputs.push(r.stdout, r.stderr);
     expect(r.code).toBe(3);
     expect(r.stderr).toContain(
       `${id} (staging-admin) was denied by Lee Lead (Lee Lead: "use the runbook instead")`,
     );
     expect(await bob.credential('staging-admin')).toBeUndefined();
     // Terminal is terminal: a late approval is refused before any question is asked.
-    const late = await run(lee, ['approve', id, '--yes']);
+    const late = await lee.run(['approve', id, '--yes']);
     expect(late.code).toBe(3);
     expect(late.stderr).toContain(`${id} is denied; only pending requests can be reviewed`);
   });
@@ -209,49 +198,49 @@ describe('deny, cancel, revoke, expiry', () => {
     const id = await fileNoWait(alice, 'staging-admin');
     const waiting = alice.spawn(['wait', id]);
     await waiting.waitForOutput(`waiting for approval of ${id}`);
-    const cancel = await run(alice, ['cancel', id]);
+    const cancel = await alice.run(['cancel', id]);
     expect(cancel.code, cancel.stderr).toBe(0);
     expect(cancel.stderr).toContain(`✔ cancelled ${id} (staging-admin for 1h)`);
     const r = await waiting.done;
     expect(r.code).toBe(3);
     expect(r.stderr).toContain(`${id} (staging-admin) was cancelled by its requester`);
-    expect((await run(alice, ['cancel', id])).code).toBe(0);
+    expect((await alice.run(['cancel', id])).code).toBe(0);
     // Only the requester cancels: lee denies instead.
     const other = await fileNoWait(alice, 'staging-admin');
-    const byLee = await run(lee, ['cancel', other]);
+    const byLee = await lee.run(['cancel', other]);
     expect(byLee.code).toBe(3);
     expect(byLee.stderr).toContain('only the requester can cancel a request');
     expect(byLee.stderr).toContain('hint: reviewers deny it instead');
   });
 
   it('revoke: ends an approved request and removes the stored credential; wait then exits 3', async () => {
-    const r = await run(alice, ['request', 'db-read', '--json']);
+    const r = await alice.run(['request', 'db-read', '--json']);
     expect(r.code, r.stderr).toBe(0);
     const id = (JSON.parse(r.stdout) as OutcomeJson).request.id;
     expect((await alice.credential('db-read'))?.requestId).toBe(id);
 
-    const noTerminal = await run(alice, ['revoke', id]);
+    const noTerminal = await alice.run(['revoke', id]);
     expect(noTerminal.code).toBe(2);
     expect(noTerminal.stderr).toContain('Revoking asks for confirmation, and there is no terminal');
     expect((await state(alice, id)).state).toBe('approved');
 
-    const revoke = await run(alice, ['revoke', id, '--yes', '--json']);
+    const revoke = await alice.run(['revoke', id, '--yes', '--json']);
     expect(revoke.code, revoke.stderr).toBe(0);
     expect(JSON.parse(revoke.stdout)).toMatchObject({ id, state: 'revoked' });
     expect(revoke.stderr).toContain(`✔ revoked ${id} (db-read for Alice Developer (alice))`);
     expect(revoke.stderr).toContain('removed the stored credential for db-read');
     expect(await alice.credential('db-read')).toBeUndefined();
-    const status = await run(alice, ['status', '--json']);
+    const status = await alice.run(['status', '--json']);
     expect(
       JSON.parse(status.stdout).credentials.map((c: { role: string }) => c.role),
     ).not.toContain('db-read');
 
-    const wait = await run(alice, ['wait', id]);
+    const wait = await alice.run(['wait', id]);
     expect(wait.code).toBe(3);
     expect(wait.stderr).toContain(`${id} (db-read) was revoked`);
     // A pending request is not revoked but cancelled, and jitctl says so.
     const pending = await fileNoWait(alice, 'staging-admin');
-    const wrong = await run(alice, ['revoke', pending, '--yes']);
+    const wrong = await alice.run(['revoke', pending, '--yes']);
     expect(wrong.code).toBe(3);
     expect(wrong.stderr).toContain(
       `hint: a pending request is withdrawn with \`jitctl cancel ${pending}\``,
@@ -259,7 +248,7 @@ describe('deny, cancel, revoke, expiry', () => {
   });
 
   it('expiry: a pending request lapses at its pending TTL and the waiting command exits 3', async () => {
-    const r = await run(alice, ['request', 'quick-expiry', '--reason', 'will lapse']);
+    const r = await alice.run(['request', 'quick-expiry', '--reason', 'will lapse']);
     expect(r.code).toBe(3);
     expect(r.stderr).toMatch(
       /waiting for approval of (req_\w+) \(0 of 1 approvals from group:leads; expires in \ds\)/,
@@ -271,7 +260,7 @@ describe('deny, cancel, revoke, expiry', () => {
 
 describe('waiting ends without a decision', () => {
   it('--timeout: exit 5, the request stays pending, and the command to resume is printed', async () => {
-    const r = await run(alice, [
+    const r = await alice.run([
       'request',
       'staging-admin',
       '--reason',
@@ -284,7 +273,7 @@ describe('waiting ends without a decision', () => {
     expect(id, r.stderr).toBeDefined();
     expect(r.stderr).toContain(`hint: it stays filed: resume with \`jitctl wait ${id}\``);
     expect((await state(alice, id!)).state).toBe('pending');
-    const again = await run(alice, ['wait', id!, '--timeout', '1s', '--json']);
+    const again = await alice.run(['wait', id!, '--timeout', '1s', '--json']);
     expect(again.code).toBe(5);
     expect(JSON.parse(again.stdout)).toMatchObject({
       request: { id, state: 'pending' },
@@ -304,7 +293,7 @@ describe('waiting ends without a decision', () => {
 
     const resumed = alice.spawn(['wait', id]);
     await resumed.waitForOutput(`waiting for approval of ${id}`);
-    expect((await run(lee, ['approve', id, '--yes'])).code).toBe(0);
+    expect((await lee.run(['approve', id, '--yes'])).code).toBe(0);
     const done = await resumed.done;
     expect(done.code, done.stderr).toBe(0);
     expect(done.stderr).toMatch(/✔ approved by Lee Lead · credential valid until/);
@@ -312,7 +301,7 @@ describe('waiting ends without a decision', () => {
   });
 
   it('--no-wait prints the id (stdout) and state (stderr); wait --json fetches the credential once approved', async () => {
-    const r = await run(bob, [
+    const r = await bob.run([
       'request',
       'staging-admin',
       '--reason',
@@ -327,8 +316,8 @@ describe('waiting ends without a decision', () => {
       `filed ${id} for staging-admin (30m): pending, 0 of 1 approvals from group:leads`,
     );
     expect(r.stderr).toContain(`wait for it: jitctl wait ${id}`);
-    expect((await run(lee, ['approve', id, '--yes'])).code).toBe(0);
-    const w = await run(bob, ['wait', id, '--json']);
+    expect((await lee.run(['approve', id, '--yes'])).code).toBe(0);
+    const w = await bob.run(['wait', id, '--json']);
     expect(w.code, w.stderr).toBe(0);
     expect(JSON.parse(w.stdout)).toMatchObject({
       request: { id, state: 'approved' },
@@ -341,13 +330,13 @@ describe('waiting ends without a decision', () => {
 describe('who may review', () => {
   it('a developer who is not an approver cannot even see the request: exit 3 with the broker’s message', async () => {
     const id = await fileNoWait(alice, 'staging-admin');
-    const r = await run(bob, ['approve', id, '--yes']);
+    const r = await bob.run(['approve', id, '--yes']);
     expect(r.code).toBe(3);
     expect(r.stderr).toContain(
       `you may not see request ${id}: you neither filed it nor review role staging-admin`,
     );
     // An auditor sees it, but may not review it.
-    const a = await run(ada, ['deny', id, '--yes']);
+    const a = await ada.run(['deny', id, '--yes']);
     expect(a.code).toBe(3);
     expect(a.stderr).toContain('you may not review requests for role staging-admin');
     expect(a.stderr).toContain('hint: its approvers are group:leads');
@@ -356,7 +345,7 @@ describe('who may review', () => {
 
   it('self-approval is refused', async () => {
     const id = await fileNoWait(alice, 'staging-admin');
-    const r = await run(alice, ['approve', id, '--yes']);
+    const r = await alice.run(['approve', id, '--yes']);
     expect(r.code).toBe(3);
     expect(r.stderr).toContain('you cannot review your own request');
     expect(r.stderr).toContain('hint: ask one of group:leads to review it');
@@ -366,7 +355,7 @@ describe('who may review', () => {
   it('without a terminal, approve and deny need --yes (exit 2) and change nothing', async () => {
     const id = await fileNoWait(alice, 'staging-admin');
     for (const verb of ['approve', 'deny']) {
-      const r = await run(lee, [verb, id]);
+      const r = await lee.run([verb, id]);
       expect(r.code).toBe(2);
       expect(r.stderr).toMatch(/asks for confirmation, and there is no terminal to ask on/);
       expect(r.stderr).toContain('then pass --yes');
@@ -377,13 +366,13 @@ describe('who may review', () => {
   it('--fingerprint: a review naming another fingerprint is refused', async () => {
     const id = await fileNoWait(alice, 'staging-admin');
     const { fingerprint } = await state(alice, id);
-    const wrong = await run(lee, ['approve', id, '--yes', '--fingerprint', '0000-0000-0000-0000']);
+    const wrong = await lee.run(['approve', id, '--yes', '--fingerprint', '0000-0000-0000-0000']);
     expect(wrong.code).toBe(1);
     expect(wrong.stderr).toContain(
       `does not match fingerprint 0000-0000-0000-0000 (it is ${fingerprint})`,
     );
     expect((await state(alice, id)).state).toBe('pending');
-    const right = await run(lee, ['approve', id, '--yes', '--fingerprint', fingerprint, '--json']);
+    const right = await lee.run(['approve', id, '--yes', '--fingerprint', fingerprint, '--json']);
     expect(right.code, right.stderr).toBe(0);
     expect(JSON.parse(right.stdout)).toMatchObject({ id, state: 'approved' });
   });
@@ -391,14 +380,14 @@ describe('who may review', () => {
 
 describe('bad input', () => {
   it('an unknown role lists the roles you may request (exit 2)', async () => {
-    const r = await run(alice, ['request', 'prod-deplyo', '--reason', 'typo']);
+    const r = await alice.run(['request', 'prod-deplyo', '--reason', 'typo']);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('error: there is no role "prod-deplyo"');
     expect(r.stderr).toMatch(/hint: roles you may request: .*prod-deploy.*staging-admin/);
   });
 
   it('a missing reason without a terminal is a usage error naming --reason', async () => {
-    const r = await run(alice, ['request', 'staging-admin']);
+    const r = await alice.run(['request', 'staging-admin']);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('role staging-admin requires a reason');
     expect(r.stderr).toContain('hint: pass --reason');
@@ -410,22 +399,22 @@ describe('bad input', () => {
     [['--timeout', '1.5h'], '`--timeout 1.5h`: durations look like'],
     [['--for', '5h'], 'is longer than the maximum of 4h for role staging-admin'],
   ])('%j is refused with exit 2 before anything is filed', async (flags, message) => {
-    const r = await run(alice, ['request', 'staging-admin', '--reason', 'x', ...flags]);
+    const r = await alice.run(['request', 'staging-admin', '--reason', 'x', ...flags]);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain(message);
   });
 
   it('list: a bad --state or --limit is a usage error', async () => {
-    const s = await run(lee, ['list', '--state', 'open']);
+    const s = await lee.run(['list', '--state', 'open']);
     expect(s.code).toBe(2);
     expect(s.stderr).toContain(
       'hint: states: pending, approved, denied, cancelled, expired, revoked',
     );
-    expect((await run(lee, ['list', '--limit', '0'])).code).toBe(2);
+    expect((await lee.run(['list', '--limit', '0'])).code).toBe(2);
   });
 
   it('an unknown request id: exit 1 with what ids look like', async () => {
-    const r = await run(lee, ['show', 'req_nope']);
+    const r = await lee.run(['show', 'req_nope']);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('error: no request "req_nope"');
     expect(r.stderr).toContain('hint: request ids look like req_');
@@ -436,18 +425,18 @@ describe('bad input', () => {
     const id = await fileNoWait(alice, 'staging-admin', ['--reason', reason]);
     const escaped = 'fix \\x1b[2J\\x1b]0;pwned\\x07 now \\u202eevil';
 
-    const show = await run(lee, ['show', id]);
+    const show = await lee.run(['show', id]);
     expect(show.stdout).toContain(`Reason       ${escaped}`);
-    const list = await run(lee, ['list', '--reviewable']);
+    const list = await lee.run(['list', '--reviewable']);
     expect(list.stdout).toContain(escaped);
-    const deny = await run(lee, ['deny', id, '--yes', '--comment', 'no \u001b[31mred\u001b[0m']);
+    const deny = await lee.run(['deny', id, '--yes', '--comment', 'no \u001b[31mred\u001b[0m']);
     expect(deny.code, deny.stderr).toBe(0);
     expect(deny.stderr).toContain(`Reason       ${escaped}`);
-    const wait = await run(alice, ['wait', id]);
+    const wait = await alice.run(['wait', id]);
     expect(wait.code).toBe(3);
     expect(wait.stderr).toContain('"no \\x1b[31mred\\x1b[0m"');
     // The JSON keeps the text as it was typed (JSON escapes it); a terminal never sees it raw.
-    const json = await run(lee, ['show', id, '--json']);
+    const json = await lee.run(['show', id, '--json']);
     expect(JSON.parse(json.stdout).reason).toBe(reason);
     for (const r of [show, list, deny, wait, json]) {
       expectNoRawControls(r.stdout);
@@ -460,7 +449,7 @@ describe('secrets', () => {
   it('no token or refresh token appeared in any output', async () => {
     const secrets = (await Promise.all([alice, bob, lee, ada].map((u) => u.secrets()))).flat();
     expect(secrets.length).toBeGreaterThan(6);
-    const all = outputs.join('\n');
+    const all = [alice, bob, lee, ada].flatMap((u) => u.outputs).join('\n');
     for (const s of secrets) {
       expect(all).not.toContain(s);
       const sig = s.split('.')[2];

@@ -175,6 +175,8 @@ export interface User {
   env: Record<string, string>;
   run(args: string[], opts?: { timeoutMs?: number }): Promise<CliResult>;
   spawn(args: string[]): SpawnedCli;
+  /** stdout and stderr of every command this person ran (a spawned one once it ended). */
+  outputs: string[];
   /** The credential this person's store holds for `role`, if any. */
   credential(role: string): Promise<CredentialRecord | undefined>;
   /** Every secret this person's store holds (session tokens, credentials), to scan output for. */
@@ -189,13 +191,24 @@ export function user(name: string, broker: DevBroker): User {
   });
   const env = { ...home.env, JITCTL_SERVER: broker.url };
   const store = () => openStore(createContext({ io: testIO(), env }), 'file');
+  const outputs: string[] = [];
+  const keep = (r: CliResult) => {
+    outputs.push(r.stdout, r.stderr);
+    return r;
+  };
   return {
     name,
     who,
     home,
     env,
-    run: (args, opts = {}) => runCli(args, { env, timeoutMs: opts.timeoutMs ?? 60_000 }),
-    spawn: (args) => spawnCli(args, { env }),
+    outputs,
+    run: async (args, opts = {}) =>
+      keep(await runCli(args, { env, timeoutMs: opts.timeoutMs ?? 60_000 })),
+    spawn: (args) => {
+      const cli = spawnCli(args, { env });
+      void cli.done.then(keep);
+      return cli;
+    },
     async credential(role) {
       return decodeCredential(await (await store()).get(credentialKey(broker.url, role)));
     },
