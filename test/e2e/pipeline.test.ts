@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createRemoteJWKSet, decodeJwt, jwtVerify } from 'jose';
@@ -11,11 +10,13 @@ import { testIO } from '../../src/cli/io.js';
 import { openStore } from '../../src/credentials/index.js';
 import { memoryStore } from '../../src/credentials/memory-store.js';
 import { decodeSession, encodeSession, sessionKey } from '../../src/credentials/records.js';
-import { BIN, type CliResult, runCli, spawnCli, type TestHome, testHome } from '../support/cli.js';
+import { type CliResult, runCli, spawnCli, type TestHome, testHome } from '../support/cli.js';
 import { startTestIssuer, type TestIssuer } from '../support/test-issuer.js';
 import {
+  atPty,
   type DevBroker,
   expectNoRawControls,
+  SCRIPT,
   signIn,
   startDevBroker,
   type User,
@@ -362,42 +363,13 @@ describe('federated sessions in the CLI', () => {
   });
 });
 
-/** `jitctl args…` at a pseudo-terminal (util-linux `script`), with CI=true and colours allowed. */
-function atCiTerminal(env: Record<string, string>, args: string[]) {
-  const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
-  const { NO_COLOR: _, ...rest } = env;
-  const child = spawn(
-    'script',
-    [
-      '-qec',
-      `exec ${quote(process.execPath)} ${quote(BIN)} ${args.map(quote).join(' ')}`,
-      '/dev/null',
-    ],
-    { env: { ...rest, CI: 'true', TERM: 'xterm-256color' }, stdio: ['pipe', 'pipe', 'pipe'] },
-  );
-  let text = '';
-  child.stdout!.on('data', (c: Buffer) => {
-    text += c.toString();
-  });
-  const done = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
-  return {
-    done,
-    screen: () => text,
-    async until(pattern: RegExp, ms = 30_000) {
-      const deadline = Date.now() + ms;
-      while (!pattern.test(text)) {
-        if (Date.now() > deadline || child.exitCode !== null)
-          throw new Error(`no ${pattern} on the terminal:\n${text.slice(-2000)}`);
-        await new Promise((r) => setTimeout(r, 25));
-      }
-    },
-  };
-}
+/** `jitctl args…` at a pseudo-terminal, with CI=true and colours allowed. */
+const atCiTerminal = (env: Record<string, string>, args: string[]) =>
+  atPty({ ...env, CI: 'true' }, args);
 
 describe('CI=true at a real terminal: nothing asks, nothing spins, exit codes tell', () => {
   it('request waits with plain lines; approve without --yes, the reason and the passphrase are not asked for', async () => {
-    if (!existsSync('/usr/bin/script'))
-      throw new Error('this test needs `script` (apt-get install bsdutils)');
+    if (!existsSync(SCRIPT)) throw new Error('this test needs `script` (apt-get install bsdutils)');
     const job = runner();
     const token = await githubToken();
     secrets.push(token);

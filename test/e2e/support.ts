@@ -1,3 +1,4 @@
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -15,6 +16,7 @@ import {
 } from '../../src/credentials/records.js';
 import { DEV_USERS, type DevUser } from '../../src/server/dev/index.js';
 import {
+  BIN,
   type CliResult,
   runCli,
   type SpawnedCli,
@@ -280,4 +282,54 @@ export async function waitingId(cli: SpawnedCli, u?: User): Promise<string> {
 /** A terminal escape sequence has no business in jitctl's output: ESC, BEL, CSI, bidi overrides. */
 export function expectNoRawControls(text: string): void {
   expect(text).not.toMatch(/[\u001b\u0007\u009b\u202e\u2066]/);
+}
+
+/** util-linux `script`, which runs a command on a pseudo-terminal of its own. */
+export const SCRIPT = '/usr/bin/script';
+
+export interface Pty {
+  child: ChildProcess;
+  /** Everything the terminal showed so far, escape sequences included. */
+  screen(): string;
+  /** Types at the terminal (`\r` is Enter, `\u0003` is Ctrl-C). */
+  type(text: string): void;
+  until(pattern: RegExp, ms?: number): Promise<void>;
+  done: Promise<number | null>;
+}
+
+/**
+ * `jitctl args…` on a 120-column pseudo-terminal under `script`, with `env` but colours allowed
+ * (the test homes set NO_COLOR), so ora spins, prompts ask, and ^C typed is SIGINT.
+ */
+export function atPty(env: Record<string, string>, args: string[]): Pty {
+  const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+  const command = `stty cols 120 rows 40; exec ${quote(process.execPath)} ${quote(BIN)} ${args.map(quote).join(' ')}`;
+  const { NO_COLOR: _, ...rest } = env;
+  const child = spawn(SCRIPT, ['-qec', command, '/dev/null'], {
+    env: { ...rest, TERM: 'xterm-256color' },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let text = '';
+  child.stdout!.on('data', (c: Buffer) => {
+    text += c.toString();
+  });
+  child.stderr!.on('data', (c: Buffer) => {
+    text += c.toString();
+  });
+  const done = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  return {
+    child,
+    screen: () => text,
+    type: (s) => void child.stdin!.write(s),
+    done,
+    async until(pattern, ms = 30_000) {
+      const deadline = Date.now() + ms;
+      while (!pattern.test(text)) {
+        if (Date.now() > deadline || child.exitCode !== null) {
+          throw new Error(`no ${pattern} on the terminal:\n${text.slice(-3000)}`);
+        }
+        await new Promise((r) => setTimeout(r, 25));
+      }
+    },
+  };
 }

@@ -1,8 +1,14 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { BIN } from '../support/cli.js';
-import { type DevBroker, signIn, startDevBroker, type User, user } from './support.js';
+import {
+  atPty,
+  type DevBroker,
+  SCRIPT,
+  signIn,
+  startDevBroker,
+  type User,
+  user,
+} from './support.js';
 
 /**
  * The commands at a real terminal: the binary runs under `script` (util-linux), which gives it a
@@ -15,7 +21,6 @@ import { type DevBroker, signIn, startDevBroker, type User, user } from './suppo
 // of several steps gets the sum of them.
 vi.setConfig({ testTimeout: 180_000 });
 
-const SCRIPT = '/usr/bin/script';
 let broker: DevBroker;
 let alice: User;
 let lee: User;
@@ -34,49 +39,8 @@ afterAll(async () => {
   lee?.home.cleanup();
 });
 
-const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
-
-interface Tty {
-  child: ChildProcess;
-  screen(): string;
-  type(text: string): void;
-  until(pattern: RegExp, ms?: number): Promise<void>;
-  done: Promise<number | null>;
-}
-
-/** `jitctl args…` on a 120-column pseudo-terminal, as `u`. */
-function atTerminal(u: User, args: string[]): Tty {
-  const command = `stty cols 120 rows 40; exec ${quote(process.execPath)} ${quote(BIN)} ${args.map(quote).join(' ')}`;
-  // Colour and spinners are on at a terminal unless NO_COLOR is set: the test homes set it.
-  const { NO_COLOR: _, ...env } = u.env;
-  const child = spawn(SCRIPT, ['-qec', command, '/dev/null'], {
-    env: { ...env, TERM: 'xterm-256color' },
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  let text = '';
-  child.stdout!.on('data', (c: Buffer) => {
-    text += c.toString();
-  });
-  child.stderr!.on('data', (c: Buffer) => {
-    text += c.toString();
-  });
-  const done = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
-  return {
-    child,
-    screen: () => text,
-    type: (s) => void child.stdin!.write(s),
-    done,
-    async until(pattern, ms = 30_000) {
-      const deadline = Date.now() + ms;
-      while (!pattern.test(text)) {
-        if (Date.now() > deadline || child.exitCode !== null) {
-          throw new Error(`no ${pattern} on the terminal:\n${text.slice(-3000)}`);
-        }
-        await new Promise((r) => setTimeout(r, 25));
-      }
-    },
-  };
-}
+/** `jitctl args…` at a terminal, as `u`. */
+const atTerminal = (u: User, args: string[]) => atPty(u.env, args);
 
 /** The terminal's text without escape sequences (what a person reads). */
 const plain = (s: string) =>
