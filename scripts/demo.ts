@@ -2,7 +2,7 @@
  * The scripted tour (`npm run demo`): the whole story of DESIGN.md against a real
  * `jitctl server --dev`, told by running the real `jitctl` binary as three people.
  *
- *   alice (developer) signs in, asks for prod-deploy for 15m and waits;
+ *   alice (developer) signs in, lists her roles, asks for prod-deploy for 15m and waits;
  *   lee (lead) lists what waits for him and approves, with a fresh MFA sign-in;
  *   alice's waiting command receives the credential; `status` and `exec` use it;
  *   ada (auditor) verifies the audit log's hash chain.
@@ -225,7 +225,8 @@ async function tour(root: string): Promise<void> {
   await signIn(aliceLogin, alice, true);
   outputs.push(await finished(aliceLogin, "alice's login"));
 
-  narrate('2. alice asks for prod-deploy for 15 minutes, and waits');
+  narrate('2. alice looks up the roles she may ask for, then asks for prod-deploy for 15 minutes');
+  outputs.push(await finished(jitctl(alice, ['roles']), 'jitctl roles'));
   const request = jitctl(alice, [
     'request',
     'prod-deploy',
