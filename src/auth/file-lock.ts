@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, stat, unlink } from 'node:fs/promises';
+import { link, mkdir, open, readFile, rename, stat, unlink, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Context } from '../cli/context.js';
 import { JitError } from '../cli/errors.js';
@@ -10,8 +10,10 @@ import { JitError } from '../cli/errors.js';
  * refreshing with the same one at once would invalidate each other's session; under this lock
  * exactly one refreshes and the others read its result.
  *
- * A lock older than `staleMs` is taken to belong to a process that died; refreshing takes a
- * fraction of that, and its requests time out well before it.
+ * The holder touches the file every third of `staleMs`, so a lock not touched for `staleMs`
+ * belongs to a process that died, however long the work under it takes. A stale lock is moved
+ * aside atomically before it is removed: of several waiters that judged it stale, one moves it,
+ * and a waiter that finds it moved a lock touched meanwhile (a new holder's) puts it back.
  */
 
 export interface LockOptions {
@@ -39,21 +41,11 @@ export async function withFileLock<T>(
   const started = ctx.clock.now();
   const signal = ctx.interruptSignal();
   for (;;) {
-    try {
-      const handle = await open(path, 'wx', 0o600);
-      try {
-        await handle.writeFile(token);
-      } finally {
-        await handle.close();
-      }
-      break;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    }
+    if (await create(path, token)) break;
     try {
       const info = await stat(path);
       if (Date.now() - info.mtimeMs > staleMs) {
-        await unlink(path).catch(() => {});
+        await breakStale(path, token, staleMs);
         continue;
       }
     } catch (err) {
@@ -67,11 +59,51 @@ export async function withFileLock<T>(
     }
     await ctx.clock.sleep(25 + Math.floor(Math.random() * 75), signal);
   }
+  const heartbeat = setInterval(() => {
+    const now = new Date();
+    utimes(path, now, now).catch(() => {});
+  }, staleMs / 3);
+  heartbeat.unref();
   try {
     return await fn();
   } finally {
+    clearInterval(heartbeat);
     // Remove the lock only if it is still ours (a stale-lock breaker may have replaced it).
     const current = await readFile(path, 'utf8').catch(() => undefined);
     if (current === token) await unlink(path).catch(() => {});
   }
+}
+
+/** Creates the lock file holding `token`; false when it exists. A failed write leaves no file. */
+async function create(path: string, token: string): Promise<boolean> {
+  let handle: Awaited<ReturnType<typeof open>>;
+  try {
+    handle = await open(path, 'wx', 0o600);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw err;
+  }
+  try {
+    await handle.writeFile(token);
+  } catch (err) {
+    await unlink(path).catch(() => {});
+    throw err;
+  } finally {
+    await handle.close();
+  }
+  return true;
+}
+
+/** Removes a lock judged stale, unless another waiter replaced it by a live one meanwhile. */
+async function breakStale(path: string, token: string, staleMs: number): Promise<void> {
+  const aside = `${path}.${token.trim()}.stale`;
+  try {
+    await rename(path, aside);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  const info = await stat(aside).catch(() => undefined);
+  if (info && Date.now() - info.mtimeMs <= staleMs) await link(aside, path).catch(() => {});
+  await unlink(aside).catch(() => {});
 }
