@@ -1,13 +1,17 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Secret } from '../../src/api/secret.js';
 import { createContext } from '../../src/cli/context.js';
 import { testIO } from '../../src/cli/io.js';
 import { openStore } from '../../src/credentials/index.js';
-import { encodeSession, sessionKey } from '../../src/credentials/records.js';
 import { actor, file, POLICY, people } from '../server/helpers.js';
-import { type Dialect, rawSql, startTestBroker, type TestBroker } from '../support/broker.js';
+import {
+  type Dialect,
+  rawSql,
+  startTestBroker,
+  storeSession,
+  type TestBroker,
+} from '../support/broker.js';
 import { runCli, testHome } from '../support/cli.js';
 import type { Person } from '../support/test-issuer.js';
 
@@ -165,27 +169,7 @@ describe('jitctl audit via the API (auditors)', () => {
   async function signIn(person: Person): Promise<void> {
     const ctx = createContext({ env: home.env, io: testIO() });
     const store = await openStore(ctx, 'file');
-    const token = await b.issuer.token(person);
-    await store.set(
-      sessionKey(b.url),
-      encodeSession({
-        kind: 'oidc',
-        issuer: b.issuer.issuer,
-        clientId: b.issuer.clientId,
-        bearer: new Secret(token),
-        refreshToken: null,
-        expiresAt: Date.now() + 3_600_000,
-        identity: {
-          iss: b.issuer.issuer,
-          sub: person.sub,
-          name: person.name ?? null,
-          email: null,
-          groups: person.groups ?? [],
-        },
-        acr: 'mfa',
-        authTime: Date.now(),
-      }),
-    );
+    await storeSession(store, b, person);
   }
 
   it('verify walks GET /v1/audit and agrees with the database', async () => {

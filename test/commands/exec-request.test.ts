@@ -3,22 +3,15 @@ import { existsSync, lstatSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AccessRequest, RequestPage } from '../../src/api/schemas.js';
-import { Secret } from '../../src/api/secret.js';
 import { createContext } from '../../src/cli/context.js';
 import { testIO } from '../../src/cli/io.js';
 import { openStore } from '../../src/credentials/index.js';
-import {
-  credentialKey,
-  decodeCredential,
-  encodeSession,
-  sessionKey,
-} from '../../src/credentials/records.js';
-import type { CredentialStore } from '../../src/credentials/store.js';
+import { credentialKey, decodeCredential, sessionKey } from '../../src/credentials/records.js';
 import { actor, POLICY, people } from '../server/helpers.js';
-import { startTestBroker, type TestBroker } from '../support/broker.js';
+import { startTestBroker, storeSession, type TestBroker } from '../support/broker.js';
 import { runCli, spawnCli, type TestHome, testHome } from '../support/cli.js';
 import { keyringAvailable, type PrivateKeyring, startKeyring } from '../support/keyring.js';
-import { type Person, startTestIssuer, type TestIssuer } from '../support/test-issuer.js';
+import { startTestIssuer, type TestIssuer } from '../support/test-issuer.js';
 
 /**
  * `jitctl exec --request` and `jitctl shell --request` with the real binary against a real broker
@@ -60,31 +53,6 @@ afterAll(async () => {
   await ci?.close();
 });
 
-/** A session for `person` in `store`, as `jitctl login` leaves it (an ID token from the test issuer). */
-async function seedSession(store: CredentialStore, person: Person): Promise<void> {
-  const now = Date.now();
-  await store.set(
-    sessionKey(broker.url),
-    encodeSession({
-      kind: 'oidc',
-      issuer: broker.issuer.issuer,
-      clientId: broker.issuer.clientId,
-      bearer: new Secret(await broker.issuer.token(person)),
-      refreshToken: null,
-      expiresAt: now + 3_600_000,
-      identity: {
-        iss: broker.issuer.issuer,
-        sub: person.sub,
-        name: person.name ?? null,
-        email: null,
-        groups: person.groups ?? [],
-      },
-      acr: 'mfa',
-      authTime: now,
-    }),
-  );
-}
-
 /** alice's home with the encrypted file store, signed in. */
 async function aliceHome(extra: Record<string, string> = {}) {
   const home = testHome({
@@ -95,7 +63,7 @@ async function aliceHome(extra: Record<string, string> = {}) {
   });
   homes.push(home);
   const store = () => openStore(createContext({ io: testIO(), env: home.env }), 'file');
-  await seedSession(await store(), people.alice);
+  await storeSession(await store(), broker, people.alice);
   return { home, store };
 }
 
@@ -303,7 +271,7 @@ describe('--no-store', () => {
           createContext({ io: testIO(), env: home.env }),
           'keychain',
         );
-        await seedSession(keychain, people.alice);
+        await storeSession(keychain, broker, people.alice);
         const entries = await keychain.list();
         expect(entries).toEqual([sessionKey(broker.url)]);
         const files = snapshot(home.dir);
