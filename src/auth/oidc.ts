@@ -1,4 +1,5 @@
 import * as oidc from 'openid-client';
+import { isLoopbackHost } from '../api/loopback.js';
 import { Secret } from '../api/secret.js';
 import type { Env } from '../cli/context.js';
 import { AuthError, JitError, UnreachableError, UsageError } from '../cli/errors.js';
@@ -22,8 +23,6 @@ export interface IdpSettings {
 
 export type TokenResponse = Awaited<ReturnType<typeof oidc.refreshTokenGrant>>;
 
-const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]']);
-
 /** openid-client's timeout for one request to the identity provider, in seconds. */
 const REQUEST_TIMEOUT_S = 15;
 
@@ -46,7 +45,7 @@ export async function discover(
     );
   }
   const insecure = url.protocol === 'http:';
-  if (insecure && !LOOPBACK.has(url.hostname) && env.JITCTL_ALLOW_INSECURE_HTTP !== '1') {
+  if (insecure && !isLoopbackHost(url.hostname) && env.JITCTL_ALLOW_INSECURE_HTTP !== '1') {
     throw new UsageError(`refusing plain http to the identity provider ${url.href}`, {
       hint: 'the identity provider must use https (or set JITCTL_ALLOW_INSECURE_HTTP=1 on a test network)',
     });

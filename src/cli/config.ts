@@ -1,5 +1,6 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { isLoopbackHost } from '../api/loopback.js';
 import type { Context } from './context.js';
 import { AuthError, UsageError } from './errors.js';
 
@@ -96,8 +97,11 @@ export function normalizeServer(
       `${where} ${JSON.stringify(input)}: only https:// (or http:// on loopback) is supported`,
     );
   }
-  const loopback = ['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname);
-  if (url.protocol === 'http:' && !loopback && env.JITCTL_ALLOW_INSECURE_HTTP !== '1') {
+  if (
+    url.protocol === 'http:' &&
+    !isLoopbackHost(url.hostname) &&
+    env.JITCTL_ALLOW_INSECURE_HTTP !== '1'
+  ) {
     throw new UsageError(`${where} ${input}: refusing plain http to a non-loopback host`, {
       hint: 'use https, or set JITCTL_ALLOW_INSECURE_HTTP=1 for a test network',
     });

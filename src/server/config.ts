@@ -2,8 +2,8 @@ import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { parse, YAMLParseError } from 'yaml';
 import { DurationError, formatDuration, parseDuration } from '../api/duration.js';
+import { isLoopbackHost } from '../api/loopback.js';
 import {
-  isLoopbackHost,
   parseTrustedIssuers,
   type TrustedIssuer,
   TrustedIssuerError,

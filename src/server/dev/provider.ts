@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import Provider, { type KoaContextLike } from 'oidc-provider';
-import { isLoopbackHost } from '../federation/config.js';
+import { isLoopbackHost } from '../../api/loopback.js';
 import type {
   DevIdentityProvider,
   DevIdentityProviderOptions,

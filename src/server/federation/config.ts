@@ -1,4 +1,5 @@
 import { DurationError, formatDuration, parseDuration } from '../../api/duration.js';
+import { isLoopbackHost } from '../../api/loopback.js';
 import { closest } from '../policy/suggest.js';
 
 /**
@@ -88,14 +89,6 @@ export class TrustedIssuerError extends Error {
 
 const isObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
-
-/**
- * Whether a URL's `hostname` is this machine, where plain http is allowed (tests, development).
- * 127.x must be a whole address: `127.evil.example` is a domain name like any other.
- */
-export function isLoopbackHost(hostname: string): boolean {
-  return hostname === 'localhost' || hostname === '[::1]' || /^127(\.\d{1,3}){3}$/.test(hostname);
-}
 
 /** https only (plain http on loopback, for tests and development), no query, fragment or userinfo. */
 function parseUrl(v: unknown, where: string, what: string): string {

@@ -1,4 +1,5 @@
 import { formatDuration, parseDuration } from '../../api/duration.js';
+import { isLoopbackHost } from '../../api/loopback.js';
 import { compileTemplate } from './env-template.js';
 import { formatPrincipal, PRINCIPAL_HINT, parsePrincipal, principalKey } from './principal.js';
 import { closest } from './suggest.js';
@@ -745,8 +746,6 @@ function checkReachable(
   }
 }
 
-const LOOPBACK_HOSTS = new Set(['localhost', '[::1]']);
-
 function checkNotify(c: Checker, entry: YamlEntry | undefined): NotifyTarget[] {
   if (!entry) return [];
   const v = entry.value;
@@ -807,7 +806,7 @@ function webhookProblem(raw: string): string | undefined {
   if (url.protocol === 'https:') return undefined;
   if (url.protocol === 'http:') {
     const host = url.hostname;
-    if (LOOPBACK_HOSTS.has(host) || /^127\.\d+\.\d+\.\d+$/.test(host)) return undefined;
+    if (isLoopbackHost(host)) return undefined;
     return 'must use https:// (plain http:// only for a receiver on this machine: 127.0.0.1, ::1, localhost)';
   }
   return `must be an https:// URL, not ${url.protocol}`;
