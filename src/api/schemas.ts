@@ -1,7 +1,7 @@
 import { type Static, type TSchema, Type } from '@sinclair/typebox';
 
 /**
- * The wire contract of API v1 (docs: ../../README.md "API", DESIGN.md). JSON Schemas that the
+ * The wire contract of API v1 (docs/api.md). JSON Schemas that the
  * broker validates bodies and responses with, and the TypeScript types both halves use. Field
  * names are snake_case on the wire. Times are RFC 3339 UTC strings; durations are strings like
  * `15m` (src/api/duration.ts).
@@ -40,7 +40,7 @@ export const Review = Type.Object({
 });
 export type Review = Static<typeof Review>;
 
-/** A request object (DESIGN.md "API v1"). */
+/** A request object (docs/api.md). */
 export const AccessRequest = Type.Object({
   id: Type.String(),
   role: Type.String(),

@@ -30,7 +30,7 @@ export async function withAnonymousClient<T>(
 }
 
 /**
- * Where to sign in for a broker: its `GET /v1/config` (DESIGN.md, Flow 1). The broker, not the
+ * Where to sign in for a broker: its `GET /v1/config` (docs/api.md). The broker, not the
  * user's config, names the identity provider, so a CLI never needs IdP settings of its own.
  */
 export async function fetchIdpSettings(ctx: Context, server: string): Promise<IdpSettings> {

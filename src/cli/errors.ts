@@ -1,7 +1,7 @@
 import { ErrorCode } from '../api/errors.js';
 
 /**
- * The CLI's exit codes (DESIGN.md "Exit codes") and the error classes that carry them. Library
+ * The CLI's exit codes (README "Exit codes") and the error classes that carry them. Library
  * code (auth/, client/, credentials/, commands) throws these; only src/cli/main.ts turns them into
  * a message on stderr and an exit code. Anything else that reaches main is a bug: it prints a
  * short message, and the stack only with JITCTL_DEBUG=1.

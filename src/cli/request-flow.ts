@@ -23,7 +23,7 @@ import { approvals, endingOf, progressOf, waitingLine, whoShort } from './reques
  * Filing a request and waiting for its outcome, shared by `jitctl request`, `jitctl wait` and
  * `jitctl exec --request` (which calls {@link requestAccess}). The waiting itself (long poll,
  * surviving broker restarts) is src/client/await-approval.ts; this module adds what a person
- * sees (spinner or plain lines on stderr), the credential store, and the exit codes of DESIGN.md:
+ * sees (spinner or plain lines on stderr), the credential store, and the exit codes of the README:
  * 3 when the request ends without approval, 5 at `--timeout`, 130 at Ctrl-C, with the command
  * that resumes printed each time the request is still filed.
  */

@@ -14,7 +14,7 @@ import type { StepUpRule } from './policy/types.js';
 import { DatabaseUrlError, parseDatabaseUrl } from './store/database.js';
 
 /**
- * The broker's settings. Every key can come from a flag (the six of DESIGN.md and --dev/--data-dir),
+ * The broker's settings. Every key can come from a flag (listen, db, policy, oidc-issuer, oidc-client-id, config, --dev/--data-dir),
  * a `JITCTL_SERVER_<KEY>` environment variable, or the `--config` file (YAML or JSON, snake_case
  * keys), in that order of precedence, then the default. Unknown keys and bad values stop the broker
  * with the key's name and how to fix it: a typo in `auditors` must not silently open or close the

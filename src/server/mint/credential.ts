@@ -3,7 +3,7 @@ import type { SigningKey } from './keys.js';
 import { signBrokerJwt } from './sign.js';
 
 /**
- * The credential a relying party receives: a JWT signed by the broker (DESIGN.md Flow 4). Its
+ * The credential a relying party receives: a JWT signed by the broker (docs/credentials.md). Its
  * header `typ` marks it as a jitctl credential (RFC 8725 §3.11 explicit typing) so it can never be
  * replayed as a sign-in token to this broker, and relying parties can refuse other JWTs from the
  * same issuer.

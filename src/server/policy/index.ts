@@ -1,5 +1,5 @@
 /**
- * The policy module: parse and validate the policy YAML (DESIGN.md "Policy", docs/policy.md),
+ * The policy module: parse and validate the policy YAML (docs/policy.md),
  * and answer who may request and review a role. Shared by the broker (loaded at start) and
  * `jitctl policy check`, so both report exactly the same problems.
  */

@@ -1,5 +1,5 @@
 /**
- * The policy model the broker evaluates (parsed from the YAML of DESIGN.md "Policy"; see
+ * The policy model the broker evaluates (parsed from the policy YAML; see
  * docs/policy.md). Durations are milliseconds here; the wire shows them as strings.
  */
 

@@ -48,7 +48,7 @@ import { newRequestId, REQUEST_ID_PATTERN } from './ids.js';
 import { etagOf, fingerprintOf, iso, toWire } from './wire.js';
 
 /**
- * The rules of DESIGN.md "Request states" and "Security invariants", in one place. Routes parse
+ * The rules of the request states (docs/architecture.md "States and time"), in one place. Routes parse
  * HTTP and call these; every check that matters is made again inside the transaction that writes,
  * on the row locked for update, so concurrent callers (or replicas) cannot both pass a check that
  * only one of them should.
