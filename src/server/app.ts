@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { Server } from 'node:http';
 import Fastify, {
   type FastifyError,
   type FastifyHttpOptions,
@@ -11,15 +11,8 @@ import Fastify, {
 import type { Logger } from 'pino';
 import { ErrorCode } from '../api/errors.js';
 import { LIMITS } from '../api/schemas.js';
-import type { Authenticator } from './auth/authenticator.js';
-import type { ChangeHub } from './changes.js';
-import type { ServerClock } from './clock.js';
+import type { AppDeps } from './app-deps.js';
 import { AuditAppendError, HttpError } from './errors.js';
-import type { Federation } from './federation/index.js';
-import type { Metrics } from './metrics.js';
-import type { KeyRing } from './mint/keys.js';
-import type { Caller } from './policy/types.js';
-import type { RequestService } from './requests/service.js';
 import { auditRoutes } from './routes/audit.js';
 import { configRoutes } from './routes/config.js';
 import { credentialRoutes } from './routes/credential.js';
@@ -29,7 +22,7 @@ import { requestRoutes } from './routes/requests.js';
 import { reviewRoutes } from './routes/reviews.js';
 import { tokenRoutes } from './routes/token.js';
 import { wellKnownRoutes } from './routes/well-known.js';
-import { type Db, isDatabaseError } from './store/database.js';
+import { isDatabaseError } from './store/database.js';
 
 /**
  * The broker's HTTP application (fastify/demo's shape): `buildApp` assembles routes around ready
@@ -41,42 +34,7 @@ import { type Db, isDatabaseError } from './store/database.js';
  * API's `{"error": {code, message, hint?}}` shape.
  */
 
-declare module 'fastify' {
-  interface FastifyRequest {
-    /** The authenticated caller (set by the `authenticate` hook of signed-in routes). */
-    caller: Caller | null;
-  }
-}
-
-export interface OidcSettings {
-  issuer: string;
-  clientId: string;
-  scopes: string[];
-  /** The provider's discovery document (throws a 503 HttpError when unreachable). */
-  metadata(): Promise<Record<string, unknown>>;
-}
-
-export interface AppDeps {
-  service: RequestService;
-  authenticator: Authenticator;
-  oidc: OidcSettings;
-  keys: KeyRing;
-  publicUrl: string;
-  metrics: Metrics;
-  hub: ChangeHub;
-  clock: ServerClock;
-  logger: Logger;
-  db: Db;
-  /** Pipelines' token exchange (RFC 8693, `POST /v1/token`) and the sessions it issues. */
-  federation: Federation;
-  /** Group names whose members may read the audit log (named in the 403's hint). */
-  auditors: string[];
-  /** Whether the database answers and is migrated (/readyz). */
-  ready(): Promise<boolean>;
-  trustProxy?: boolean | number | string[];
-  /** Use this HTTP server instead of creating one (start.ts listens before building the app). */
-  serverFactory?: (handler: (req: IncomingMessage, res: ServerResponse) => void) => Server;
-}
+export type { AppDeps, OidcSettings } from './app-deps.js';
 
 /** Characters valid in JSON strings that reorder or hide text on a terminal: sent escaped. */
 const BIDI_AND_SEPARATORS = /[\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;

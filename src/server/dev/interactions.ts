@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { InteractionDetails, Provider } from 'oidc-provider';
-import type { DevUser } from './index.js';
 import { errorPage, loginPage, messagePage, PAGE_HEADERS } from './pages.js';
+import type { DevUser } from './types.js';
 import { checkPassword, checkTotp } from './users.js';
 
 /**

@@ -2,12 +2,6 @@ import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import Provider, { type KoaContextLike } from 'oidc-provider';
 import { isLoopbackHost } from '../../api/loopback.js';
-import type {
-  DevIdentityProvider,
-  DevIdentityProviderOptions,
-  DevIdpEvent,
-  DevUser,
-} from './index.js';
 import { ACR_LEVELS, handleInteraction } from './interactions.js';
 import { loadOrCreateKeys } from './keys.js';
 import {
@@ -20,6 +14,12 @@ import {
   PAGE_HEADERS,
 } from './pages.js';
 import { createStateStore } from './state-adapter.js';
+import type {
+  DevIdentityProvider,
+  DevIdentityProviderOptions,
+  DevIdpEvent,
+  DevUser,
+} from './types.js';
 import { DEV_USERS } from './users.js';
 
 /**

@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { TOTP, Secret as TotpSecret } from 'otpauth';
-import type { DevUser } from './index.js';
+import type { DevUser } from './types.js';
 
 /**
  * The demo people of `jitctl server --dev`. Their passwords and TOTP secrets are fixed and printed

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { AuditPage } from '../../api/schemas.js';
-import type { AppDeps } from '../app.js';
+import type { AppDeps } from '../app-deps.js';
 import { readAudit } from '../audit/log.js';
 import { forbidden } from '../errors.js';
 import { queryOf, wholeNumber } from './input.js';

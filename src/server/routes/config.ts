@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { ConfigResponse } from '../../api/schemas.js';
 import { VERSION } from '../../api/version.js';
-import type { AppDeps } from '../app.js';
+import type { AppDeps } from '../app-deps.js';
 
 /**
  * `GET /v1/config`: how to sign in, for a CLI that knows only the broker's URL. `device_flow`

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { CredentialResponse } from '../../api/schemas.js';
-import type { AppDeps } from '../app.js';
+import type { AppDeps } from '../app-deps.js';
 import { emptyBody } from './input.js';
 
 /**

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { ErrorCode } from '../../api/errors.js';
-import type { AppDeps } from '../app.js';
+import type { AppDeps } from '../app-deps.js';
 import { HttpError } from '../errors.js';
 
 /**

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { MeResponse, RolesResponse } from '../../api/schemas.js';
-import type { AppDeps } from '../app.js';
+import type { AppDeps } from '../app-deps.js';
 import { roleSummary } from '../policy/index.js';
 
 /** Who the caller is, and what policy lets them do. */

@@ -10,7 +10,7 @@ import {
   type RequestState,
   RevocationsResponse,
 } from '../../api/schemas.js';
-import type { AppDeps } from '../app.js';
+import type { AppDeps } from '../app-deps.js';
 import { badRequest, durationOf } from '../errors.js';
 import { etagOf } from '../requests/wire.js';
 import { emptyBody, queryOf, wholeNumber } from './input.js';

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { AccessRequest, ReviewBody } from '../../api/schemas.js';
-import type { AppDeps } from '../app.js';
+import type { AppDeps } from '../app-deps.js';
 
 /** `POST /v1/requests/:id/reviews`: approve or deny (fresh strong sign-in required, RFC 9470). */
 export const reviewRoutes: FastifyPluginAsync<{ deps: AppDeps }> = async (app, { deps }) => {

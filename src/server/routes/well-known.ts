@@ -1,5 +1,5 @@
 import type { FastifyPluginAsync } from 'fastify';
-import type { AppDeps } from '../app.js';
+import type { AppDeps } from '../app-deps.js';
 
 /**
  * The broker as an issuer of credentials, discoverable like any OpenID Provider so relying parties
