@@ -1,5 +1,4 @@
 import { Agent, type Dispatcher, request } from 'undici';
-import type { ErrorBody } from '../api/errors.js';
 import type {
   AccessRequest,
   AuditPage,
@@ -26,6 +25,20 @@ import {
   UnreachableError,
 } from '../cli/errors.js';
 import { safe } from '../cli/output.js';
+import {
+  backoffDelay,
+  errorCode,
+  errorFromBody,
+  firstHeader,
+  MAX_RETRY_AFTER_MS,
+  MAYBE_SENT,
+  NOT_SENT,
+  parseRetryAfter,
+  RETRYABLE_STATUS,
+  readBody,
+} from './http.js';
+
+export { backoffDelay, MAX_BACKOFF_MS, MAX_RETRY_AFTER_MS, parseRetryAfter } from './http.js';
 
 /**
  * The broker's API v1 over HTTP (undici): connect and read timeouts, retries with exponential
@@ -103,44 +116,6 @@ export type ResponseSchema =
   | 'RolesResponse'
   | 'AuditPage'
   | 'TokenExchangeResponse';
-
-/** The longest backoff step between attempts. */
-export const MAX_BACKOFF_MS = 5_000;
-/** A Retry-After longer than this is not waited out: the call fails at once and says when. */
-export const MAX_RETRY_AFTER_MS = 30_000;
-/** Answers larger than this are not read: no API v1 answer comes near it. */
-const MAX_BODY_BYTES = 8 * 1024 * 1024;
-
-/** Connection failures after which a request surely did not reach the broker. */
-const NOT_SENT = new Set([
-  'ECONNREFUSED',
-  'UND_ERR_CONNECT_TIMEOUT',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-]);
-/** Failures after which the broker may or may not have seen the request. */
-const MAYBE_SENT = new Set([
-  'ECONNRESET',
-  'EPIPE',
-  'UND_ERR_SOCKET',
-  'UND_ERR_CLOSED',
-  'UND_ERR_HEADERS_TIMEOUT',
-  'UND_ERR_BODY_TIMEOUT',
-  'ETIMEDOUT',
-]);
-const RETRYABLE_STATUS = new Set([429, 502, 503, 504]);
-
-function errorCode(err: unknown): string | undefined {
-  let e: unknown = err;
-  for (let i = 0; i < 4 && e; i++) {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string' && (NOT_SENT.has(code) || MAYBE_SENT.has(code))) return code;
-    e = (e as { cause?: unknown }).cause;
-  }
-  return undefined;
-}
 
 export interface PollOptions {
   /** How long the broker may hold the answer (0: answer at once). Capped by the broker at 60 s. */
@@ -467,79 +442,6 @@ export class BrokerClient {
   }
 }
 
-/** The delay before attempt `attempt + 1`: a random point in [0, min(cap, base·2^(attempt-1))]. */
-export function backoffDelay(attempt: number, baseMs: number, random: () => number): number {
-  const step = Math.min(MAX_BACKOFF_MS, baseMs * 2 ** Math.max(0, attempt - 1));
-  return random() * step;
-}
-
 function requestPath(id: string): string {
   return `/v1/requests/${encodeURIComponent(id)}`;
-}
-
-function firstHeader(v: string | string[] | undefined): string | undefined {
-  return Array.isArray(v) ? v[0] : v;
-}
-
-async function readBody(res: Dispatcher.ResponseData, server: string): Promise<string> {
-  const length = Number(firstHeader(res.headers['content-length']) ?? 0);
-  if (length > MAX_BODY_BYTES) {
-    await res.body.dump();
-    throw new JitError(`the broker at ${server} sent an answer of ${length} bytes; refusing it`);
-  }
-  const chunks: Buffer[] = [];
-  let total = 0;
-  for await (const chunk of res.body) {
-    total += (chunk as Buffer).length;
-    if (total > MAX_BODY_BYTES) {
-      res.body.destroy();
-      throw new JitError(`the broker at ${server} sent an answer over ${MAX_BODY_BYTES} bytes`);
-    }
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks).toString('utf8');
-}
-
-/** Retry-After as delay-seconds or an HTTP date (RFC 9110 §10.2.3), in ms. */
-export function parseRetryAfter(
-  value: string | string[] | undefined,
-  now: number,
-): number | undefined {
-  const v = firstHeader(value)?.trim();
-  if (!v) return undefined;
-  if (/^\d{1,9}$/.test(v)) return Number(v) * 1000;
-  // An HTTP-date (IMF-fixdate, or the obsolete RFC 850 and asctime forms): a weekday, a month
-  // name and a time of day. Date.parse alone would take "1.5" or "-5" for dates.
-  if (!/^[A-Za-z]{3}/.test(v) || !/\d{2}:\d{2}:\d{2}/.test(v)) return undefined;
-  const at = Date.parse(v);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
-}
-
-/**
- * The broker's `{"error": …}` as an ApiError. Its message and hint may quote what a person typed
- * (a role name, an id), so control characters are made visible here, once, for every command.
- */
-function errorFromBody(status: number, text: string, server: string): ApiError {
-  try {
-    const body = JSON.parse(text) as Partial<ErrorBody>;
-    if (body.error && typeof body.error.message === 'string') {
-      const hint = typeof body.error.hint === 'string' ? safe(body.error.hint) : undefined;
-      return new ApiError(
-        status,
-        typeof body.error.code === 'string' ? body.error.code : 'error',
-        safe(body.error.message),
-        hint,
-      );
-    }
-    // The token endpoint answers in RFC 6749 §5.2's shape: {"error": "invalid_grant", "error_description": "…"}.
-    const oauth = body as { error?: unknown; error_description?: unknown };
-    if (typeof oauth.error === 'string') {
-      const description =
-        typeof oauth.error_description === 'string' ? oauth.error_description : oauth.error;
-      return new ApiError(status, oauth.error, safe(description));
-    }
-  } catch {
-    // not JSON: a proxy or something that is not a jitctl broker
-  }
-  return new ApiError(status, 'http_error', `the broker at ${server} answered HTTP ${status}`);
 }

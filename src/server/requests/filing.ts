@@ -1,0 +1,101 @@
+import { createHash } from 'node:crypto';
+import { canonicalJson } from '../../api/audit-chain.js';
+import { ErrorCode } from '../../api/errors.js';
+import type { AccessRequest, CreateRequestBody } from '../../api/schemas.js';
+import { requireStepUp } from '../auth/step-up.js';
+import { HttpError } from '../errors.js';
+import type { Caller } from '../policy/types.js';
+import { isUniqueViolation } from '../store/database.js';
+import { findByIdempotencyKey, getReviews } from '../store/requests.js';
+import type { RequestRow } from '../store/schema.js';
+import type { RequestCore } from './core.js';
+import { newRequestId } from './ids.js';
+import { checkFiling, identityOf, onFile, publishedOf } from './lifecycle/index.js';
+import { toWire } from './wire.js';
+import type { Written } from './writer.js';
+
+/**
+ * Filing a request (`POST /v1/requests`): the rules' checks, cheapest first and step-up last, then
+ * one transaction that inserts it with its events. An `Idempotency-Key` makes a retried POST
+ * answer the request it already filed (or 422 when the body differs).
+ */
+export async function fileRequest(
+  core: RequestCore,
+  caller: Caller,
+  body: CreateRequestBody,
+  idempotencyKey: string | undefined,
+  requestable: () => string[],
+): Promise<{ request: AccessRequest; replayed: boolean }> {
+  const now = core.now();
+  const role = core.role(body.role);
+  const filing = checkFiling(role, body.role, caller, body, requestable);
+  const r = role!;
+  requireStepUp(caller, r.stepUp, core.deps.access.acrLevels, now, `requesting ${r.name}`);
+
+  const bodyHash = createHash('sha256')
+    .update(
+      canonicalJson({
+        role: body.role,
+        duration: body.duration ?? null,
+        reason: body.reason ?? null,
+        ticket: body.ticket ?? null,
+      }),
+    )
+    .digest('hex');
+  const replay = (existing: RequestRow) => {
+    if (existing.idempotency_hash !== bodyHash) {
+      throw new HttpError(
+        422,
+        ErrorCode.IdempotencyKeyReused,
+        'this Idempotency-Key was already used for a different request',
+        'use a new Idempotency-Key for each new request',
+      );
+    }
+  };
+
+  const { writer } = core;
+  const run = () =>
+    writer.transaction(async (tx): Promise<Written | null> => {
+      if (idempotencyKey !== undefined) {
+        const existing = await findByIdempotencyKey(tx, caller.iss, caller.sub, idempotencyKey);
+        if (existing) {
+          replay(existing);
+          return null;
+        }
+      }
+      const { change } = onFile(
+        {
+          id: newRequestId(),
+          role: r,
+          caller,
+          filing,
+          ticket: body.ticket ?? null,
+          idempotency:
+            idempotencyKey !== undefined ? { key: idempotencyKey, hash: bodyHash } : null,
+        },
+        now,
+      );
+      const row = await writer.commit(tx, null, change, now);
+      return { row, reviews: [], events: publishedOf(change), actor: identityOf(caller) };
+    });
+
+  let written: Written | null;
+  try {
+    written = await run();
+  } catch (err) {
+    // Two retries with one key racing on PostgreSQL: the loser reads the winner's request.
+    if (idempotencyKey === undefined || !isUniqueViolation(err)) throw err;
+    written = null;
+  }
+  if (written === null) {
+    const db = core.deps.db.kysely;
+    const existing = await findByIdempotencyKey(db, caller.iss, caller.sub, idempotencyKey!);
+    if (!existing) throw new Error('idempotent request vanished');
+    replay(existing);
+    const fresh = await core.settle(existing);
+    return { request: toWire(fresh, await getReviews(db, fresh.id)), replayed: true };
+  }
+  core.deps.metrics.requestsCreated.inc({ role: r.name });
+  writer.published(written);
+  return { request: toWire(written.row, written.reviews), replayed: false };
+}

@@ -1,0 +1,110 @@
+import type { CredentialResponse, Identity } from '../../api/schemas.js';
+import { type SignedCredential, signCredential } from '../mint/credential.js';
+import { renderEnv } from '../policy/env-template.js';
+import type { Caller, RolePolicy } from '../policy/types.js';
+import { getReviews } from '../store/requests.js';
+import type { RequestRow, ReviewRow } from '../store/schema.js';
+import type { RequestCore } from './core.js';
+import { checkMinter, decide, expiredError, mintWindow } from './lifecycle/index.js';
+import { iso } from './wire.js';
+import type { Written } from './writer.js';
+
+/**
+ * `POST /v1/requests/:id/credential`: a credential for the requester of an approved request,
+ * signed so that it never outlives the window, handed out only after its audit event committed.
+ */
+export async function mintCredential(
+  core: RequestCore,
+  caller: Caller,
+  id: string,
+): Promise<CredentialResponse> {
+  const row = await core.load(id);
+  const role = checkMinter(row, core.role(row.role), core.who(row, caller));
+  const db = core.deps.db.kysely;
+  // Sign ahead, outside the write transaction: jose signs through WebCrypto's thread pool, and
+  // inside the transaction each round trip would hold SQLite's only connection (PostgreSQL's
+  // audit head lock). What is signed cannot change while the request stays approved (its
+  // requester, role, window and approvers are set by the approval, which leaves it only for a
+  // terminal state; the key and policy are fixed for the broker's life), so the signature is
+  // good if the locked row is still approved with the same window. Otherwise it is signed inside.
+  const ahead =
+    row.state === 'approved'
+      ? await signFor(core, row, role, core.now(), await getReviews(db, id))
+      : undefined;
+  let minted: CredentialResponse | undefined;
+  const { writer } = core;
+  const written = await writer.transaction(async (tx): Promise<Written> => {
+    const now = core.now();
+    const locked = await writer.lock(tx, id);
+    const settled = await writer.settleLocked(tx, locked, now);
+    if (settled) return settled;
+    const reviews = await getReviews(tx, id);
+    mintWindow(locked, reviews, now);
+    const signed =
+      ahead && ahead.expiresAt === Math.floor(locked.expires_at / 1000)
+        ? ahead
+        : await signFor(core, locked, role, now, reviews);
+    const who = core.who(locked, caller);
+    const facts = {
+      jti: signed.jti,
+      audience: role.credential.audience,
+      kid: core.deps.keys.current.kid,
+      issuedAt: signed.issuedAt,
+      expiresAt: signed.expiresAt,
+    };
+    const change = decide(locked, reviews, { kind: 'mint', who, minted: facts }, now);
+    if (change === 'unchanged') throw new Error('minting always changes something');
+    await writer.commit(tx, locked, change, now);
+    const expiresIso = iso(signed.expiresAt * 1000);
+    minted = {
+      token: signed.token,
+      token_type: 'Bearer',
+      expires_at: expiresIso,
+      env: renderEnv(role.credential.env, {
+        token: signed.token,
+        role: locked.role,
+        request_id: id,
+        expires_at: expiresIso,
+      }),
+    };
+    return { row: locked, reviews: [], events: [], actor: who.identity };
+  });
+  if (written.expiredInstead) {
+    writer.published(written);
+    throw expiredError(written.row);
+  }
+  core.deps.metrics.mints.inc({ role: role.name });
+  // Only after the commit: a token whose audit event was rolled back is never handed out.
+  return minted!;
+}
+
+type Signed = SignedCredential & { issuedAt: number; expiresAt: number };
+
+/** Signs the credential of an approved request as of `now`, ending with its window. */
+async function signFor(
+  core: RequestCore,
+  row: RequestRow,
+  role: RolePolicy,
+  now: number,
+  reviews: ReviewRow[],
+): Promise<Signed> {
+  const issuedAt = Math.floor(now / 1000);
+  const expiresAt = Math.floor(row.expires_at / 1000);
+  const signed = await signCredential(core.deps.keys.current, {
+    issuer: core.deps.publicUrl,
+    subject: row.requester_sub,
+    subjectIssuer: row.requester_iss,
+    audience: role.credential.audience,
+    role: row.role,
+    requestId: row.id,
+    approvers: approversOf(reviews),
+    issuedAt,
+    expiresAt,
+  });
+  return { ...signed, issuedAt, expiresAt };
+}
+
+const approversOf = (reviews: ReviewRow[]): Identity[] =>
+  reviews
+    .filter((r) => r.decision === 'approve')
+    .map((r) => ({ iss: r.reviewer_iss, sub: r.reviewer_sub, name: r.reviewer_name }));

@@ -1,0 +1,52 @@
+import type { AccessRequest, Identity, RequestEventType, RequestState } from '../../api/schemas.js';
+import type { ChangeHub } from '../changes.js';
+import type { ServerClock } from '../clock.js';
+import type { Metrics } from '../metrics.js';
+import type { KeyRing } from '../mint/keys.js';
+import type { Policy, StepUpRule } from '../policy/types.js';
+import type { Db } from '../store/database.js';
+
+/** The request service's settings and events, apart from the service so its parts can share them. */
+
+export interface AccessSettings {
+  /** Ranking of `acr` values, weakest first. */
+  acrLevels: string[];
+  /** Step-up for reviews of roles without their own `step_up`; null: none. */
+  reviewStepUp: StepUpRule | null;
+  /** Groups whose members may revoke any request and see every request. */
+  admins: string[];
+  /** Groups whose members may read the audit log and see every request. */
+  auditors: string[];
+}
+
+export interface RequestEvent {
+  type: RequestEventType;
+  request: AccessRequest;
+  /** Who caused it; null for expiry and auto-approval. */
+  actor: Identity | null;
+  /** The review that caused it (review.recorded, and the approval or denial it completed). */
+  review: { decision: 'approve' | 'deny'; comment: string | null } | null;
+  at: string;
+}
+
+export interface ServiceDeps {
+  db: Db;
+  policy: Policy;
+  clock: ServerClock;
+  hub: ChangeHub;
+  metrics: Metrics;
+  keys: KeyRing;
+  /** The credential issuer (`iss` of minted JWTs). */
+  publicUrl: string;
+  access: AccessSettings;
+  /** Told about state changes after commit; must not throw or block (webhooks run on their own). */
+  onEvent?: (event: RequestEvent) => void;
+}
+
+export interface RequestQuery {
+  state?: RequestState;
+  mine?: boolean;
+  reviewable?: boolean;
+  beforeSeq?: number;
+  limit: number;
+}
