@@ -694,8 +694,10 @@ describe('a broker session token', () => {
 describe('brokers and their settings', () => {
   it('a replica that no longer trusts the entry refuses its sessions', async () => {
     const settings = { public_url: 'https://jit.example.com' };
+    // Two replicas share one database: PostgreSQL (SQLite serves one broker).
     const a = await startTestBroker({
       policy: POLICY,
+      dialect: 'postgres',
       issuer: b.issuer,
       settings: { ...settings, trusted_issuers: trusted(ci.issuer, gitlab.issuer) },
     });
