@@ -241,6 +241,7 @@ export async function startBroker(
     const verifier = new OidcVerifier({
       issuer: oidc.issuer,
       audiences: [oidc.clientId, config.oidcAudience ?? publicUrl],
+      clientId: oidc.clientId,
       groupsClaim: config.groupsClaim,
       clock,
       isOwnKid: keys.isOwnKid,
