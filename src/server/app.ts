@@ -13,6 +13,7 @@ import { ErrorCode } from '../api/errors.js';
 import { LIMITS } from '../api/schemas.js';
 import type { Authenticator } from './auth/authenticator.js';
 import type { ChangeHub } from './changes.js';
+import { answerClientError } from './client-errors.js';
 import type { ServerClock } from './clock.js';
 import { AuditAppendError, HttpError } from './errors.js';
 import type { Federation } from './federation/index.js';
@@ -100,6 +101,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       commonHeaders(req, reply as FastifyReply);
       return sendError(toHttpError(err, req), reply as FastifyReply);
     },
+    // Requests the HTTP parser refuses (431, 400, 408) get the API's error shape too.
+    clientErrorHandler: answerClientError,
     ajv: {
       customOptions: {
         removeAdditional: false,

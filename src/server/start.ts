@@ -7,6 +7,7 @@ import { buildApp } from './app.js';
 import { Authenticator } from './auth/authenticator.js';
 import { OidcVerifier } from './auth/oidc-verifier.js';
 import { ChangeHub, type ChangeListener, listenForChanges } from './changes.js';
+import { answerClientError } from './client-errors.js';
 import { type ServerClock, systemClock } from './clock.js';
 import { ConfigError, defaultPublicUrl, type ServerConfig } from './config.js';
 import type { DevIdentityProvider } from './dev/index.js';
@@ -168,6 +169,8 @@ export async function startBroker(
         else handler(req, res);
       },
     );
+    // Before the app exists as well as after: HTTP parser errors in the API's error shape.
+    server.on('clientError', answerClientError);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(config.listen.port, config.listen.host, () => {
