@@ -22,7 +22,7 @@ export interface Options {
 }
 
 export async function run(options: Options, ctx: Context): Promise<number | undefined> {
-  const [{ ConfigError, loadServerConfig }, { startBroker }] = await Promise.all([
+  const [{ ConfigError, loadServerConfig }, { startBroker, StartAborted }] = await Promise.all([
     import('../server/config.js'),
     import('../server/start.js'),
   ]);
@@ -53,7 +53,7 @@ export async function run(options: Options, ctx: Context): Promise<number | unde
   try {
     broker = await startBroker(config, { logStream: ctx.io.stdout, env: ctx.env, signal });
   } catch (err) {
-    if ((err as Error | null)?.name === 'StartAborted') {
+    if (err instanceof StartAborted) {
       // SIGTERM while waiting for the database: a clean stop, like any other shutdown.
       ctx.io.err('stopped before the database could be reached\n');
       return 0;

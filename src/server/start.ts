@@ -24,6 +24,8 @@ import { type Db, openDatabase, parseDatabaseUrl } from './store/database.js';
 import { migrateToLatest } from './store/migrations.js';
 import { whenDatabaseReachable } from './store/wait-for-database.js';
 
+export { StartAborted } from './store/wait-for-database.js';
+
 /**
  * Starting and stopping the broker. Only this module listens. Order matters: what can fail on bad
  * configuration without the database (the database URL and SQLite file, the policy, a key file)
