@@ -22,7 +22,7 @@ export interface Options {
 }
 
 export async function run(options: Options, ctx: Context): Promise<number | undefined> {
-  const [{ ConfigError, loadServerConfig }, { startBroker }] = await Promise.all([
+  const [{ ConfigError, loadServerConfig }, { startBroker, StartAborted }] = await Promise.all([
     import('../server/config.js'),
     import('../server/start.js'),
   ]);
@@ -51,8 +51,13 @@ export async function run(options: Options, ctx: Context): Promise<number | unde
   const signal = ctx.interruptSignal();
   let broker: RunningBroker;
   try {
-    broker = await startBroker(config, { logStream: ctx.io.stdout, env: ctx.env });
+    broker = await startBroker(config, { logStream: ctx.io.stdout, env: ctx.env, signal });
   } catch (err) {
+    if (err instanceof StartAborted) {
+      // SIGTERM while waiting for the database: a clean stop, like any other shutdown.
+      ctx.io.err('stopped before the database could be reached\n');
+      return 0;
+    }
     throw await startupError(err, config.listen);
   }
 
@@ -77,19 +82,32 @@ async function startupError(
   err: unknown,
   listen: { host: string; port: number },
 ): Promise<JitError> {
-  const [{ PolicyError }, { SigningKeyError }, { DatabaseUrlError }] = await Promise.all([
+  const [
+    { PolicyError },
+    { SigningKeyError },
+    { DatabaseUrlError },
+    { PrivateFileError },
+    { DatabaseLockedError },
+  ] = await Promise.all([
     import('../server/policy/types.js'),
     import('../server/mint/keys.js'),
     import('../server/store/database.js'),
+    import('../server/private-files.js'),
+    import('../server/store/sqlite-lock.js'),
   ]);
   if (err instanceof PolicyError) {
     return new JitError(`the policy is invalid:\n${err.message}`, 1, {
       hint: 'fix the file (`jitctl policy check FILE` shows the same errors), then start again',
     });
   }
-  if (err instanceof SigningKeyError || err instanceof DatabaseUrlError) {
+  if (
+    err instanceof SigningKeyError ||
+    err instanceof DatabaseUrlError ||
+    err instanceof PrivateFileError
+  ) {
     return new JitError(err.message, 1);
   }
+  if (err instanceof DatabaseLockedError) return new JitError(err.message, 1, { hint: err.hint });
   const code = (err as { code?: unknown } | null)?.code;
   if (code === 'EADDRINUSE') {
     return new JitError(

@@ -12,6 +12,7 @@ import type { Logger } from 'pino';
 import { ErrorCode } from '../api/errors.js';
 import { LIMITS } from '../api/schemas.js';
 import type { AppDeps } from './app-deps.js';
+import { answerClientError } from './client-errors.js';
 import { AuditAppendError, HttpError } from './errors.js';
 import { auditRoutes } from './routes/audit.js';
 import { configRoutes } from './routes/config.js';
@@ -58,6 +59,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       commonHeaders(req, reply as FastifyReply);
       return sendError(toHttpError(err, req), reply as FastifyReply);
     },
+    // Requests the HTTP parser refuses (431, 400, 408) get the API's error shape too.
+    clientErrorHandler: answerClientError,
     ajv: {
       customOptions: {
         removeAdditional: false,

@@ -56,6 +56,16 @@ export class ChangeHub {
     });
   }
 
+  /**
+   * Wakes every waiter to re-read its request. For when changes may have gone unheard (the
+   * LISTEN connection was down): each waiter whose request did not change simply waits again.
+   */
+  wakeAll(): void {
+    const all = [...this.#waiters.values()];
+    this.#waiters.clear();
+    for (const set of all) for (const wake of set) wake('changed');
+  }
+
   /** Answers every waiter now (graceful shutdown must not hold connections for a minute). */
   close(): void {
     this.#closed = true;
@@ -76,8 +86,11 @@ export interface ChangeListener {
 
 /**
  * A dedicated PostgreSQL connection that LISTENs for changes from every replica and publishes
- * them to `hub`. Reconnects with backoff when the connection drops; while it is down, long polls
- * still wake on this replica's own changes and at the end of their wait.
+ * them to `hub`. It never ends the process and never stops trying: when the connection drops
+ * (terminated, a restart, a failover) or cannot be opened, it reconnects with backoff (up to 5 s)
+ * and, once listening again, wakes every waiter to re-read, since notifications sent meanwhile
+ * were lost. While it is down, long polls still wake on this replica's own changes and at the end
+ * of their wait.
  */
 export async function listenForChanges(
   url: string,
@@ -85,33 +98,16 @@ export async function listenForChanges(
   logger: Logger,
 ): Promise<ChangeListener> {
   const { default: pg } = await import('pg');
-  let client: InstanceType<typeof pg.Client> | undefined;
+  type Client = InstanceType<typeof pg.Client>;
+  /** The connection in use or being opened; any other one's events are stale. */
+  let client: Client | undefined;
   let closed = false;
   let retry: NodeJS.Timeout | undefined;
   let backoff = 250;
-
-  const connect = async (): Promise<void> => {
-    const c = new pg.Client({ connectionString: url });
-    c.on('notification', (msg) => {
-      if (msg.channel === CHANGE_CHANNEL && msg.payload) hub.publish(msg.payload);
-    });
-    c.on('error', (err) => {
-      logger.warn({ err: err.message }, 'change listener lost its PostgreSQL connection');
-      schedule();
-    });
-    c.on('end', () => schedule());
-    await c.connect();
-    await c.query(`LISTEN ${CHANGE_CHANNEL}`);
-    client = c;
-    backoff = 250;
-  };
+  let lost = false;
 
   const schedule = () => {
     if (closed || retry) return;
-    const old = client;
-    client = undefined;
-    old?.removeAllListeners('end');
-    void old?.end().catch(() => {});
     retry = setTimeout(() => {
       retry = undefined;
       connect().catch((err: Error) => {
@@ -120,10 +116,59 @@ export async function listenForChanges(
       });
     }, backoff);
     retry.unref();
-    backoff = Math.min(backoff * 2, 10_000);
+    backoff = Math.min(backoff * 2, 5_000);
   };
 
-  await connect();
+  const drop = (c: Client, why: string) => {
+    if (c !== client) return;
+    client = undefined;
+    c.removeAllListeners('notification');
+    void c.end().catch(() => {});
+    if (closed) return;
+    if (!lost) logger.warn({ err: why }, 'change listener lost its PostgreSQL connection');
+    lost = true;
+    schedule();
+  };
+
+  const connect = async (): Promise<void> => {
+    const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5_000 });
+    client = c;
+    // Listeners before connecting: an 'error' event without one would end the process.
+    c.on('error', (err) => drop(c, err.message));
+    c.on('end', () => drop(c, 'the connection ended'));
+    c.on('notification', (msg) => {
+      if (msg.channel === CHANGE_CHANNEL && msg.payload) hub.publish(msg.payload);
+    });
+    try {
+      await c.connect();
+      await c.query(`LISTEN ${CHANGE_CHANNEL}`);
+    } catch (err) {
+      if (client === c) client = undefined;
+      void c.end().catch(() => {});
+      throw err;
+    }
+    if (client !== c) throw new Error('the connection ended while it was starting to listen');
+    if (closed) {
+      client = undefined;
+      await c.end().catch(() => {});
+      return;
+    }
+    backoff = 250;
+    if (lost) {
+      lost = false;
+      logger.info('change listener reconnected');
+      hub.wakeAll();
+    }
+  };
+
+  try {
+    await connect();
+  } catch (err) {
+    // The database went away right after start-up: keep trying in the background.
+    lost = true;
+    logger.warn({ err: (err as Error).message }, 'change listener cannot connect; retrying');
+    schedule();
+  }
   return {
     async close() {
       closed = true;

@@ -7,6 +7,7 @@ import { buildApp } from './app.js';
 import { Authenticator } from './auth/authenticator.js';
 import { OidcVerifier } from './auth/oidc-verifier.js';
 import { ChangeHub, type ChangeListener, listenForChanges } from './changes.js';
+import { answerClientError } from './client-errors.js';
 import { type ServerClock, systemClock } from './clock.js';
 import { ConfigError, defaultPublicUrl, type ServerConfig } from './config.js';
 import type { DevIdentityProvider } from './dev/index.js';
@@ -17,16 +18,23 @@ import { type KeyRing, loadKeyRingFromDb, loadKeyRingFromFile } from './mint/key
 import type { Notifier, NotifyEvent } from './notify.js';
 import { loadPolicyFile, parsePolicy } from './policy/index.js';
 import type { Policy } from './policy/types.js';
+import { makePrivateDir } from './private-files.js';
 import { type RequestEvent, RequestService } from './requests/service.js';
 import { type Db, openDatabase, parseDatabaseUrl } from './store/database.js';
 import { migrateToLatest } from './store/migrations.js';
+import { whenDatabaseReachable } from './store/wait-for-database.js';
+
+export { StartAborted } from './store/wait-for-database.js';
 
 /**
- * Starting and stopping the broker. Only this module listens. Order matters: everything that can
- * fail on bad configuration (database, migrations, policy, signing key) happens before the port
- * is taken, so a broken deployment fails fast and never half-serves. The socket is opened before
- * the app is built because the public URL (and with --dev the identity provider's issuer) may
- * depend on the port actually bound (port 0 in tests).
+ * Starting and stopping the broker. Only this module listens. Order matters: what can fail on bad
+ * configuration without the database (the database URL and SQLite file, the policy, a key file)
+ * fails before the port is taken, so a broken deployment fails fast. Then the port opens and the
+ * broker waits for its database if it cannot reach it yet (logging every few seconds; `/healthz`
+ * answers 200, `/readyz` and the API 503), runs migrations and loads the key; only then is the
+ * app built, so it never half-serves. The socket is opened before the app is built because the
+ * public URL (and with --dev the identity provider's issuer) may depend on the port actually
+ * bound (port 0 in tests).
  */
 export interface StartOptions {
   /** JSON logs go here (default: stdout). */
@@ -42,6 +50,11 @@ export interface StartOptions {
   env?: Readonly<Record<string, string | undefined>>;
   /** How long graceful shutdown waits for in-flight requests before closing sockets (default 10 s). */
   shutdownGraceMs?: number;
+  /**
+   * Shutdown asked for while the broker still waits for its database at start: startBroker then
+   * rejects with {@link StartAborted}.
+   */
+  signal?: AbortSignal;
 }
 
 export interface RunningBroker {
@@ -99,10 +112,15 @@ export async function startBroker(
   };
 
   try {
+    // --dev keeps its database in the data directory: create that 0700 before the database does.
+    if (config.dev) makePrivateDir(config.dataDir);
     const target = parseDatabaseUrl(config.db);
-    const db = await openDatabase(target);
+    const db = await openDatabase(target, {
+      lock: true,
+      onConnectionError: (err) =>
+        logger.warn({ err: err.message }, 'a database connection was lost; reconnecting'),
+    });
     cleanups.push(() => db.close());
-    await migrateToLatest(db.kysely, db.dialect);
 
     // --dev: the built-in provider decides the acr values it can reach (password, password + TOTP).
     const devModule = config.dev ? await import('./dev/index.js') : undefined;
@@ -115,16 +133,34 @@ export async function startBroker(
     } else {
       throw new Error('no policy file configured');
     }
-
-    const keys: KeyRing =
+    const fileKeys =
       config.signingKey === 'db'
-        ? await loadKeyRingFromDb(db, config.signingAlg, clock)
+        ? undefined
         : await loadKeyRingFromFile(config.signingKey, config.signingAlg);
 
-    // Listen first; requests that arrive before the app is ready get a 503.
-    let handler: (req: IncomingMessage, res: ServerResponse) => void = (_req, res) => {
-      res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '1' });
-      res.end('{"error":{"code":"unavailable","message":"the broker is starting"}}');
+    // Listen first; until the app is ready, /healthz says the process is up and the rest 503.
+    let starting = 'the broker is starting';
+    let handler: (req: IncomingMessage, res: ServerResponse) => void = (req, res) => {
+      const path = req.url?.split('?')[0];
+      if (path === '/healthz') {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end('{"status":"ok"}');
+        return;
+      }
+      res.writeHead(503, {
+        'content-type': 'application/json',
+        'retry-after': '5',
+        'cache-control': 'no-store',
+      });
+      res.end(
+        JSON.stringify({
+          error: {
+            code: 'unavailable',
+            message: path === '/readyz' ? `not ready: ${starting}` : starting,
+            hint: 'try again shortly',
+          },
+        }),
+      );
     };
     let dev: DevIdentityProvider | undefined;
     const server = createServer(
@@ -135,6 +171,8 @@ export async function startBroker(
         else handler(req, res);
       },
     );
+    // Before the app exists as well as after: HTTP parser errors in the API's error shape.
+    server.on('clientError', answerClientError);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(config.listen.port, config.listen.host, () => {
@@ -154,6 +192,25 @@ export async function startBroker(
           server.close(() => resolve());
           server.closeAllConnections();
         }),
+    );
+
+    // A database that cannot be reached yet is waited for, however long, until shutdown.
+    const keys: KeyRing = await whenDatabaseReachable(
+      async () => {
+        await migrateToLatest(db.kysely, db.dialect);
+        return fileKeys ?? (await loadKeyRingFromDb(db, config.signingAlg, clock));
+      },
+      {
+        signal: opts.signal,
+        onWait: (err, retryInMs, attempt) => {
+          starting = 'waiting for the database';
+          const why = err.cause instanceof Error ? err.cause : err;
+          logger.warn(
+            { url, db: db.description, err: why.message, attempt, retry_in_ms: retryInMs },
+            'waiting for the database',
+          );
+        },
+      },
     );
 
     let oidc: { issuer: string; clientId: string; scopes: string[] };
@@ -189,6 +246,7 @@ export async function startBroker(
     const verifier = new OidcVerifier({
       issuer: oidc.issuer,
       audiences: [oidc.clientId, config.oidcAudience ?? publicUrl],
+      clientId: oidc.clientId,
       groupsClaim: config.groupsClaim,
       clock,
       isOwnKid: keys.isOwnKid,
@@ -286,6 +344,7 @@ export async function startBroker(
 
     let listener: ChangeListener | undefined;
     if (db.postgresUrl) {
+      // Never fails for want of the database: it keeps reconnecting in the background.
       listener = await listenForChanges(db.postgresUrl, hub, logger);
       const l = listener;
       cleanups.push(() => l.close());

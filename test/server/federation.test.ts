@@ -299,7 +299,9 @@ describe('POST /v1/token: refusals say which check failed', () => {
   it('wrong audience', async () => {
     const t = await ciToken(githubClaims(), { aud: 'https://github.com/acme' });
     const body = await refused(exchangeToken(t), 'invalid_grant', 'wrong audience', t);
-    expect(body.error_description).toContain(`this broker expects "${AUD}"`);
+    expect(body.error_description).toContain('not for this broker');
+    // The expected audience is the operator's business, not an anonymous caller's.
+    expect(body.error_description).not.toContain(AUD);
   });
 
   it('a failed claim condition, with what the token said and never what was expected', async () => {
@@ -462,13 +464,13 @@ describe('POST /v1/token: refusals say which check failed', () => {
     await refused(
       exchange({ ...base, audience: 'https://k8s.prod.example.com' }),
       'invalid_target',
-      'audience must be',
+      "audience must be the broker's public URL",
       t,
     );
     await refused(
       exchange({ ...base, resource: 'https://elsewhere.example.com' }),
       'invalid_target',
-      'resource must be',
+      "resource must be the broker's public URL",
       t,
     );
     await refused(exchange({ ...base, scope: 'admin' }), 'invalid_scope', 'scopes are not used', t);
@@ -694,8 +696,10 @@ describe('a broker session token', () => {
 describe('brokers and their settings', () => {
   it('a replica that no longer trusts the entry refuses its sessions', async () => {
     const settings = { public_url: 'https://jit.example.com' };
+    // Two replicas share one database: PostgreSQL (SQLite serves one broker).
     const a = await startTestBroker({
       policy: POLICY,
+      dialect: 'postgres',
       issuer: b.issuer,
       settings: { ...settings, trusted_issuers: trusted(ci.issuer, gitlab.issuer) },
     });

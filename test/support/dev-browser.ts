@@ -110,6 +110,11 @@ export class CookieJar {
   get size(): number {
     return this.#cookies.size;
   }
+
+  /** Every cookie value held (to look for them where they must not be, such as files). */
+  values(): string[] {
+    return [...this.#cookies.values()].map((c) => c.value);
+  }
 }
 
 interface Page {

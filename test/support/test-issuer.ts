@@ -53,15 +53,31 @@ export type HostileKind =
   | 'no-exp'
   | 'tampered'
   | 'typ-credential'
-  | 'not-a-jwt';
+  | 'not-a-jwt'
+  /** `aud` holds the client and another audience, and there is no `azp` (OIDC Core §3.1.3.7). */
+  | 'multi-aud-no-azp'
+  /** Several audiences, `azp` naming another client. */
+  | 'multi-aud-other-azp'
+  /** Issued an hour from now. */
+  | 'future-iat'
+  /** Signed in an hour from now: would pass any step-up max_age until then. */
+  | 'future-auth-time'
+  /** The signature segment with base64 padding (`=`), the signature itself valid. */
+  | 'padded-signature'
+  /** The payload segment with padding, signed over exactly those characters (so it verifies). */
+  | 'padded-payload'
+  /** The signature's last character with non-zero unused bits: the same bytes, another string. */
+  | 'non-canonical-signature'
+  /** A `crit` header naming an extension (RFC 7515 §4.1.11), validly signed. */
+  | 'crit-header';
 
 export interface TestIssuer {
   issuer: string;
   clientId: string;
   /** An ID token for `person`. */
   token(person: Person, opts?: MintOptions): Promise<string>;
-  /** A token built to be refused. */
-  hostile(kind: HostileKind, person: Person): Promise<string>;
+  /** A token built to be refused (`opts` as for token(), where the kind leaves them free). */
+  hostile(kind: HostileKind, person: Person, opts?: MintOptions): Promise<string>;
   /**
    * Publishes a new RS256 key and signs with it from now on (an identity provider rotating keys).
    * With `publish: false` it signs with a key it has not published yet.
@@ -177,9 +193,52 @@ export async function startTestIssuer(
     });
   };
 
-  const hostile = async (kind: HostileKind, p: Person): Promise<string> => {
+  const hostile = async (kind: HostileKind, p: Person, o: MintOptions = {}): Promise<string> => {
     const enc = (v: unknown) => base64url.encode(JSON.stringify(v));
+    const t = Math.floor(now() / 1000);
     switch (kind) {
+      case 'multi-aud-no-azp':
+        return token(p, { ...o, aud: [clientId, 'https://other.example.com'] });
+      case 'multi-aud-other-azp':
+        return token(p, {
+          ...o,
+          aud: [clientId, 'https://other.example.com'],
+          extra: { ...o.extra, azp: 'another-client' },
+        });
+      case 'future-iat':
+        return token(p, { ...o, extra: { ...o.extra, iat: t + 3600 } });
+      case 'future-auth-time':
+        return token({ ...p, auth_time: t + 3600 }, o);
+      case 'padded-signature': {
+        const jws = await token(p, o);
+        const sig = jws.split('.')[2]!;
+        return `${jws}${'='.repeat((4 - (sig.length % 4)) % 4 || 4)}`;
+      }
+      case 'padded-payload': {
+        const h = enc({ alg: 'RS256', kid: rsa.kid });
+        let payload = enc(claimsOf(p, o));
+        payload += '='.repeat((4 - (payload.length % 4)) % 4 || 4);
+        const input = new TextEncoder().encode(`${h}.${payload}`);
+        const sig = await crypto.subtle.sign('RSASSA-PKCS1-v1_5', rsa.privateKey, input);
+        return `${h}.${payload}.${base64url.encode(new Uint8Array(sig))}`;
+      }
+      case 'non-canonical-signature': {
+        const [h, payload, sig] = (await token(p, o)).split('.') as [string, string, string];
+        const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+        const unused = [0, 0, 4, 2][sig.length % 4]!;
+        if (unused === 0) throw new Error('this signature length has no unused bits');
+        const last = alphabet.indexOf(sig.at(-1)!);
+        return `${h}.${payload}.${sig.slice(0, -1)}${alphabet[last | 1]}`;
+      }
+      case 'crit-header':
+        return new SignJWT(claimsOf(p, o))
+          .setProtectedHeader({
+            alg: rsa.alg,
+            kid: rsa.kid,
+            crit: ['urn:example:ext'],
+            'urn:example:ext': true,
+          })
+          .sign(rsa.privateKey, { crit: { 'urn:example:ext': true } });
       case 'alg-none':
         return `${enc({ alg: 'none', typ: 'JWT' })}.${enc(claimsOf(p, {}))}.`;
       case 'hs256-with-public-key': {

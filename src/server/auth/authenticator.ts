@@ -6,6 +6,7 @@ import { HttpError } from '../errors.js';
 import { CREDENTIAL_TYP } from '../mint/credential.js';
 import type { Caller } from '../policy/types.js';
 import { invalidToken, type TokenVerifier } from './oidc-verifier.js';
+import { criticalHeader, nonCanonicalJws } from './token-checks.js';
 
 /**
  * Turns an `Authorization: Bearer …` header into the caller. The token's `iss` picks the verifier
@@ -44,10 +45,14 @@ export class Authenticator {
         { 'www-authenticate': 'Bearer realm="jitctl"' },
       );
     }
-    const m = /^Bearer +([A-Za-z0-9_.~+/-]+=*) *$/i.exec(authorization);
+    const m = /^Bearer +(\S+) *$/i.exec(authorization);
     if (!m) throw invalidToken('the Authorization header must be "Bearer <token>"');
     const token = m[1]!;
     if (token.length > MAX_TOKEN_LENGTH) throw invalidToken('the token is too long');
+    const shape = nonCanonicalJws(token);
+    if (shape) throw invalidToken(shape);
+    if (!/^[A-Za-z0-9_.~+/-]+=*$/.test(token))
+      throw invalidToken('the Authorization header must be "Bearer <token>"');
 
     const key = createHash('sha256').update(token).digest('base64url');
     const now = this.#opts.clock.now();
@@ -68,6 +73,8 @@ export class Authenticator {
     } catch {
       throw invalidToken('the token is not a JWT');
     }
+    const crit = criticalHeader(header);
+    if (crit) throw invalidToken(crit);
     if (typeof header.typ === 'string' && header.typ.toLowerCase() === CREDENTIAL_TYP) {
       throw invalidToken('this is a jitctl credential for other systems, not a sign-in token');
     }

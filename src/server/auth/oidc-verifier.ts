@@ -4,6 +4,7 @@ import type { ServerClock } from '../clock.js';
 import { HttpError, unavailable } from '../errors.js';
 import type { Caller } from '../policy/types.js';
 import { RemoteIssuer } from './remote-issuer.js';
+import { claimsFromTheFuture, foreignAuthorizedParty } from './token-checks.js';
 
 /**
  * Verifies sign-in tokens from the configured OpenID Provider: the ID token the CLI got for its
@@ -13,6 +14,8 @@ import { RemoteIssuer } from './remote-issuer.js';
 
 /** Asymmetric algorithms only: HS* would let anyone holding the JWKS forge tokens, `none` anyone. */
 export const LOGIN_ALGORITHMS = ['RS256', 'ES256', 'EdDSA', 'PS256'];
+/** Seconds of clock skew allowed between the identity provider and the broker. */
+const CLOCK_TOLERANCE_S = 30;
 /** `typ` values a login token may carry (RFC 7519 §5.1, RFC 9068 §2.1); absent is fine too. */
 const LOGIN_TYPES = new Set(['jwt', 'at+jwt', 'application/at+jwt']);
 
@@ -35,6 +38,8 @@ export interface OidcVerifierOptions {
   issuer: string;
   /** Accepted `aud` values: the CLI's client id (ID tokens) and the broker's audience (access tokens). */
   audiences: string[];
+  /** The CLI's client id, which `azp` must name when a token has several audiences (default: audiences[0]). */
+  clientId?: string;
   groupsClaim: string;
   clock: ServerClock;
   /** Kids of the broker's own signing keys: a token signed with one is never a sign-in token. */
@@ -91,11 +96,15 @@ export class OidcVerifier implements TokenVerifier {
       algorithms: LOGIN_ALGORITHMS,
       requiredClaims: ['exp', 'sub'],
       currentDate: new Date(this.#opts.clock.now()),
-      clockTolerance: 30,
+      clockTolerance: CLOCK_TOLERANCE_S,
     });
     if (typeof payload.sub !== 'string' || payload.sub === '') {
       throw invalidToken('the token has no subject');
     }
+    const why =
+      foreignAuthorizedParty(payload, this.#opts.clientId ?? this.#opts.audiences[0]!) ??
+      claimsFromTheFuture(payload, this.#opts.clock.now(), CLOCK_TOLERANCE_S);
+    if (why) throw invalidToken(why);
     return { caller: callerFrom(payload, this.#opts.groupsClaim), expiresAt: payload.exp! * 1000 };
   }
 }

@@ -42,6 +42,13 @@ export function meetsStepUp(
   }
   // One second of slack for the identity provider's clock rounding auth_time.
   const age = nowMs - caller.authTime * 1000;
+  // Verifiers refuse tokens dated in the future; a sign-in "from the future" is never fresh.
+  if (age < -30_000) {
+    return {
+      ok: false,
+      why: 'this needs a recent sign-in, and your token says you signed in in the future (auth_time)',
+    };
+  }
   if (age > rule.maxAgeMs + 1000) {
     return {
       ok: false,

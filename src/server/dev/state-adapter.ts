@@ -8,14 +8,15 @@ import type { Adapter, AdapterFactory, AdapterPayload } from 'oidc-provider';
  * Storage for oidc-provider's models. Short-lived ones (authorization codes, device codes,
  * interactions, access tokens) live in memory; sessions, grants and refresh tokens are also
  * written to `idp-state.json` in the data directory so that signing in survives a restart of
- * `jitctl server --dev` (the signing keys persist beside it, keys.ts). Refresh tokens are opaque
- * values that double as their ids: they are filed under a SHA-256 of the value, without it.
+ * `jitctl server --dev` (the signing keys persist beside it, keys.ts). Refresh tokens and session
+ * ids (the browser's session cookie) are bearer values that double as their ids: they are filed
+ * under a SHA-256 of the value, without it, so the file never holds one in clear.
  */
 
 export const STATE_FILE = 'idp-state.json';
 const PERSISTED = new Set(['Session', 'Grant', 'RefreshToken']);
 /** Models whose id is a bearer secret: stored under a digest, the id removed from the payload. */
-const HASHED = new Set(['RefreshToken']);
+const HASHED = new Set(['RefreshToken', 'Session']);
 
 interface Entry {
   payload: AdapterPayload;
@@ -50,6 +51,7 @@ export function createStateStore(dataDir: string, now: () => number = Date.now):
     return t;
   };
 
+  let rehashed = false;
   try {
     const saved = JSON.parse(readFileSync(file, 'utf8')) as {
       v?: number;
@@ -65,7 +67,14 @@ export function createStateStore(dataDir: string, now: () => number = Date.now):
             typeof entry.payload === 'object' &&
             (entry.exp === undefined || entry.exp > t0)
           ) {
-            table(name).set(key, entry);
+            if (HASHED.has(name) && !key.startsWith('sha256:')) {
+              // Written by an earlier version with the id in clear: file it hashed from now on.
+              const { jti: _clear, ...payload } = entry.payload;
+              table(name).set(digest(key), { ...entry, payload });
+              rehashed = true;
+            } else {
+              table(name).set(key, entry);
+            }
           }
         }
       }
@@ -162,6 +171,14 @@ export function createStateStore(dataDir: string, now: () => number = Date.now):
       for (const [key, entry] of t) if (entry.payload.grantId === grantId) t.delete(key);
       changed(this.#name);
     }
+  }
+
+  // Rewrite at once a file that held ids in clear.
+  if (rehashed) {
+    dirty = true;
+    writing = writing.then(write).catch(() => {
+      dirty = true;
+    });
   }
 
   return {

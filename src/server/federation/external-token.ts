@@ -5,6 +5,7 @@ import {
   type ProtectedHeaderParameters,
 } from 'jose';
 import { RemoteIssuer } from '../auth/remote-issuer.js';
+import { claimsFromTheFuture, criticalHeader, nonCanonicalJws } from '../auth/token-checks.js';
 import type { ClaimCondition, TemplatePart, TrustedIssuer } from './config.js';
 import { invalidGrant, invalidRequest, OAuthError } from './errors.js';
 
@@ -73,6 +74,8 @@ export class ExternalTokenVerifier {
   async verify(token: string): Promise<VerifiedExternal> {
     if (token.length > MAX_SUBJECT_TOKEN_LENGTH)
       throw invalidRequest(`subject_token is longer than ${MAX_SUBJECT_TOKEN_LENGTH} characters`);
+    const shape = nonCanonicalJws(token);
+    if (shape) throw invalidGrant(shape);
     let header: ProtectedHeaderParameters;
     let unverified: JWTPayload;
     try {
@@ -81,6 +84,8 @@ export class ExternalTokenVerifier {
     } catch {
       throw invalidGrant('subject_token is not a JWT (expected the CI platform’s OIDC token)');
     }
+    const crit = criticalHeader(header);
+    if (crit) throw invalidGrant(crit);
     const typ = typeof header.typ === 'string' ? header.typ.toLowerCase() : undefined;
     const ownKid = typeof header.kid === 'string' && this.#opts.isOwnKid(header.kid);
     if (unverified.iss === this.#opts.publicUrl || ownKid || typ?.startsWith('jitctl-')) {
@@ -91,8 +96,9 @@ export class ExternalTokenVerifier {
     const iss = unverified.iss;
     const group = typeof iss === 'string' ? this.#byIssuer.get(iss) : undefined;
     if (!group) {
+      // Which issuers are trusted is the operator's business, not an anonymous caller's.
       throw invalidGrant(
-        `tokens from ${typeof iss === 'string' ? JSON.stringify(iss.slice(0, 200)) : 'an issuer-less JWT'} are not trusted by this broker (trusted issuers: ${[...this.#byIssuer.keys()].join(', ')})`,
+        `tokens from ${typeof iss === 'string' ? JSON.stringify(iss.slice(0, 200)) : 'an issuer-less JWT'} are not trusted by this broker`,
       );
     }
     const algorithms = [...new Set(group.entries.flatMap((e) => e.algorithms))];
@@ -114,6 +120,8 @@ export class ExternalTokenVerifier {
       clockTolerance: 30,
     });
     if ((payload.exp as number) * 1000 <= now) throw invalidGrant('the token has expired');
+    const future = claimsFromTheFuture(payload, now, 30);
+    if (future) throw invalidGrant(future);
     if (typeof payload.sub !== 'string' || payload.sub === '')
       throw invalidGrant('the token has no subject (sub)');
 
@@ -156,7 +164,8 @@ function entryMismatch(entry: TrustedIssuer, payload: JWTPayload, alg: string): 
   const aud = payload.aud;
   const audiences = Array.isArray(aud) ? aud : typeof aud === 'string' ? [aud] : [];
   if (!audiences.includes(entry.audience)) {
-    return `wrong audience: the token is for ${show(aud ?? null)}, this broker expects ${JSON.stringify(entry.audience)} (request the token with that audience)`;
+    // The expected audience is not named: the caller is not authenticated yet.
+    return `wrong audience: the token is for ${show(aud ?? null)}, not for this broker (request the token with the audience its operators configured, usually the broker's URL)`;
   }
   if (!entry.algorithms.includes(alg)) return `tokens signed with ${alg} are not accepted`;
   for (const c of entry.conditions) {

@@ -9,12 +9,13 @@ import {
   type JWK,
 } from 'jose';
 import type { ServerClock } from '../clock.js';
+import { refuseSharedFiles } from '../private-files.js';
 import type { Db } from '../store/database.js';
 
 /**
  * The key that signs credentials. Created on first start and kept either in the database (the
  * default: every replica shares it with no extra set-up) or in a key file (0600; for operators who
- * keep keys out of database backups). The kid is the key's RFC 7638 thumbprint, so it is stable
+ * keep keys out of database backups; one that other users can read is refused). The kid is the key's RFC 7638 thumbprint, so it is stable
  * and a relying party can cache the JWKS by kid.
  */
 export type SigningAlg = 'ES256' | 'EdDSA';
@@ -112,6 +113,8 @@ export async function loadKeyRingFromDb(
  * existing file decides the algorithm itself.
  */
 export async function loadKeyRingFromFile(path: string, alg: SigningAlg): Promise<KeyRing> {
+  // Whoever reads this file can mint credentials: refuse one other users can read.
+  refuseSharedFiles([path], 'the private key that signs credentials');
   let text: string | undefined;
   try {
     text = await readFile(path, 'utf8');

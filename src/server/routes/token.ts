@@ -112,7 +112,7 @@ export const tokenRoutes: FastifyPluginAsync<{ deps: AppDeps }> = async (app, { 
       if (target !== undefined && target !== deps.publicUrl)
         throw new OAuthError(
           'invalid_target',
-          `this broker issues sessions for itself only: ${name} must be ${deps.publicUrl} or left out`,
+          `this broker issues sessions for itself only: ${name} must be the broker's public URL, or left out`,
         );
     }
     if (single(form, 'scope') !== undefined)

@@ -1,8 +1,9 @@
-import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type SqliteDatabase from 'better-sqlite3';
 import { Kysely, type SqliteDatabase as SqliteDialectDatabase, sql } from 'kysely';
+import { createPrivateFile, makePrivateDir, refuseSharedFiles } from '../private-files.js';
 import type { Database } from './schema.js';
+import { lockSqliteFile, type SqliteLock } from './sqlite-lock.js';
 
 /**
  * Opening the broker's database from a URL: `sqlite:PATH` (better-sqlite3, WAL) or
@@ -75,6 +76,16 @@ export interface OpenOptions {
   readonly?: boolean;
   /** PostgreSQL pool size (default 10). */
   poolSize?: number;
+  /**
+   * PostgreSQL: told when a connection dies (terminated, restarted, network), whether it was idle
+   * or serving a query. The query in flight fails on its own (a 503); this is for the log.
+   */
+  onConnectionError?: (err: Error) => void;
+  /**
+   * SQLite: hold the one-broker lock (sqlite-file.ts) for as long as the database is open, so a
+   * second broker on the same file is refused instead of starting silently.
+   */
+  lock?: boolean;
 }
 
 export async function openDatabase(target: DbTarget, opts: OpenOptions = {}): Promise<Db> {
@@ -88,7 +99,25 @@ async function openSqlite(path: string, opts: OpenOptions): Promise<Db> {
     import('better-sqlite3'),
     import('kysely'),
   ]);
-  if (path !== ':memory:' && !opts.readonly) mkdirSync(dirname(path), { recursive: true });
+  let lock: SqliteLock | undefined;
+  if (path !== ':memory:' && !opts.readonly) {
+    // The file holds the credential signing key (signing_key: db) and the audit log: private.
+    makePrivateDir(dirname(path));
+    refuseSharedFiles(
+      [path, `${path}-wal`, `${path}-shm`],
+      'the credential signing key and the audit log',
+    );
+    if (opts.lock) lock = lockSqliteFile(path, BetterSqlite);
+    // SQLite creates -wal, -shm and journals with the main file's mode, so 0600 here covers them.
+    try {
+      createPrivateFile(path);
+    } catch (err) {
+      lock?.release();
+      throw new DatabaseUrlError(
+        `cannot create SQLite database ${path}: ${(err as Error).message}`,
+      );
+    }
+  }
   let raw: InstanceType<typeof BetterSqlite>;
   try {
     raw = new BetterSqlite(path, {
@@ -96,6 +125,7 @@ async function openSqlite(path: string, opts: OpenOptions): Promise<Db> {
       fileMustExist: opts.readonly === true,
     });
   } catch (err) {
+    lock?.release();
     throw new DatabaseUrlError(`cannot open SQLite database ${path}: ${(err as Error).message}`);
   }
   if (!opts.readonly) {
@@ -120,6 +150,7 @@ async function openSqlite(path: string, opts: OpenOptions): Promise<Db> {
     async close() {
       await kysely.destroy();
       if (raw.open) raw.close();
+      lock?.release();
     },
   };
 }
@@ -166,7 +197,14 @@ async function openPostgres(target: DbTarget, opts: OpenOptions): Promise<Db> {
           : pg.types.getTypeParser(oid, format ?? 'text')) as typeof pg.types.getTypeParser,
     },
   });
-  // An idle client losing its connection must not crash the process; the next query reconnects.
+  // pg emits 'error' on a client whose connection dies (pg_terminate_backend, a restart, a
+  // failover). The pool listens only while a client is idle; a checked-out client has no listener,
+  // and an unhandled 'error' event ends the process. So every client gets one for its whole life:
+  // the query in flight still fails (the caller answers 503) and pg-pool discards the dead client
+  // when it is released, so the next query opens a new connection.
+  const report = opts.onConnectionError ?? (() => {});
+  pool.on('connect', (client) => client.on('error', report));
+  // The pool re-emits an idle client's error here; the listener above has already reported it.
   pool.on('error', () => {});
   const kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   return {
@@ -205,6 +243,46 @@ async function runTransaction<T>(
   });
 }
 
+/** Socket errors of a database that cannot be reached (down, restarting, unroutable, no DNS). */
+const NETWORK_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+]);
+/**
+ * SQLSTATEs of a server that is there but cannot serve us now: connection exceptions (class 08),
+ * shutting down or crashed (57P01, 57P02), starting up or in recovery (57P03), out of
+ * connections (53300).
+ */
+const UNAVAILABLE_STATES = /^(08...|57P0[1-3]|53300)$/;
+/** pg's own messages for a connection that died or never came. */
+const LOST_CONNECTION =
+  /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/i;
+
+/**
+ * Whether `err` says the database cannot be reached right now, as opposed to refusing what we
+ * asked (bad password, missing database, a constraint): worth waiting for at start-up, and a 503
+ * rather than a 500 at any time.
+ */
+export function isDatabaseUnreachable(err: unknown, depth = 0): boolean {
+  const e = err as { code?: unknown; message?: unknown; errors?: unknown; cause?: unknown } | null;
+  if (!e || typeof e !== 'object' || depth > 4) return false;
+  if (typeof e.code === 'string' && (NETWORK_CODES.has(e.code) || UNAVAILABLE_STATES.test(e.code)))
+    return true;
+  if (typeof e.message === 'string' && LOST_CONNECTION.test(e.message)) return true;
+  // Node reports a host name with several addresses, all refusing, as an AggregateError; a
+  // failed migration carries the database's error as its cause.
+  if (Array.isArray(e.errors) && e.errors.some((x) => isDatabaseUnreachable(x, depth + 1)))
+    return true;
+  return isDatabaseUnreachable(e.cause, depth + 1);
+}
+
 /**
  * Whether an error came from the database (unreachable, locked, constraint, trigger) rather than
  * from our code: the broker answers those with 503 and the change did not happen.
@@ -215,16 +293,10 @@ export function isDatabaseError(err: unknown): boolean {
   if (e.name === 'SqliteError') return true;
   // pg's DatabaseError carries a SQLSTATE code and a severity.
   if (typeof e.severity === 'string' && typeof e.code === 'string') return true;
-  if (
-    typeof e.code === 'string' &&
-    ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN'].includes(e.code)
-  )
-    return true;
+  if (isDatabaseUnreachable(err)) return true;
   return (
     typeof e.message === 'string' &&
-    /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|The database connection is not open|driver has already been destroyed/i.test(
-      e.message,
-    )
+    /The database connection is not open|driver has already been destroyed/i.test(e.message)
   );
 }
 

@@ -16,6 +16,7 @@ import {
 import { KEYS_FILE } from '../../../src/server/dev/keys.js';
 import { html } from '../../../src/server/dev/pages.js';
 import { issuerFor } from '../../../src/server/dev/provider.js';
+import { STATE_FILE } from '../../../src/server/dev/state-adapter.js';
 import { parsePolicy } from '../../../src/server/policy/index.js';
 import { type StandInBroker, startStandInBroker } from '../../auth/stand-in-broker.js';
 import { completeAuthorizationRequest, completeDeviceLogin } from '../../support/dev-browser.js';
@@ -412,6 +413,47 @@ describe('the provider process', () => {
       ).rejects.toThrow(/delete it to create new ones/);
     } finally {
       rmSync(join(dir, '..'), { recursive: true, force: true });
+    }
+  });
+
+  it('files browser sessions and refresh tokens under their SHA-256, never in clear, and keeps them across a restart', async () => {
+    const { CookieJar } = await import('../../support/dev-browser.js');
+    const own = await startStandInBroker({ devicePollInterval: 1 });
+    try {
+      const rp = await oidc.discovery(new URL(own.idp.issuer), 'jitctl', undefined, oidc.None(), {
+        execute: [oidc.allowInsecureRequests],
+      });
+      const jar = new CookieJar();
+      const signIn = async () => {
+        const da = await oidc.initiateDeviceAuthorization(rp, { scope: own.idp.scopes.join(' ') });
+        const poll = oidc.pollDeviceAuthorizationGrant(rp, da);
+        const page = await completeDeviceLogin(da.verification_uri_complete!, alice, { jar });
+        return { page, tokens: await poll };
+      };
+      const first = await signIn();
+      expect(first.page.signedIn).toBe(true);
+      await own.restart();
+      const state = readFileSync(join(own.dataDir, STATE_FILE), 'utf8');
+      const secrets = [...jar.values(), first.tokens.refresh_token!].filter((v) => v.length >= 16);
+      expect(secrets.length).toBeGreaterThanOrEqual(2);
+      for (const secret of secrets) expect(state).not.toContain(secret);
+      const saved = JSON.parse(state) as {
+        models: Record<string, Record<string, { payload: Record<string, unknown> }>>;
+      };
+      for (const model of ['Session', 'RefreshToken']) {
+        const entries = Object.entries(saved.models[model] ?? {});
+        expect(entries.length, model).toBeGreaterThan(0);
+        for (const [key, entry] of entries) {
+          expect(key).toMatch(/^sha256:[\w-]{43}$/);
+          expect(entry.payload).not.toHaveProperty('jti');
+        }
+      }
+      // After the restart the same browser is still signed in: no form, straight through.
+      const again = await signIn();
+      expect(again.page.signedIn).toBe(false);
+      expect(again.tokens.claims()!.sub).toBe(first.tokens.claims()!.sub);
+    } finally {
+      await own.stop();
     }
   });
 

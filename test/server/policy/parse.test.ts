@@ -596,6 +596,26 @@ describe('parsePolicy: YAML', () => {
     );
   });
 
+  it('resolves 20,000 aliases of one anchor in linear time (it was quadratic: minutes)', () => {
+    const many = `x-a: &a group:leads\nx-many: [${Array(20_000).fill('*a').join(', ')}]\n`;
+    const t0 = performance.now();
+    const policy = parse(`${many}${role({ approvers: '[*a]' })}`);
+    expect(performance.now() - t0).toBeLessThan(10_000);
+    expect(policy.roles.get('deploy')!.approvers).toEqual([{ kind: 'group', name: 'leads' }]);
+  });
+
+  it('an alias names the closest anchor of that name before it, as YAML says', () => {
+    const requesters = (text: string) => parse(text).roles.get('deploy')!.requesters;
+    const one = 'x-one: &a [group:one]\n';
+    const two = 'x-two: &a [group:two]\n';
+    expect(requesters(`${one}${two}${role({ requesters: '*a' })}`)).toEqual([
+      { kind: 'group', name: 'two' },
+    ]);
+    expect(requesters(`${one}${role({ requesters: '*a' })}\n${two}`)).toEqual([
+      { kind: 'group', name: 'one' },
+    ]);
+  });
+
   it('rejects nesting deeper than 64 levels', () => {
     const deep = `${'['.repeat(80)}${']'.repeat(80)}`;
     expect(issuesOf(role({ description: deep })).map((i) => i.message)).toContain(
