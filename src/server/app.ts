@@ -18,6 +18,7 @@ import { AuditAppendError, HttpError } from './errors.js';
 import type { Federation } from './federation/index.js';
 import type { Metrics } from './metrics.js';
 import type { KeyRing } from './mint/keys.js';
+import { type PagesDeps, pagesPlugin } from './pages/index.js';
 import type { Caller } from './policy/types.js';
 import type { RequestService } from './requests/service.js';
 import { auditRoutes } from './routes/audit.js';
@@ -74,6 +75,8 @@ export interface AppDeps {
   /** Whether the database answers and is migrated (/readyz). */
   ready(): Promise<boolean>;
   trustProxy?: boolean | number | string[];
+  /** The review pages under /ui/ (src/server/pages); absent: no pages (tests of the API alone). */
+  pages?: PagesDeps;
   /** Use this HTTP server instead of creating one (start.ts listens before building the app). */
   serverFactory?: (handler: (req: IncomingMessage, res: ServerResponse) => void) => Server;
 }
@@ -184,6 +187,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     await signedIn.register(credentialRoutes, { deps });
     await signedIn.register(auditRoutes, { deps });
   });
+  // The review pages: their own cookies, forms, CSP and error pages, scoped to /ui.
+  if (deps.pages) await app.register(pagesPlugin, { prefix: '/ui', deps: deps.pages });
   return app;
 }
 

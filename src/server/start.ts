@@ -9,12 +9,13 @@ import { OidcVerifier } from './auth/oidc-verifier.js';
 import { ChangeHub, type ChangeListener, listenForChanges } from './changes.js';
 import { type ServerClock, systemClock } from './clock.js';
 import { ConfigError, defaultPublicUrl, type ServerConfig } from './config.js';
-import type { DevIdentityProvider } from './dev/index.js';
+import type { DevIdentityProvider, DevUser } from './dev/index.js';
 import { Federation } from './federation/index.js';
 import { createLogger } from './log.js';
 import { Metrics } from './metrics.js';
 import { type KeyRing, loadKeyRingFromDb, loadKeyRingFromFile } from './mint/keys.js';
 import type { Notifier, NotifyEvent } from './notify.js';
+import { setupPages } from './pages/setup.js';
 import { loadPolicyFile, parsePolicy } from './policy/index.js';
 import type { Policy } from './policy/types.js';
 import { type RequestEvent, RequestService } from './requests/service.js';
@@ -42,6 +43,8 @@ export interface StartOptions {
   env?: Readonly<Record<string, string | undefined>>;
   /** How long graceful shutdown waits for in-flight requests before closing sockets (default 10 s). */
   shutdownGraceMs?: number;
+  /** --dev: the identity provider's people instead of the demo users (tests add a second lead). */
+  devUsers?: readonly DevUser[];
 }
 
 export interface RunningBroker {
@@ -163,6 +166,7 @@ export async function startBroker(
         dataDir: config.dataDir,
         onEvent: (event) => logger.info({ idp: event }, 'dev identity provider'),
         ...(opts.env ? { env: opts.env } : {}),
+        ...(opts.devUsers ? { users: opts.devUsers } : {}),
       });
       const provider = dev;
       cleanups.push(() => provider.close());
@@ -238,6 +242,20 @@ export async function startBroker(
       },
     });
 
+    const pages = await setupPages({
+      db,
+      clock,
+      service,
+      publicUrl,
+      ui: config.ui,
+      oidc,
+      devWebClient: dev?.webClient,
+      groupsClaim: config.groupsClaim,
+      isOwnKid: keys.isOwnKid,
+      auditors: config.auditors,
+      jwksCooldownMs: opts.jwksCooldownMs,
+    });
+
     let fastifyHandler: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
     const app = await buildApp({
       service,
@@ -252,6 +270,7 @@ export async function startBroker(
       logger,
       db,
       auditors: config.auditors,
+      pages,
       trustProxy: config.trustProxy,
       // Migrations ran before the port opened, so reachable means ready.
       async ready() {
