@@ -263,7 +263,7 @@ const durationBetween =
 
 /** The review pages' redirect URI: where the identity provider sends the browser back. */
 const uiRedirectUri: Parser<string> = (v, src) => {
-  const text = url({ allowHttp: true, keepTrailingSlash: true })(v, src);
+  const text = url({ keepTrailingSlash: true })(v, src);
   if (!new URL(text).pathname.endsWith(UI_CALLBACK_PATH))
     return fail(
       src,

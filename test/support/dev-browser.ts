@@ -39,6 +39,8 @@ export interface BrowserResult {
   status: number;
   /** The last page's text, tags stripped. */
   text: string;
+  /** The last page's HTML. */
+  html: string;
   /** Whether the sign-in form was shown and filled in (false when a session cookie sufficed). */
   signedIn: boolean;
 }
@@ -242,6 +244,7 @@ async function walk(
         url: finished.url.href,
         status: finished.status,
         text: pageText(finished.body),
+        html: finished.body,
         signedIn,
       };
     }
@@ -341,4 +344,21 @@ export function deviceLoginUrl(output: string): string | undefined {
 export function authorizationUrl(output: string): string | undefined {
   const m = /(https?:\/\/[^\s'"<>]+\/auth\?[^\s'"<>]+)/.exec(output);
   return m?.[1];
+}
+
+/**
+ * Opens a page of the broker's review pages (`/ui/…`) as a person with a browser: when there is
+ * no session the broker sends them to the identity provider, where the form is filled in (with
+ * the one-time code when `mfa`), and back. Ends at the first page under `/ui/` that is not a
+ * redirect. Pass `jar` to keep the browser's cookies (the session) for later requests.
+ */
+export async function openReviewPage(
+  url: string,
+  person: Person,
+  opts: PersonOptions = {},
+): Promise<BrowserResult> {
+  return walk(new URL(url), person, opts, async (page) => {
+    const redirect = page.status >= 300 && page.status < 400;
+    return !redirect && page.url.pathname.startsWith('/ui/') ? page : undefined;
+  });
 }
