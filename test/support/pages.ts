@@ -198,7 +198,8 @@ export async function startPagesBroker(
       clock,
       logStream,
       devUsers: [...DEV_USERS, KIM],
-      env: {},
+      // The CLI's device sign-ins poll every second instead of every two.
+      env: { JITCTL_DEV_IDP_INTERVAL: '1' },
     });
     return {
       url: broker.url,

@@ -23,7 +23,8 @@ export type { PagesDeps } from './context.js';
  * - @fastify/helmet: a strict Content-Security-Policy (nothing but the broker's stylesheet; no
  *   script at all; forms post only to the broker, or to the identity provider a step-up sends
  *   them to), `frame-ancestors 'none'` and `X-Frame-Options: DENY` so an Approve button can never
- *   sit under someone else's page, no referrer, HSTS and `upgrade-insecure-requests` off loopback;
+ *   sit under someone else's page, no referrer to other sites, HSTS and
+ *   `upgrade-insecure-requests` off loopback;
  * - @fastify/cookie and @fastify/csrf-protection: every form carries a token bound to its
  *   session (HMAC with a key every replica shares); a POST from a foreign Origin is refused
  *   before the token is even looked at;
@@ -70,7 +71,10 @@ export const pagesPlugin: FastifyPluginAsync<{ deps: PagesDeps }> = async (app, 
       },
     },
     frameguard: { action: 'deny' },
-    referrerPolicy: { policy: 'no-referrer' },
+    // same-origin, not no-referrer: under no-referrer a browser sends `Origin: null` with the
+    // pages' own forms, and the Origin check below could not tell them from a sandboxed frame's.
+    // Nothing of a page's address leaves for another site either way.
+    referrerPolicy: { policy: 'same-origin' },
     hsts: deps.secure ? { maxAge: 31_536_000 } : false,
     crossOriginOpenerPolicy: { policy: 'same-origin' },
     crossOriginResourcePolicy: { policy: 'same-origin' },

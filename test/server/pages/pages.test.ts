@@ -79,7 +79,7 @@ describe('review pages: what the browser is sent', () => {
       "default-src 'none';style-src 'self';img-src 'self';form-action 'self';frame-ancestors 'none';base-uri 'none'",
     );
     expect(r.headers['x-frame-options']).toBe('DENY');
-    expect(r.headers['referrer-policy']).toBe('no-referrer');
+    expect(r.headers['referrer-policy']).toBe('same-origin');
     expect(r.headers['cache-control']).toBe('no-store');
     expect(r.headers['x-content-type-options']).toBe('nosniff');
     // Loopback http: no HSTS, no upgrade-insecure-requests (they would break the page).
