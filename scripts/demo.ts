@@ -207,7 +207,7 @@ async function tour(root: string): Promise<void> {
   )[1]!;
   const banner = server.output();
   for (const line of banner.split('\n')) {
-    if (/broker|issuer|roles|demo users|^\s{4}\w+\s{2}/.test(line))
+    if (/broker|issuer|roles|review|demo users|^\s{4}\w+\s{2}/.test(line))
       say(paint('dim', '  │ ') + line);
   }
 

@@ -39,7 +39,7 @@ export const whoShort = (identity: Identity) => safe(identity.name ?? identity.s
 
 export type Tone = 'pending' | 'approved' | 'ended' | 'other';
 
-const LABELS: Record<string, string> = {
+const LABELS: Readonly<Record<string, string>> = {
   pending: 'Pending',
   approved: 'Approved',
   denied: 'Denied',
@@ -47,6 +47,18 @@ const LABELS: Record<string, string> = {
   expired: 'Expired',
   revoked: 'Revoked',
 };
+
+const labelOf = (state: string) => (Object.hasOwn(LABELS, state) ? LABELS[state]! : safe(state));
+
+/** How a state is coloured; a state this version does not know is neither good nor bad. */
+const toneOf = (state: string): Tone =>
+  state === 'pending'
+    ? 'pending'
+    : state === 'approved'
+      ? 'approved'
+      : Object.hasOwn(LABELS, state)
+        ? 'ended'
+        : 'other';
 
 export interface ReviewLine {
   who: string;
@@ -142,15 +154,8 @@ export function requestView(
     role: safe(r.role),
     roleDescription: roleDescription === null ? null : safe(roleDescription),
     state: safe(r.state),
-    stateLabel: LABELS[r.state] ?? safe(r.state),
-    tone:
-      r.state === 'pending'
-        ? 'pending'
-        : r.state === 'approved'
-          ? 'approved'
-          : r.state in LABELS
-            ? 'ended'
-            : 'other',
+    stateLabel: labelOf(r.state),
+    tone: toneOf(r.state),
     headline,
     requester: {
       name: r.requester.name === null ? null : safe(r.requester.name),
@@ -196,8 +201,8 @@ export function listItem(r: AccessRequest, now: number): ListItem {
     id: safe(r.id),
     role: safe(r.role),
     requester: who(r.requester),
-    state: LABELS[r.state] ?? safe(r.state),
-    tone: r.state === 'pending' ? 'pending' : r.state === 'approved' ? 'approved' : 'ended',
+    state: labelOf(r.state),
+    tone: toneOf(r.state),
     duration: safe(r.duration),
     reason: r.reason ? safe(r.reason) : null,
     age: relative(Date.parse(r.created_at), now),
