@@ -5,6 +5,7 @@
  *   alice (developer) signs in, lists her roles, asks for prod-deploy for 15m and waits;
  *   lee (lead) lists what waits for him and approves, with a fresh MFA sign-in;
  *   alice's waiting command receives the credential; `status` and `exec` use it;
+ *   alice asks for another role and lee reviews it on the broker's review page, in a browser;
  *   ada (auditor) verifies the audit log's hash chain.
  *
  * Each person has their own HOME and XDG directories and the encrypted file credential store.
@@ -19,7 +20,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { styleText } from 'node:util';
-import { completeDeviceLogin, deviceLoginUrl, type Person } from '../test/support/dev-browser.js';
+import {
+  completeDeviceLogin,
+  deviceLoginUrl,
+  type Person,
+  reviewInBrowser,
+} from '../test/support/dev-browser.js';
 import { BIN, ensureBuilt } from './ensure-built.js';
 import { homeEnv } from './home-env.js';
 
@@ -201,7 +207,7 @@ async function tour(root: string): Promise<void> {
   )[1]!;
   const banner = server.output();
   for (const line of banner.split('\n')) {
-    if (/broker|issuer|roles|demo users|^\s{4}\w+\s{2}/.test(line))
+    if (/broker|issuer|roles|review|demo users|^\s{4}\w+\s{2}/.test(line))
       say(paint('dim', '  │ ') + line);
   }
 
@@ -287,7 +293,48 @@ async function tour(root: string): Promise<void> {
     throw new TourError('the command did not see the credential');
   }
 
-  narrate("8. ada, an auditor, checks the audit log's hash chain");
+  narrate('8. alice asks for staging-admin; lee reviews it in a browser, from the link she got');
+  const browserRequest = jitctl(alice, [
+    'request',
+    'staging-admin',
+    '--for',
+    '30m',
+    '--reason',
+    'rotate the staging certificates',
+  ]);
+  const link = (await browserRequest.waitFor(/review page for the approvers: (\S+)/))[1]!;
+  // The page is completed over HTTP as a browser would (no browser needed to run the tour).
+  const reviewed = await reviewInBrowser(link, lee.person, 'approve', {
+    mfa: false,
+    comment: 'go ahead',
+  });
+  say(
+    paint(
+      'magenta',
+      `  ↳ lee opens ${link}, signs in with his password and sees the request as \`jitctl approve\` shows it`,
+    ),
+  );
+  say(
+    paint(
+      'magenta',
+      `  ↳ he presses Approve; ${reviewed.steppedUp ? 'the page sends him back for his one-time code, then asks him to confirm' : 'his sign-in is fresh, so it is recorded at once'}`,
+    ),
+  );
+  const verdict = /Approved\. Approved by Lee Lead at \d\d:\d\d UTC[^.]*\./.exec(reviewed.text);
+  if (!verdict)
+    throw new TourError(
+      `the review page did not show the approval: ${reviewed.text.slice(0, 300)}`,
+    );
+  say(paint('magenta', `  ↳ the page now says: ${verdict[0]}`));
+  outputs.push(await finished(browserRequest, 'jitctl request staging-admin'));
+  say(
+    paint(
+      'dim',
+      '  (to try it yourself: run `jitctl server --dev`, file a request, and open the printed link in a browser; the demo users and their TOTP secrets are in the banner)',
+    ),
+  );
+
+  narrate("9. ada, an auditor, checks the audit log's hash chain");
   const adaLogin = jitctl(ada, ['login', '--server', url]);
   await signIn(adaLogin, ada, true);
   outputs.push(await finished(adaLogin, "ada's login"));

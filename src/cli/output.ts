@@ -1,28 +1,13 @@
 import { styleText } from 'node:util';
 import type { IO } from './io.js';
 
+export { relative, safe } from '../api/text.js';
+
 /**
  * Printing helpers. Text that came from other people (reasons, comments, names, roles) goes
- * through {@link safe}: control characters, terminal escape sequences and bidirectional overrides
- * are shown as visible escapes, never interpreted by the terminal.
+ * through `safe` (src/api/text.ts, shared with the broker's pages): control characters, terminal
+ * escape sequences and bidirectional overrides are shown as visible escapes, never interpreted.
  */
-
-// C0 controls, DEL, C1 controls, bidi embeddings/overrides/isolates, line/paragraph separators,
-// zero-width and BOM characters.
-const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g;
-
-export function safe(text: string | null | undefined): string {
-  if (text === null || text === undefined) return '';
-  return text.replace(UNSAFE, (c) => {
-    const code = c.charCodeAt(0);
-    if (c === '\n') return '\\n';
-    if (c === '\t') return '\\t';
-    if (c === '\r') return '\\r';
-    return code <= 0xff
-      ? `\\x${code.toString(16).padStart(2, '0')}`
-      : `\\u${code.toString(16).padStart(4, '0')}`;
-  });
-}
 
 // What JSON.stringify leaves raw but a terminal would act on: DEL, C1 controls, bidi overrides,
 // line separators, zero-width characters. Outside strings JSON has none of them, so escaping each
@@ -64,30 +49,6 @@ export function table(io: IO, headers: string[], rows: string[][]): string {
     return io.stdoutIsTTY && text.length > io.columns ? `${text.slice(0, io.columns - 1)}…` : text;
   };
   return [line(headers.map((h) => h.toUpperCase())), ...rows.map(line)].join('\n') + '\n';
-}
-
-/** "3m ago", "in 14m": coarse relative times for humans. */
-export function relative(fromMs: number, nowMs: number): string {
-  const diff = fromMs - nowMs;
-  const abs = Math.abs(diff);
-  // Each branch ends where its rounding would reach the next unit: 59.6 s is "1m", not "60s";
-  // 59m40s is "1h", not "60m".
-  const unit =
-    abs < 59_500
-      ? `${Math.round(abs / 1000)}s`
-      : abs < 3_570_000
-        ? `${Math.round(abs / 60_000)}m`
-        : abs < 86_400_000
-          ? hoursMinutes(abs)
-          : `${Math.round(abs / 86_400_000)}d`;
-  return diff >= 0 ? `in ${unit}` : `${unit} ago`;
-}
-
-/** 2h, 2h59m: minutes rounded first, so 2h59m40s reads 3h rather than 2h60m. */
-function hoursMinutes(ms: number): string {
-  const total = Math.round(ms / 60_000);
-  const m = total % 60;
-  return m ? `${Math.floor(total / 60)}h${m}m` : `${Math.floor(total / 60)}h`;
 }
 
 /** Local wall-clock time (HH:MM) for "valid until 14:32". */

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { DURATION_HINT, DurationError, parseDuration } from '../api/duration.js';
 import { ErrorCode } from '../api/errors.js';
+import { reviewPageUrl } from '../api/links.js';
 import { type AccessRequest, LIMITS } from '../api/schemas.js';
 import { Secret } from '../api/secret.js';
 import { waitForDecision } from '../client/await-approval.js';
@@ -168,6 +169,9 @@ export async function awaitOutcome(
 ): Promise<Outcome> {
   const { clock, io } = ctx;
   const id = safe(request.id);
+  // The approvers' link, the one notifications carry: paste it where they will see it.
+  if (request.state === 'pending')
+    io.err(`review page for the approvers: ${reviewPageUrl(conn.server, request.id)}\n`);
   const progress: Progress = await startProgress(io, waitingLine(request, clock.now()));
   let latest = request;
   let outage = false;

@@ -1,3 +1,4 @@
+import { pagesHomeUrl } from '../api/links.js';
 import type { Context } from '../cli/context.js';
 import { JitError, UsageError } from '../cli/errors.js';
 import { safe, style } from '../cli/output.js';
@@ -153,6 +154,7 @@ function printDevBanner(ctx: Context, broker: RunningBroker): void {
   w(`  issuer     ${dev.issuer}`);
   w(`  database   ${broker.db.description}`);
   w(`  roles      ${[...broker.policy.roles.keys()].join(', ')}`);
+  w(`  review     ${pagesHomeUrl(broker.url)}   (the review pages: sign in as lee)`);
   w('');
   w('  demo users (password, TOTP secret for the second factor, groups):');
   const width = Math.max(...dev.users.map((u) => u.username.length));

@@ -6,6 +6,7 @@ import type { ServerClock } from './clock.js';
 import type { Federation } from './federation/index.js';
 import type { Metrics } from './metrics.js';
 import type { KeyRing } from './mint/keys.js';
+import type { PagesDeps } from './pages/index.js';
 import type { Caller } from './policy/types.js';
 import type { RequestService } from './requests/service.js';
 import type { Db } from './store/database.js';
@@ -48,6 +49,8 @@ export interface AppDeps {
   /** Whether the database answers and is migrated (/readyz). */
   ready(): Promise<boolean>;
   trustProxy?: boolean | number | string[];
+  /** The review pages under /ui/ (src/server/pages); absent: no pages (tests of the API alone). */
+  pages?: PagesDeps;
   /** Use this HTTP server instead of creating one (start.ts listens before building the app). */
   serverFactory?: (handler: (req: IncomingMessage, res: ServerResponse) => void) => Server;
 }

@@ -14,6 +14,7 @@ import { LIMITS } from '../api/schemas.js';
 import type { AppDeps } from './app-deps.js';
 import { answerClientError } from './client-errors.js';
 import { AuditAppendError, HttpError } from './errors.js';
+import { pagesPlugin } from './pages/index.js';
 import { auditRoutes } from './routes/audit.js';
 import { configRoutes } from './routes/config.js';
 import { credentialRoutes } from './routes/credential.js';
@@ -145,6 +146,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     await signedIn.register(credentialRoutes, { deps });
     await signedIn.register(auditRoutes, { deps });
   });
+  // The review pages: their own cookies, forms, CSP and error pages, scoped to /ui.
+  if (deps.pages) await app.register(pagesPlugin, { prefix: '/ui', deps: deps.pages });
   return app;
 }
 

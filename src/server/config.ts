@@ -3,6 +3,7 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { parse, YAMLParseError } from 'yaml';
 import { DurationError, formatDuration, parseDuration } from '../api/duration.js';
 import { isLoopbackHost } from '../api/loopback.js';
+import { Secret } from '../api/secret.js';
 import {
   parseTrustedIssuers,
   type TrustedIssuer,
@@ -54,6 +55,23 @@ export interface ServerConfig {
   dev: boolean;
   /** --dev only: where the database and the identity provider's keys live. */
   dataDir: string;
+  /** The review pages' sign-in (docs/operations.md "The review pages"); see {@link UiSettings}. */
+  ui: UiSettings;
+}
+
+/**
+ * The broker as a web client of the identity provider, for the review pages under `/ui/`
+ * (authorization code + PKCE). Without a client id the pages say how to set them up; `--dev`
+ * registers one in its built-in provider.
+ */
+export interface UiSettings {
+  clientId: string | undefined;
+  /** Absent for a public client (PKCE alone). Never printed: a Secret. */
+  clientSecret: Secret | undefined;
+  /** undefined: `<public_url>/ui/auth/callback`. */
+  redirectUri: string | undefined;
+  /** How long a browser session lasts, from sign-in (absolute, not sliding). */
+  sessionTtlMs: number;
 }
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -224,6 +242,40 @@ const trustedIssuers: Parser<TrustedIssuer[]> = (v, src) => {
   }
 };
 
+/** A duration between `min` and `max` (the review pages' session lifetime). */
+const durationBetween =
+  (minMs: number, maxMs: number): Parser<number> =>
+  (v, src) => {
+    let ms: number;
+    try {
+      ms = parseDuration(v);
+    } catch (err) {
+      if (err instanceof DurationError) return fail(src, err.message);
+      throw err;
+    }
+    if (ms < minMs || ms > maxMs)
+      return fail(
+        src,
+        `must be between ${formatDuration(minMs)} and ${formatDuration(maxMs)}, not ${formatDuration(ms)}`,
+      );
+    return ms;
+  };
+
+/** The review pages' redirect URI: where the identity provider sends the browser back. */
+const uiRedirectUri: Parser<string> = (v, src) => {
+  const text = url({ keepTrailingSlash: true })(v, src);
+  if (!new URL(text).pathname.endsWith(UI_CALLBACK_PATH))
+    return fail(
+      src,
+      `${text} must end with ${UI_CALLBACK_PATH} (where the broker receives the sign-in)`,
+      `e.g. https://jit.example.com${UI_CALLBACK_PATH}`,
+    );
+  return text;
+};
+
+/** Where the identity provider sends a browser back to the review pages. */
+export const UI_CALLBACK_PATH = '/ui/auth/callback';
+
 interface KeySpec<T> {
   parse: Parser<T>;
   /** The flag that sets it, when there is one. */
@@ -251,6 +303,11 @@ const KEYS = {
   trusted_issuers: { parse: trustedIssuers },
   dev: { parse: bool, flag: '--dev' },
   data_dir: { parse: path, flag: '--data-dir' },
+  // The review pages (/ui/): the broker as a web client of the identity provider.
+  ui_client_id: { parse: str() },
+  ui_client_secret: { parse: str('a client secret') },
+  ui_redirect_uri: { parse: uiRedirectUri },
+  ui_session_ttl: { parse: durationBetween(5 * 60_000, 24 * 3_600_000) },
 } satisfies Record<string, KeySpec<unknown>>;
 
 export type ConfigKey = keyof typeof KEYS;
@@ -362,6 +419,12 @@ export async function loadServerConfig(input: ConfigInput): Promise<ServerConfig
     trustedIssuers: get('trusted_issuers') ?? [],
     dev,
     dataDir,
+    ui: {
+      clientId: get('ui_client_id'),
+      clientSecret: raw.has('ui_client_secret') ? new Secret(get('ui_client_secret')!) : undefined,
+      redirectUri: get('ui_redirect_uri'),
+      sessionTtlMs: get('ui_session_ttl') ?? 3_600_000,
+    },
   };
 
   if (!dev && raw.has('data_dir'))
@@ -382,6 +445,22 @@ export async function loadServerConfig(input: ConfigInput): Promise<ServerConfig
       if (raw.has(key))
         throw new ConfigError(
           `${raw.get(key)!.src.where}: --dev uses its built-in identity provider; remove ${key}`,
+        );
+    }
+  }
+  if (dev) {
+    for (const key of ['ui_client_id', 'ui_client_secret', 'ui_redirect_uri'] as const) {
+      if (raw.has(key))
+        throw new ConfigError(
+          `${raw.get(key)!.src.where}: --dev registers the review pages in its built-in identity provider; remove ${key}`,
+        );
+    }
+  } else if (!config.ui.clientId) {
+    for (const key of ['ui_client_secret', 'ui_redirect_uri'] as const) {
+      if (raw.has(key))
+        throw new ConfigError(
+          `${raw.get(key)!.src.where}: set ui_client_id too (the web client ${key} belongs to)`,
+          'docs/operations.md "The review pages" shows how to register the broker as a web client',
         );
     }
   }

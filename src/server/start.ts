@@ -10,12 +10,13 @@ import { ChangeHub, type ChangeListener, listenForChanges } from './changes.js';
 import { answerClientError } from './client-errors.js';
 import { type ServerClock, systemClock } from './clock.js';
 import { ConfigError, defaultPublicUrl, type ServerConfig } from './config.js';
-import type { DevIdentityProvider } from './dev/index.js';
+import type { DevIdentityProvider, DevUser } from './dev/index.js';
 import { Federation } from './federation/index.js';
 import { createLogger } from './log.js';
 import { Metrics } from './metrics.js';
 import { type KeyRing, loadKeyRingFromDb, loadKeyRingFromFile } from './mint/keys.js';
 import type { Notifier, NotifyEvent } from './notify.js';
+import { setupPages } from './pages/setup.js';
 import { loadPolicyFile, parsePolicy } from './policy/index.js';
 import type { Policy } from './policy/types.js';
 import { makePrivateDir } from './private-files.js';
@@ -55,6 +56,8 @@ export interface StartOptions {
    * rejects with {@link StartAborted}.
    */
   signal?: AbortSignal;
+  /** --dev: the identity provider's people instead of the demo users (tests add a second lead). */
+  devUsers?: readonly DevUser[];
 }
 
 export interface RunningBroker {
@@ -220,6 +223,7 @@ export async function startBroker(
         dataDir: config.dataDir,
         onEvent: (event) => logger.info({ idp: event }, 'dev identity provider'),
         ...(opts.env ? { env: opts.env } : {}),
+        ...(opts.devUsers ? { users: opts.devUsers } : {}),
       });
       const provider = dev;
       cleanups.push(() => provider.close());
@@ -296,6 +300,20 @@ export async function startBroker(
       },
     });
 
+    const pages = await setupPages({
+      db,
+      clock,
+      service,
+      publicUrl,
+      ui: config.ui,
+      oidc,
+      devWebClient: dev?.webClient,
+      groupsClaim: config.groupsClaim,
+      isOwnKid: keys.isOwnKid,
+      auditors: config.auditors,
+      jwksCooldownMs: opts.jwksCooldownMs,
+    });
+
     let fastifyHandler: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
     const app = await buildApp({
       service,
@@ -310,6 +328,7 @@ export async function startBroker(
       logger,
       db,
       auditors: config.auditors,
+      pages,
       trustProxy: config.trustProxy,
       // Migrations ran before the port opened, so reachable means ready.
       async ready() {

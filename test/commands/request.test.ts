@@ -65,13 +65,14 @@ describe('jitctl request', () => {
     expect(await done).toBe(0);
 
     const lines = t.io.stderrText().trim().split('\n');
-    expect(lines[0]).toMatch(
+    expect(lines[0]).toBe(`review page for the approvers: ${broker.url}/ui/requests/${id}`);
+    expect(lines[1]).toMatch(
       /^waiting for approval of req_\w+ \(0 of 2 approvals from group:leads; expires in (59m|1h)\)$/,
     );
-    expect(lines[1]).toMatch(
+    expect(lines[2]).toMatch(
       /^waiting for approval of req_\w+ \(1 of 2 approvals from group:leads; expires in (59m|1h)\)$/,
     );
-    expect(lines[2]).toMatch(/^✔ approved by Lee, Lin · credential valid until \d\d:\d\d \(30m\)$/);
+    expect(lines[3]).toMatch(/^✔ approved by Lee, Lin · credential valid until \d\d:\d\d \(30m\)$/);
     // No spinner frames or cursor movement where there is no terminal.
     expect(t.io.stderrText()).not.toMatch(/[\u001b\r]/);
 

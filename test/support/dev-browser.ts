@@ -39,6 +39,8 @@ export interface BrowserResult {
   status: number;
   /** The last page's text, tags stripped. */
   text: string;
+  /** The last page's HTML. */
+  html: string;
   /** Whether the sign-in form was shown and filled in (false when a session cookie sufficed). */
   signedIn: boolean;
 }
@@ -127,9 +129,11 @@ interface Page {
 async function load(
   jar: CookieJar,
   url: URL,
-  init: { method?: 'GET' | 'POST'; form?: URLSearchParams } = {},
+  init: { method?: 'GET' | 'POST'; form?: URLSearchParams; origin?: string } = {},
 ): Promise<Page> {
   const headers: Record<string, string> = { 'user-agent': 'jitctl-test-person/1' };
+  // What a browser names as the page a form was sent from (the review pages check it).
+  if (init.origin) headers.origin = init.origin;
   const cookie = jar.header(url);
   if (cookie) headers.cookie = cookie;
   if (init.form) headers['content-type'] = 'application/x-www-form-urlencoded';
@@ -247,6 +251,7 @@ async function walk(
         url: finished.url.href,
         status: finished.status,
         text: pageText(finished.body),
+        html: finished.body,
         signedIn,
       };
     }
@@ -346,4 +351,73 @@ export function deviceLoginUrl(output: string): string | undefined {
 export function authorizationUrl(output: string): string | undefined {
   const m = /(https?:\/\/[^\s'"<>]+\/auth\?[^\s'"<>]+)/.exec(output);
   return m?.[1];
+}
+
+/**
+ * Opens a page of the broker's review pages (`/ui/…`) as a person with a browser: when there is
+ * no session the broker sends them to the identity provider, where the form is filled in (with
+ * the one-time code when `mfa`), and back. Ends at the first page under `/ui/` that is not a
+ * redirect. Pass `jar` to keep the browser's cookies (the session) for later requests.
+ */
+export async function openReviewPage(
+  url: string,
+  person: Person,
+  opts: PersonOptions = {},
+): Promise<BrowserResult> {
+  return walk(new URL(url), person, opts, async (page) => {
+    const redirect = page.status >= 300 && page.status < 400;
+    return !redirect && page.url.pathname.startsWith('/ui/') ? page : undefined;
+  });
+}
+
+/**
+ * Reviews a request on the broker's review page as a person with a browser: opens the link
+ * (signing in, with the one-time code only if `mfa`), writes the comment, presses Approve or
+ * Deny; when the broker wants a fresh MFA sign-in for that, signs in again with the code and
+ * presses the confirmation. Returns the request's page afterwards, and whether a step-up happened.
+ */
+export async function reviewInBrowser(
+  link: string,
+  person: Person,
+  decision: 'approve' | 'deny',
+  opts: PersonOptions & { comment?: string } = {},
+): Promise<BrowserResult & { steppedUp: boolean }> {
+  const jar = opts.jar ?? new CookieJar();
+  let shown = await openReviewPage(link, person, { ...opts, jar });
+  let steppedUp = false;
+  for (let round = 0; round < 2; round++) {
+    const url = new URL(shown.url);
+    const form = parseForms({
+      url,
+      status: shown.status,
+      location: undefined,
+      body: shown.html,
+    }).find((f) => f.action.pathname.endsWith('/review'));
+    if (!form)
+      throw new PageError(`no review form: ${shown.text.slice(0, 300)}`, shown.url, shown.status);
+    const body = new URLSearchParams();
+    for (const f of form.fields) if (f.type === 'hidden') body.set(f.name, f.value);
+    body.set('comment', opts.comment ?? '');
+    body.set('decision', decision);
+    const answer = await load(jar, form.action, { method: 'POST', form: body, origin: url.origin });
+    const next = answer.location ? new URL(answer.location, answer.url) : undefined;
+    if (answer.status !== 303 || !next) {
+      throw new PageError(pageText(answer.body).slice(0, 300), answer.url.href, answer.status);
+    }
+    if (next.origin === url.origin && next.pathname.startsWith('/ui/')) {
+      const done = await load(jar, next);
+      return {
+        url: done.url.href,
+        status: done.status,
+        text: pageText(done.body),
+        html: done.body,
+        signedIn: shown.signedIn,
+        steppedUp,
+      };
+    }
+    // A step-up: sign in again with the one-time code, then confirm on the page shown again.
+    shown = await openReviewPage(next.href, person, { ...opts, jar, mfa: true });
+    steppedUp = true;
+  }
+  throw new PageError('the page kept asking for a fresh sign-in', shown.url, shown.status);
 }

@@ -8,7 +8,8 @@ import type { DevIdentityProvider, DevIdentityProviderOptions } from './types.js
  * What it offers (docs/login.md): the demo users below, each with a password and a TOTP second
  * factor; one public native client `jitctl` with the device authorization grant (RFC 8628, with
  * an `interval` and `slow_down`), authorization code + PKCE S256 with loopback redirects on any
- * port (RFC 8252 §7.3) and refresh tokens; ID tokens (RS256) carrying `acr` ("pwd" or "mfa"),
+ * port (RFC 8252 §7.3) and refresh tokens; one confidential web client `jitctl-web` for the
+ * broker's review pages (code + PKCE, redirect `<broker>/ui/auth/callback`); ID tokens (RS256) carrying `acr` ("pwd" or "mfa"),
  * `amr`, `auth_time`, `sid`, `email`, `name` and `groups`; the claims parameter for step-up.
  */
 export type {

@@ -34,6 +34,8 @@ export interface InteractionDeps {
   provider: Provider;
   users: readonly DevUser[];
   clientName: string;
+  /** Display names by client id (the CLI, the review pages); `clientName` for any other. */
+  clientNames?: Readonly<Record<string, string>>;
   /** `/idp` (the issuer's path): interaction URLs live under `${prefix}/interaction/:uid`. */
   prefix: string;
   onSignIn(event: SignInEvent): void;
@@ -160,7 +162,7 @@ export async function handleInteraction(
   const page = (username: string, error?: string) =>
     loginPage({
       action: `${deps.prefix}/interaction/${uid}`,
-      clientName: deps.clientName,
+      clientName: deps.clientNames?.[String(details.params.client_id)] ?? deps.clientName,
       username,
       error,
       codeRequired,

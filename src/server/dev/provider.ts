@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import Provider, { type KoaContextLike } from 'oidc-provider';
 import { isLoopbackHost } from '../../api/loopback.js';
@@ -30,6 +30,9 @@ import { DEV_USERS } from './users.js';
 export const CLIENT_ID = 'jitctl';
 export const CLIENT_NAME = 'jitctl CLI';
 export const SCOPES = ['openid', 'offline_access', 'profile', 'email', 'groups'];
+/** The broker's review pages (`/ui/`), registered as a confidential web client. */
+export const WEB_CLIENT_ID = 'jitctl-web';
+export const WEB_CLIENT_NAME = 'jitctl review pages';
 
 const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 
@@ -140,6 +143,13 @@ export async function buildProvider(
   };
 
   const state = createStateStore(opts.dataDir);
+  // The review pages' client: its secret lives only in this process (the broker and its
+  // provider start and stop together), and its one redirect URI is the broker's callback.
+  const webClient = {
+    clientId: WEB_CLIENT_ID,
+    clientSecret: randomBytes(32).toString('base64url'),
+    redirectUri: `${issuer.slice(0, -'/idp'.length)}/ui/auth/callback`,
+  };
 
   const provider = new Provider(issuer, {
     adapter: state.Adapter,
@@ -154,6 +164,18 @@ export async function buildProvider(
         // RFC 8252 §7.3: for native clients oidc-provider accepts any port on a loopback
         // redirect URI registered without one.
         redirect_uris: ['http://127.0.0.1/callback'],
+        require_auth_time: true,
+        id_token_signed_response_alg: 'RS256',
+      },
+      {
+        client_id: webClient.clientId,
+        client_name: WEB_CLIENT_NAME,
+        client_secret: webClient.clientSecret,
+        application_type: 'web',
+        token_endpoint_auth_method: 'client_secret_basic',
+        grant_types: ['authorization_code'],
+        response_types: ['code'],
+        redirect_uris: [webClient.redirectUri],
         require_auth_time: true,
         id_token_signed_response_alg: 'RS256',
       },
@@ -385,6 +407,7 @@ export async function buildProvider(
     provider,
     users,
     clientName: CLIENT_NAME,
+    clientNames: { [CLIENT_ID]: CLIENT_NAME, [WEB_CLIENT_ID]: WEB_CLIENT_NAME },
     prefix,
     onSignIn: (e: {
       outcome: 'success' | 'failure' | 'cancelled';
@@ -445,6 +468,7 @@ export async function buildProvider(
     issuer,
     clientId: CLIENT_ID,
     scopes: [...SCOPES],
+    webClient,
     handle,
     users,
     async close() {

@@ -20,6 +20,11 @@ export interface DevIdentityProvider {
   /** Scopes the CLI should ask for (served by the broker's GET /v1/config). */
   scopes: string[];
   /**
+   * The broker's review pages as a registered web client (authorization code + PKCE, a secret
+   * made at start, the redirect URI `<broker>/ui/auth/callback`).
+   */
+  webClient: { clientId: string; clientSecret: string; redirectUri: string };
+  /**
    * The broker sends every request under `/idp` (including `/idp` itself) here, with `req.url`
    * unchanged (still starting with `/idp`) and the body unread (or already parsed onto
    * `req.body`, which oidc-provider also accepts).

@@ -128,6 +128,36 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    // The review pages (src/server/pages): browser sessions, kept in the database so that every
+    // replica knows every session and signing out ends it everywhere; and their keys (sealing a
+    // sign-in in progress into its cookie, binding CSRF tokens to a session), one row each,
+    // created by the first broker that needs it and shared by every replica.
+    '0500-review-pages': {
+      async up(db: Kysely<unknown>) {
+        await db.schema
+          .createTable('ui_sessions')
+          // SHA-256 of the cookie's value: the table alone never gives a usable cookie.
+          .addColumn('id_hash', 'text', (c) => c.primaryKey())
+          .addColumn('iss', 'text', (c) => c.notNull())
+          .addColumn('sub', 'text', (c) => c.notNull())
+          .addColumn('caller', 'text', (c) => c.notNull())
+          .addColumn('intent', 'text')
+          .addColumn('created_at', bigint, (c) => c.notNull())
+          .addColumn('expires_at', bigint, (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createIndex('ui_sessions_expires')
+          .on('ui_sessions')
+          .column('expires_at')
+          .execute();
+        await db.schema
+          .createTable('ui_keys')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('secret', 'text', (c) => c.notNull())
+          .addColumn('created_at', bigint, (c) => c.notNull())
+          .execute();
+      },
+    },
   };
 }
 

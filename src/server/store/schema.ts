@@ -12,6 +12,8 @@ export interface Database {
   audit_events: AuditEventsTable;
   audit_head: AuditHeadTable;
   signing_keys: SigningKeysTable;
+  ui_sessions: UiSessionsTable;
+  ui_keys: UiKeysTable;
 }
 
 export interface RequestsTable {
@@ -91,3 +93,27 @@ export interface SigningKeysTable {
 export type RequestRow = Selectable<RequestsTable>;
 export type ReviewRow = Selectable<ReviewsTable>;
 export type AuditRow = Selectable<AuditEventsTable>;
+
+/** A browser session of the review pages (src/server/pages/sessions.ts). */
+export interface UiSessionsTable {
+  /** SHA-256 (base64url) of the random value in the session cookie. */
+  id_hash: string;
+  iss: string;
+  sub: string;
+  /** The Caller built from the verified ID token at sign-in (JSON). */
+  caller: string;
+  /** A decision waiting for a fresh sign-in (JSON), shown again to confirm after step-up. */
+  intent: string | null;
+  created_at: number;
+  expires_at: number;
+}
+
+/** Keys of the review pages, shared by every replica (src/server/pages/keys.ts). */
+export interface UiKeysTable {
+  id: string;
+  /** base64url key material. */
+  secret: string;
+  created_at: number;
+}
+
+export type UiSessionRow = Selectable<UiSessionsTable>;
