@@ -16,6 +16,8 @@ import type { ChangeHub } from './changes.js';
 import type { ServerClock } from './clock.js';
 import { AuditAppendError, HttpError } from './errors.js';
 import type { Federation } from './federation/index.js';
+import { installRateLimits } from './limits/plugin.js';
+import { DEFAULT_RATE_LIMITS, type RateLimits } from './limits/settings.js';
 import type { Metrics } from './metrics.js';
 import type { KeyRing } from './mint/keys.js';
 import type { Caller } from './policy/types.js';
@@ -74,6 +76,8 @@ export interface AppDeps {
   /** Whether the database answers and is migrated (/readyz). */
   ready(): Promise<boolean>;
   trustProxy?: boolean | number | string[];
+  /** Abuse limits per door (docs/operations.md "Rate limits"); default DEFAULT_RATE_LIMITS. */
+  rateLimits?: RateLimits;
   /** Use this HTTP server instead of creating one (start.ts listens before building the app). */
   serverFactory?: (handler: (req: IncomingMessage, res: ServerResponse) => void) => Server;
 }
@@ -165,6 +169,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     }
     if (e.status === 401 || e.status === 403) deps.metrics.authFailures.inc({ code: e.code });
     return sendError(e, reply);
+  });
+
+  // Before any route: the rate limiter hooks every route added after it.
+  await installRateLimits(app, {
+    limits: deps.rateLimits ?? DEFAULT_RATE_LIMITS,
+    clock: deps.clock,
+    metrics: deps.metrics,
+    trustProxy: deps.trustProxy ?? false,
   });
 
   /** onRequest hook for signed-in routes: verify the bearer token before the body is read. */

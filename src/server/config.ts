@@ -8,6 +8,12 @@ import {
   type TrustedIssuer,
   TrustedIssuerError,
 } from './federation/config.js';
+import {
+  DEFAULT_RATE_LIMITS,
+  parseRateLimits,
+  type RateLimits,
+  RateLimitsError,
+} from './limits/settings.js';
 import { SIGNING_ALGS, type SigningAlg } from './mint/keys.js';
 import { closest } from './policy/suggest.js';
 import type { StepUpRule } from './policy/types.js';
@@ -54,6 +60,8 @@ export interface ServerConfig {
   dev: boolean;
   /** --dev only: where the database and the identity provider's keys live. */
   dataDir: string;
+  /** Abuse limits per door (docs/operations.md "Rate limits"). */
+  rateLimits: RateLimits;
 }
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -224,6 +232,16 @@ const trustedIssuers: Parser<TrustedIssuer[]> = (v, src) => {
   }
 };
 
+const rateLimits: Parser<RateLimits> = (v, src) => {
+  try {
+    return parseRateLimits(v, src.where);
+  } catch (err) {
+    if (err instanceof RateLimitsError)
+      return fail({ ...src, where: err.where }, err.message, err.hint);
+    throw err;
+  }
+};
+
 interface KeySpec<T> {
   parse: Parser<T>;
   /** The flag that sets it, when there is one. */
@@ -251,6 +269,7 @@ const KEYS = {
   trusted_issuers: { parse: trustedIssuers },
   dev: { parse: bool, flag: '--dev' },
   data_dir: { parse: path, flag: '--data-dir' },
+  rate_limits: { parse: rateLimits },
 } satisfies Record<string, KeySpec<unknown>>;
 
 export type ConfigKey = keyof typeof KEYS;
@@ -362,6 +381,7 @@ export async function loadServerConfig(input: ConfigInput): Promise<ServerConfig
     trustedIssuers: get('trusted_issuers') ?? [],
     dev,
     dataDir,
+    rateLimits: get('rate_limits') ?? { ...DEFAULT_RATE_LIMITS },
   };
 
   if (!dev && raw.has('data_dir'))

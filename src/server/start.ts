@@ -253,6 +253,7 @@ export async function startBroker(
       db,
       auditors: config.auditors,
       trustProxy: config.trustProxy,
+      rateLimits: config.rateLimits,
       // Migrations ran before the port opened, so reachable means ready.
       async ready() {
         await db.kysely.selectFrom('audit_head').select('seq').executeTakeFirstOrThrow();
