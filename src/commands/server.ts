@@ -87,9 +87,8 @@ async function startupError(
       hint: 'fix the file (`jitctl policy check FILE` shows the same errors), then start again',
     });
   }
-  if (err instanceof SigningKeyError || err instanceof DatabaseUrlError) {
-    return new JitError(err.message, 1);
-  }
+  if (err instanceof SigningKeyError) return new JitError(err.message, 1, { hint: err.hint });
+  if (err instanceof DatabaseUrlError) return new JitError(err.message, 1);
   const code = (err as { code?: unknown } | null)?.code;
   if (code === 'EADDRINUSE') {
     return new JitError(

@@ -62,6 +62,8 @@ export interface ServerConfig {
   dataDir: string;
   /** Abuse limits per door (docs/operations.md "Rate limits"). */
   rateLimits: RateLimits;
+  /** Retire published database keys once nothing they signed is valid (docs/operations.md "Keys"). */
+  keyAutoRetire: boolean;
 }
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -270,6 +272,7 @@ const KEYS = {
   dev: { parse: bool, flag: '--dev' },
   data_dir: { parse: path, flag: '--data-dir' },
   rate_limits: { parse: rateLimits },
+  key_auto_retire: { parse: bool },
 } satisfies Record<string, KeySpec<unknown>>;
 
 export type ConfigKey = keyof typeof KEYS;
@@ -286,6 +289,11 @@ export interface ConfigInput {
   configFile?: string | undefined;
   env: Readonly<Record<string, string | undefined>>;
   cwd: string;
+  /**
+   * `keys`: for `jitctl server keys`, which needs the database and the key settings only, so the
+   * settings the broker needs to serve (policy, identity provider) are not required.
+   */
+  purpose?: 'serve' | 'keys';
 }
 
 /** Reads and validates the broker's settings from flags, environment and the config file. */
@@ -382,11 +390,12 @@ export async function loadServerConfig(input: ConfigInput): Promise<ServerConfig
     dev,
     dataDir,
     rateLimits: get('rate_limits') ?? { ...DEFAULT_RATE_LIMITS },
+    keyAutoRetire: get('key_auto_retire') ?? true,
   };
 
   if (!dev && raw.has('data_dir'))
     throw new ConfigError(`${raw.get('data_dir')!.src.where}: only applies with --dev`);
-  if (!dev) {
+  if (!dev && input.purpose !== 'keys') {
     const missing: string[] = [];
     if (!config.policy) missing.push('policy (--policy FILE)');
     if (!config.oidcIssuer) missing.push('oidc_issuer (--oidc-issuer URL)');
@@ -397,7 +406,7 @@ export async function loadServerConfig(input: ConfigInput): Promise<ServerConfig
         'set them as flags, JITCTL_SERVER_* variables or in --config FILE; or try `jitctl server --dev`',
       );
     }
-  } else {
+  } else if (dev) {
     for (const key of ['oidc_issuer', 'oidc_client_id'] as const) {
       if (raw.has(key))
         throw new ConfigError(

@@ -13,7 +13,9 @@ import type { DevIdentityProvider } from './dev/index.js';
 import { Federation } from './federation/index.js';
 import { createLogger } from './log.js';
 import { Metrics } from './metrics.js';
-import { type KeyRing, loadKeyRingFromDb, loadKeyRingFromFile } from './mint/keys.js';
+import { type KeyWatch, watchKeys } from './mint/key-watch.js';
+import type { KeyRing, LiveKeyRing } from './mint/keys.js';
+import { openKeyStore } from './mint/open-key-store.js';
 import type { Notifier, NotifyEvent } from './notify.js';
 import { loadPolicyFile, parsePolicy } from './policy/index.js';
 import type { Policy } from './policy/types.js';
@@ -42,6 +44,10 @@ export interface StartOptions {
   env?: Readonly<Record<string, string | undefined>>;
   /** How long graceful shutdown waits for in-flight requests before closing sockets (default 10 s). */
   shutdownGraceMs?: number;
+  /** How often the signing keys are re-read (default 5 s; tests shorten it). */
+  keyRefreshMs?: number;
+  /** Called when the key set changed (a rotation or retirement was picked up). */
+  onKeysChanged?: (ring: LiveKeyRing) => void;
 }
 
 export interface RunningBroker {
@@ -55,6 +61,8 @@ export interface RunningBroker {
   db: Db;
   app: FastifyInstance;
   logger: Logger;
+  /** The signing keys as this broker sees them; `refresh()` re-reads them now. */
+  keys: KeyWatch;
   /** Graceful: stop accepting, answer waiting long polls, finish in-flight requests, close the database. */
   close(): Promise<void>;
 }
@@ -116,10 +124,18 @@ export async function startBroker(
       throw new Error('no policy file configured');
     }
 
-    const keys: KeyRing =
-      config.signingKey === 'db'
-        ? await loadKeyRingFromDb(db, config.signingAlg, clock)
-        : await loadKeyRingFromFile(config.signingKey, config.signingAlg);
+    const keyWatch = await watchKeys({
+      store: await openKeyStore(config, db),
+      alg: config.signingAlg,
+      clock,
+      logger,
+      db,
+      autoRetire: config.keyAutoRetire,
+      ...(opts.keyRefreshMs !== undefined ? { refreshMs: opts.keyRefreshMs } : {}),
+      ...(opts.onKeysChanged ? { onChange: opts.onKeysChanged } : {}),
+    });
+    cleanups.push(() => keyWatch.close());
+    const keys: KeyRing = keyWatch.ring;
 
     // Listen first; requests that arrive before the app is ready get a 503.
     let handler: (req: IncomingMessage, res: ServerResponse) => void = (_req, res) => {
@@ -329,7 +345,7 @@ export async function startBroker(
       })();
       return closing;
     };
-    return { url, publicUrl, dev, policy, db, app, logger, close };
+    return { url, publicUrl, dev, policy, db, app, logger, keys: keyWatch, close };
   } catch (err) {
     await cleanup();
     throw err;

@@ -647,7 +647,7 @@ export class RequestService {
           data: {
             jti: signed.jti,
             aud: role.credential.audience,
-            kid: this.deps.keys.current.kid,
+            kid: signed.kid,
             iat: iso(issuedAt * 1000),
             exp: expiresIso,
           },
@@ -681,10 +681,13 @@ export class RequestService {
     role: RolePolicy,
     now: number,
     reviews: ReviewRow[],
-  ): Promise<SignedCredential & { issuedAt: number; expiresAt: number }> {
+  ): Promise<SignedCredential & { issuedAt: number; expiresAt: number; kid: string }> {
     const issuedAt = Math.floor(now / 1000);
     const expiresAt = Math.floor(row.expires_at / 1000);
-    const signed = await signCredential(this.deps.keys.current, {
+    // The key of the moment: a rotation may land between signing and the audit event, which must
+    // name the key that actually signed (key retirement reads it).
+    const key = this.deps.keys.current;
+    const signed = await signCredential(key, {
       issuer: this.deps.publicUrl,
       subject: row.requester_sub,
       subjectIssuer: row.requester_iss,
@@ -695,7 +698,7 @@ export class RequestService {
       issuedAt,
       expiresAt,
     });
-    return { ...signed, issuedAt, expiresAt };
+    return { ...signed, issuedAt, expiresAt, kid: key.kid };
   }
 
   // ---- expiry ---------------------------------------------------------------------------------
