@@ -198,6 +198,26 @@ describe('with limits from the config', () => {
         expect((await http(b.url, 'GET', path, { headers: from })).status).toBe(200);
   });
 
+  it('counts requests without a token as public, on signed-in routes and unknown paths too', async () => {
+    const from = { 'x-forwarded-for': '192.0.2.98' };
+    for (let i = 0; i < 2; i++)
+      expect((await http(b.url, 'GET', '/v1/me', { headers: from })).status).toBe(401);
+    expect((await http(b.url, 'POST', '/v1/requests', { headers: from, body: {} })).status).toBe(
+      401,
+    );
+    const last = await http(b.url, 'GET', '/no/such/path', { headers: from });
+    expect(last.status).toBe(404);
+    expect(last.headers['x-ratelimit-remaining']).toBe('0');
+    const refused = await http(b.url, 'GET', '/v1/me', { headers: from });
+    expect429(refused, 60);
+    expect(refused.body).toMatchObject({
+      error: {
+        code: 'rate_limited',
+        message: expect.stringContaining('requests from your address'),
+      },
+    });
+  });
+
   it('does not count failed sign-ins when that limit is off', async () => {
     const bad = await b.issuer.hostile('wrong-key-known-kid', people.carol);
     const from = { 'x-forwarded-for': '192.0.2.200' };

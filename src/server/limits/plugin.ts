@@ -25,7 +25,8 @@ import { clockedStore } from './store.js';
  * ends, so guessing cannot continue with a good token in between.
  */
 
-export type Door = LimitClass | 'exempt';
+/** `early`: counted before authentication (a request without a token; see installRateLimits). */
+export type Door = LimitClass | 'exempt' | 'early';
 
 /** Operators' endpoints: monitoring must see the broker whatever clients do. */
 const EXEMPT = new Set(['/healthz', '/readyz', '/metrics']);
@@ -39,6 +40,12 @@ export interface RateLimitDeps {
 }
 
 const address = (req: FastifyRequest) => normalizeIP(req.ip);
+/**
+ * A request that may be signed in: a bearer token, or a cookie (browser pages keep their session
+ * in one). Others are counted per address as soon as they arrive.
+ */
+const credentialed = (req: FastifyRequest) =>
+  req.headers.authorization !== undefined || req.headers.cookie !== undefined;
 
 /** Which limit a request counts against, and whose budget. */
 export function doorOf(req: FastifyRequest): { door: Door; who: string } {
@@ -49,6 +56,7 @@ export function doorOf(req: FastifyRequest): { door: Door; who: string } {
     const door = req.method === 'GET' || req.method === 'HEAD' ? 'reads' : 'writes';
     return { door, who: `${req.caller.iss}#${req.caller.sub}` };
   }
+  if (!credentialed(req)) return { door: 'early', who: '' };
   return { door: 'public', who: address(req) };
 }
 
@@ -98,7 +106,8 @@ export async function installRateLimits(app: FastifyInstance, deps: RateLimitDep
       const { door, who } = doorOf(req);
       return `${door}|${who}`;
     },
-    allowList: (_req, key) => key.startsWith('exempt|') || !limitOf(key),
+    allowList: (_req, key) =>
+      key.startsWith('exempt|') || key.startsWith('early|') || !limitOf(key),
     max: (_req, key) => limitOf(key)?.max ?? Number.MAX_SAFE_INTEGER,
     timeWindow: (_req, key) => limitOf(key)?.windowMs ?? 60_000,
     errorResponseBuilder: (req, ctx) => {
@@ -107,6 +116,34 @@ export async function installRateLimits(app: FastifyInstance, deps: RateLimitDep
       return refusal(req, door, ctx.max, limits[door]?.windowMs ?? 60_000, ctx.ttl);
     },
   });
+
+  // Requests with neither a token nor a cookie count as `public` before anything else runs: a
+  // signed-in route refuses them with 401 in its own onRequest hook, which the plugin's hook
+  // would never see.
+  const open = limits.public;
+  if (open) {
+    const count = app.createRateLimit({
+      store: Store,
+      keyGenerator: (req) => `public|${address(req)}`,
+      max: open.max,
+      timeWindow: open.windowMs,
+    });
+    app.addHook('onRequest', async (req, reply) => {
+      const route = req.routeOptions.url;
+      if (credentialed(req) || route === TOKEN_ROUTE) return;
+      if (route !== undefined && EXEMPT.has(route)) return;
+      const state = await count(req);
+      if (state.isAllowed) return;
+      const seconds = Math.ceil(state.ttl / 1000);
+      reply.header('x-ratelimit-limit', state.max);
+      reply.header('x-ratelimit-remaining', state.remaining);
+      reply.header('x-ratelimit-reset', seconds);
+      if (state.isExceeded) {
+        metrics.rateLimited.inc({ door: 'public' });
+        throw refusal(req, 'public', open.max, open.windowMs, state.ttl);
+      }
+    });
+  }
 
   const failures = limits.auth_failures;
   if (failures) {
