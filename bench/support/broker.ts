@@ -125,6 +125,8 @@ export async function brokerHarness(): Promise<BrokerHarness> {
             // Reviews need no fresh MFA here: the issuer's tokens would age past max_age in a
             // long run. The step-up check itself (claims compared) stays on every call.
             JITCTL_SERVER_REVIEW_STEP_UP: 'none',
+            // One requester hammers the API on purpose: the abuse limits would measure themselves.
+            JITCTL_SERVER_RATE_LIMITS: 'off',
             JITCTL_SERVER_AUDITORS: 'auditors',
           },
           stdio: ['ignore', 'pipe', 'pipe'],

@@ -176,6 +176,10 @@ export const AUDIT_EVENT_TYPES = [
   ...REQUEST_EVENT_TYPES,
   'credential.minted',
   'session.exchanged',
+  // Signing keys (`jitctl server keys`): data holds kid, alg and times, never key material.
+  'key.created',
+  'key.rotated',
+  'key.retired',
 ] as const;
 export type AuditEventType = (typeof AUDIT_EVENT_TYPES)[number];
 

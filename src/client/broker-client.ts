@@ -361,8 +361,13 @@ export class BrokerClient {
         lastError = errorFromBody(status, text, this.server);
         if (retryAfter !== undefined && retryAfter > MAX_RETRY_AFTER_MS) {
           throw new UnreachableError(
-            `the broker at ${this.server} is unavailable (HTTP ${status}) and asks to come back in ${Math.ceil(retryAfter / 1000)} s`,
-            { hint: 'try again later', cause: lastError },
+            status === 429
+              ? `the broker at ${this.server} is limiting requests: ${(lastError as ApiError).message}`
+              : `the broker at ${this.server} is unavailable (HTTP ${status}) and asks to come back in ${Math.ceil(retryAfter / 1000)} s`,
+            {
+              hint: (status === 429 && (lastError as ApiError).hint) || 'try again later',
+              cause: lastError,
+            },
           );
         }
         if (attempt < attempts) {
@@ -370,7 +375,7 @@ export class BrokerClient {
           continue;
         }
         throw new UnreachableError(
-          `the broker at ${this.server} is unavailable (HTTP ${status} after ${attempt} attempts): ${(lastError as ApiError).message}`,
+          `the broker at ${this.server} is ${status === 429 ? 'limiting requests' : 'unavailable'} (HTTP ${status} after ${attempt} attempts): ${(lastError as ApiError).message}`,
           { hint: 'try again in a moment', cause: lastError },
         );
       }

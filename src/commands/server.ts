@@ -101,11 +101,8 @@ async function startupError(
       hint: 'fix the file (`jitctl policy check FILE` shows the same errors), then start again',
     });
   }
-  if (
-    err instanceof SigningKeyError ||
-    err instanceof DatabaseUrlError ||
-    err instanceof PrivateFileError
-  ) {
+  if (err instanceof SigningKeyError) return new JitError(err.message, 1, { hint: err.hint });
+  if (err instanceof DatabaseUrlError || err instanceof PrivateFileError) {
     return new JitError(err.message, 1);
   }
   if (err instanceof DatabaseLockedError) return new JitError(err.message, 1, { hint: err.hint });

@@ -4,6 +4,7 @@ import type { Authenticator } from './auth/authenticator.js';
 import type { ChangeHub } from './changes.js';
 import type { ServerClock } from './clock.js';
 import type { Federation } from './federation/index.js';
+import type { RateLimits } from './limits/settings.js';
 import type { Metrics } from './metrics.js';
 import type { KeyRing } from './mint/keys.js';
 import type { PagesDeps } from './pages/index.js';
@@ -49,6 +50,8 @@ export interface AppDeps {
   /** Whether the database answers and is migrated (/readyz). */
   ready(): Promise<boolean>;
   trustProxy?: boolean | number | string[];
+  /** Abuse limits per door (docs/operations.md "Rate limits"); default DEFAULT_RATE_LIMITS. */
+  rateLimits?: RateLimits;
   /** The review pages under /ui/ (src/server/pages); absent: no pages (tests of the API alone). */
   pages?: PagesDeps;
   /** Use this HTTP server instead of creating one (start.ts listens before building the app). */

@@ -14,6 +14,8 @@ import { LIMITS } from '../api/schemas.js';
 import type { AppDeps } from './app-deps.js';
 import { answerClientError } from './client-errors.js';
 import { AuditAppendError, HttpError } from './errors.js';
+import { installRateLimits } from './limits/plugin.js';
+import { DEFAULT_RATE_LIMITS } from './limits/settings.js';
 import { pagesPlugin } from './pages/index.js';
 import { auditRoutes } from './routes/audit.js';
 import { configRoutes } from './routes/config.js';
@@ -127,6 +129,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     }
     if (e.status === 401 || e.status === 403) deps.metrics.authFailures.inc({ code: e.code });
     return sendError(e, reply);
+  });
+
+  // Before any route: the rate limiter hooks every route added after it.
+  await installRateLimits(app, {
+    limits: deps.rateLimits ?? DEFAULT_RATE_LIMITS,
+    clock: deps.clock,
+    metrics: deps.metrics,
+    trustProxy: deps.trustProxy ?? false,
   });
 
   /** onRequest hook for signed-in routes: verify the bearer token before the body is read. */

@@ -9,6 +9,12 @@ import {
   type TrustedIssuer,
   TrustedIssuerError,
 } from './federation/config.js';
+import {
+  DEFAULT_RATE_LIMITS,
+  parseRateLimits,
+  type RateLimits,
+  RateLimitsError,
+} from './limits/settings.js';
 import { SIGNING_ALGS, type SigningAlg } from './mint/keys.js';
 import { closest } from './policy/suggest.js';
 import type { StepUpRule } from './policy/types.js';
@@ -57,6 +63,10 @@ export interface ServerConfig {
   dataDir: string;
   /** The review pages' sign-in (docs/operations.md "The review pages"); see {@link UiSettings}. */
   ui: UiSettings;
+  /** Abuse limits per door (docs/operations.md "Rate limits"). */
+  rateLimits: RateLimits;
+  /** Retire published database keys once nothing they signed is valid (docs/operations.md "Keys"). */
+  keyAutoRetire: boolean;
 }
 
 /**
@@ -276,6 +286,16 @@ const uiRedirectUri: Parser<string> = (v, src) => {
 /** Where the identity provider sends a browser back to the review pages. */
 export const UI_CALLBACK_PATH = '/ui/auth/callback';
 
+const rateLimits: Parser<RateLimits> = (v, src) => {
+  try {
+    return parseRateLimits(v, src.where);
+  } catch (err) {
+    if (err instanceof RateLimitsError)
+      return fail({ ...src, where: err.where }, err.message, err.hint);
+    throw err;
+  }
+};
+
 interface KeySpec<T> {
   parse: Parser<T>;
   /** The flag that sets it, when there is one. */
@@ -308,6 +328,8 @@ const KEYS = {
   ui_client_secret: { parse: str('a client secret') },
   ui_redirect_uri: { parse: uiRedirectUri },
   ui_session_ttl: { parse: durationBetween(5 * 60_000, 24 * 3_600_000) },
+  rate_limits: { parse: rateLimits },
+  key_auto_retire: { parse: bool },
 } satisfies Record<string, KeySpec<unknown>>;
 
 export type ConfigKey = keyof typeof KEYS;
@@ -324,6 +346,11 @@ export interface ConfigInput {
   configFile?: string | undefined;
   env: Readonly<Record<string, string | undefined>>;
   cwd: string;
+  /**
+   * `keys`: for `jitctl server keys`, which needs the database and the key settings only, so the
+   * settings the broker needs to serve (policy, identity provider) are not required.
+   */
+  purpose?: 'serve' | 'keys';
 }
 
 /** Reads and validates the broker's settings from flags, environment and the config file. */
@@ -425,11 +452,13 @@ export async function loadServerConfig(input: ConfigInput): Promise<ServerConfig
       redirectUri: get('ui_redirect_uri'),
       sessionTtlMs: get('ui_session_ttl') ?? 3_600_000,
     },
+    rateLimits: get('rate_limits') ?? { ...DEFAULT_RATE_LIMITS },
+    keyAutoRetire: get('key_auto_retire') ?? true,
   };
 
   if (!dev && raw.has('data_dir'))
     throw new ConfigError(`${raw.get('data_dir')!.src.where}: only applies with --dev`);
-  if (!dev) {
+  if (!dev && input.purpose !== 'keys') {
     const missing: string[] = [];
     if (!config.policy) missing.push('policy (--policy FILE)');
     if (!config.oidcIssuer) missing.push('oidc_issuer (--oidc-issuer URL)');
@@ -440,7 +469,7 @@ export async function loadServerConfig(input: ConfigInput): Promise<ServerConfig
         'set them as flags, JITCTL_SERVER_* variables or in --config FILE; or try `jitctl server --dev`',
       );
     }
-  } else {
+  } else if (dev) {
     for (const key of ['oidc_issuer', 'oidc_client_id'] as const) {
       if (raw.has(key))
         throw new ConfigError(

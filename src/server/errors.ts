@@ -55,6 +55,18 @@ export const unavailable = (message: string, hint?: string) =>
   new HttpError(503, ErrorCode.Unavailable, message, hint, { 'retry-after': '1' });
 
 /**
+ * 429 `rate_limited` in the API's error shape with `Retry-After` (RFC 9110 §10.2.3) in whole
+ * seconds, at least 1: when the caller may try again. For every limit that refuses for a while
+ * (rate limits, failed sign-ins, caps); the message says which limit and the hint what to do.
+ */
+export function rateLimited(retryAfterMs: number, message: string, hint?: string): HttpError {
+  const seconds = Math.max(1, Math.ceil(retryAfterMs / 1000));
+  return new HttpError(429, ErrorCode.RateLimited, message, hint, {
+    'retry-after': String(seconds),
+  });
+}
+
+/**
  * The audit log refused an append. The change it belonged to was rolled back (fail closed), so the
  * caller may retry once the operator has fixed the database.
  */

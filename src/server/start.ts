@@ -14,12 +14,14 @@ import type { DevIdentityProvider, DevUser } from './dev/index.js';
 import { Federation } from './federation/index.js';
 import { createLogger } from './log.js';
 import { Metrics } from './metrics.js';
-import { type KeyRing, loadKeyRingFromDb, loadKeyRingFromFile } from './mint/keys.js';
+import { type KeyWatch, watchKeys } from './mint/key-watch.js';
+import type { KeyRing, LiveKeyRing } from './mint/keys.js';
+import { openKeyStore } from './mint/open-key-store.js';
 import type { Notifier, NotifyEvent } from './notify.js';
 import { setupPages } from './pages/setup.js';
 import { loadPolicyFile, parsePolicy } from './policy/index.js';
 import type { Policy } from './policy/types.js';
-import { makePrivateDir } from './private-files.js';
+import { makePrivateDir, refuseSharedFiles } from './private-files.js';
 import { type RequestEvent, RequestService } from './requests/service.js';
 import { type Db, openDatabase, parseDatabaseUrl } from './store/database.js';
 import { migrateToLatest } from './store/migrations.js';
@@ -58,6 +60,10 @@ export interface StartOptions {
   signal?: AbortSignal;
   /** --dev: the identity provider's people instead of the demo users (tests add a second lead). */
   devUsers?: readonly DevUser[];
+  /** How often the signing keys are re-read (default 5 s; tests shorten it). */
+  keyRefreshMs?: number;
+  /** Called when the key set changed (a rotation or retirement was picked up). */
+  onKeysChanged?: (ring: LiveKeyRing) => void;
 }
 
 export interface RunningBroker {
@@ -71,6 +77,8 @@ export interface RunningBroker {
   db: Db;
   app: FastifyInstance;
   logger: Logger;
+  /** The signing keys as this broker sees them; `refresh()` re-reads them now. */
+  keys: KeyWatch;
   /** Graceful: stop accepting, answer waiting long polls, finish in-flight requests, close the database. */
   close(): Promise<void>;
 }
@@ -136,10 +144,14 @@ export async function startBroker(
     } else {
       throw new Error('no policy file configured');
     }
-    const fileKeys =
-      config.signingKey === 'db'
-        ? undefined
-        : await loadKeyRingFromFile(config.signingKey, config.signingAlg);
+
+    // A key file is checked before the port opens (its permissions, its shape); keys in the
+    // database once the database answers.
+    let keyWatch: KeyWatch | undefined;
+    const keyStore = await openKeyStore(config, db);
+    if (config.signingKey !== 'db')
+      refuseSharedFiles([config.signingKey], 'the private key that signs credentials');
+    cleanups.push(() => keyWatch?.close());
 
     // Listen first; until the app is ready, /healthz says the process is up and the rest 503.
     let starting = 'the broker is starting';
@@ -198,10 +210,19 @@ export async function startBroker(
     );
 
     // A database that cannot be reached yet is waited for, however long, until shutdown.
-    const keys: KeyRing = await whenDatabaseReachable(
+    keyWatch = await whenDatabaseReachable(
       async () => {
         await migrateToLatest(db.kysely, db.dialect);
-        return fileKeys ?? (await loadKeyRingFromDb(db, config.signingAlg, clock));
+        return watchKeys({
+          store: keyStore,
+          alg: config.signingAlg,
+          clock,
+          logger,
+          db,
+          autoRetire: config.keyAutoRetire,
+          ...(opts.keyRefreshMs !== undefined ? { refreshMs: opts.keyRefreshMs } : {}),
+          ...(opts.onKeysChanged ? { onChange: opts.onKeysChanged } : {}),
+        });
       },
       {
         signal: opts.signal,
@@ -215,6 +236,7 @@ export async function startBroker(
         },
       },
     );
+    const keys: KeyRing = keyWatch.ring;
 
     let oidc: { issuer: string; clientId: string; scopes: string[] };
     if (devModule) {
@@ -330,6 +352,7 @@ export async function startBroker(
       auditors: config.auditors,
       pages,
       trustProxy: config.trustProxy,
+      rateLimits: config.rateLimits,
       // Migrations ran before the port opened, so reachable means ready.
       async ready() {
         await db.kysely.selectFrom('audit_head').select('seq').executeTakeFirstOrThrow();
@@ -406,7 +429,7 @@ export async function startBroker(
       })();
       return closing;
     };
-    return { url, publicUrl, dev, policy, db, app, logger, close };
+    return { url, publicUrl, dev, policy, db, app, logger, keys: keyWatch, close };
   } catch (err) {
     await cleanup();
     throw err;

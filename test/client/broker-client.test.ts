@@ -132,6 +132,30 @@ describe('retries and backoff', () => {
     expect(clock.sleeps).toEqual([1000]);
   });
 
+  it('says a long 429 is a rate limit, with the broker’s message and hint', async () => {
+    const { c, clock } = client();
+    server.script({
+      kind: 'json',
+      status: 429,
+      body: {
+        error: {
+          code: 'rate_limited',
+          message:
+            'too many failed sign-ins from your address: at most 100 per 5m; try again in 280 s',
+          hint: 'fix the token the client sends',
+        },
+      },
+      headers: { 'retry-after': '280' },
+    });
+    const err = await c.getRequest(REQUEST.id).catch((e: unknown) => e);
+    expect(err).toMatchObject({
+      exitCode: ExitCode.Unreachable,
+      message: expect.stringContaining('is limiting requests: too many failed sign-ins'),
+      hint: 'fix the token the client sends',
+    });
+    expect(clock.sleeps).toEqual([]);
+  });
+
   it('does not wait out a Retry-After of an hour: it fails at once and says when', async () => {
     const { c, clock } = client();
     server.script(unavailable({ 'retry-after': '3600' }));

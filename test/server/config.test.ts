@@ -191,3 +191,54 @@ describe('server config', () => {
     await expect(load({ configFile: dup })).rejects.toThrow(ConfigError);
   });
 });
+
+describe('rate_limits', () => {
+  it('defaults to the documented limits and takes a partial mapping from the file', async () => {
+    const c = await load({ flags: REQUIRED });
+    expect(c.rateLimits).toEqual({
+      reads: { max: 600, windowMs: 60_000 },
+      writes: { max: 60, windowMs: 60_000 },
+      token: { max: 300, windowMs: 60_000 },
+      public: { max: 600, windowMs: 60_000 },
+      auth_failures: { max: 100, windowMs: 300_000 },
+    });
+    const file = configFile(
+      'limits.yaml',
+      'rate_limits:\n  writes: 20/30s\n  token: { max: 1000, window: 1m }\n  public: off\n',
+    );
+    const f = await load({ flags: REQUIRED, configFile: file });
+    expect(f.rateLimits).toMatchObject({
+      writes: { max: 20, windowMs: 30_000 },
+      token: { max: 1000, windowMs: 60_000 },
+      public: null,
+      reads: { max: 600, windowMs: 60_000 },
+    });
+  });
+
+  it('takes JSON or off from the environment', async () => {
+    const json = await load({
+      flags: REQUIRED,
+      env: { JITCTL_SERVER_RATE_LIMITS: '{"auth_failures":"10/1h"}' },
+    });
+    expect(json.rateLimits.auth_failures).toEqual({ max: 10, windowMs: 3_600_000 });
+    const off = await load({ flags: REQUIRED, env: { JITCTL_SERVER_RATE_LIMITS: 'off' } });
+    expect(Object.values(off.rateLimits)).toEqual([null, null, null, null, null]);
+  });
+
+  const bad: [string, string, RegExp][] = [
+    ['a typo in a class', '{"write":"5/1m"}', /unknown limit "write".*did you mean `writes`/s],
+    ['no window', '{"writes":"5"}', /JITCTL_SERVER_RATE_LIMITS\.writes: "5" is not a limit/],
+    ['a zero count', '{"writes":"0/1m"}', /count must be a whole number from 1/],
+    ['a bad window', '{"writes":"5/soon"}', /writes: the window "soon" is not a duration/],
+    ['a window over a day', '{"writes":"5/2d"}', /outside 1s…1d/],
+    ['not a mapping', '[1]', /must be a mapping of limits/],
+    ['unknown object key', '{"writes":{"max":5,"per":"1m"}}', /unknown key "per"/],
+  ];
+  it.each(bad)('refuses %s, naming the setting', async (_name, value, message) => {
+    const err = await load({ flags: REQUIRED, env: { JITCTL_SERVER_RATE_LIMITS: value } }).catch(
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(ConfigError);
+    expect(`${(err as ConfigError).message} ${(err as ConfigError).hint ?? ''}`).toMatch(message);
+  });
+});

@@ -10,7 +10,9 @@ export type OAuthErrorCode =
   | 'invalid_scope'
   | 'unsupported_grant_type'
   | 'temporarily_unavailable'
-  | 'server_error';
+  | 'server_error'
+  /** 429: a rate limit (docs/operations.md "Rate limits"); an extension code, with Retry-After. */
+  | 'rate_limited';
 
 export class OAuthError extends Error {
   override name = 'OAuthError';

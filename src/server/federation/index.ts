@@ -103,7 +103,8 @@ export class Federation {
         : typeof payload.iat === 'number'
           ? Math.min(payload.iat, issuedAt)
           : issuedAt;
-    const signed = await signSessionToken(this.#opts.keys.current, {
+    const key = this.#opts.keys.current;
+    const signed = await signSessionToken(key, {
       broker: this.#opts.publicUrl,
       subject,
       entry: entry.name,
@@ -133,6 +134,8 @@ export class Federation {
                 ? { subject_jti: payload.jti.slice(0, 200) }
                 : {}),
               jti: signed.jti,
+              // Which key signed it: a key leaves the JWKS only after its sessions expired.
+              kid: key.kid,
               exp: new Date(expiresAt * 1000).toISOString(),
             },
           },

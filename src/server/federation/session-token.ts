@@ -1,10 +1,4 @@
-import {
-  createLocalJWKSet,
-  errors,
-  type JWTPayload,
-  jwtVerify,
-  type ProtectedHeaderParameters,
-} from 'jose';
+import { errors, type JWTPayload, jwtVerify, type ProtectedHeaderParameters } from 'jose';
 import { invalidToken, type TokenVerifier, type VerifiedToken } from '../auth/oidc-verifier.js';
 import type { ServerClock } from '../clock.js';
 import { type KeyRing, SIGNING_ALGS, type SigningKey } from '../mint/keys.js';
@@ -77,22 +71,24 @@ export interface SessionVerifierOptions {
 export class SessionTokenVerifier implements TokenVerifier {
   readonly issuer: string;
   readonly #opts: SessionVerifierOptions;
-  readonly #jwks: ReturnType<typeof createLocalJWKSet>;
 
   constructor(opts: SessionVerifierOptions) {
     this.issuer = opts.publicUrl;
     this.#opts = opts;
-    this.#jwks = createLocalJWKSet({ keys: opts.keys.jwks });
   }
 
   async verify(token: string, header: ProtectedHeaderParameters): Promise<VerifiedToken> {
     if (typeof header.typ !== 'string' || header.typ.toLowerCase() !== SESSION_TYP)
       throw invalidToken('a token from this broker that is not a session token cannot sign in');
-    if (typeof header.kid !== 'string' || !this.#opts.keys.isOwnKid(header.kid))
+    // The key ring of the moment: keys rotate while the broker runs, and a retired key's sessions
+    // are refused.
+    const key =
+      typeof header.kid === 'string' ? await this.#opts.keys.publicKey(header.kid) : undefined;
+    if (!key)
       throw invalidToken('the session token is signed with a key this broker does not have');
     let payload: JWTPayload;
     try {
-      ({ payload } = await jwtVerify(token, this.#jwks, {
+      ({ payload } = await jwtVerify(token, key, {
         issuer: this.issuer,
         audience: this.issuer,
         typ: SESSION_TYP,

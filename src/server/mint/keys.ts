@@ -1,5 +1,3 @@
-import { mkdir, open, readFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
 import {
   type CryptoKey,
   calculateJwkThumbprint,
@@ -8,18 +6,39 @@ import {
   importJWK,
   type JWK,
 } from 'jose';
-import type { ServerClock } from '../clock.js';
-import { refuseSharedFiles } from '../private-files.js';
-import type { Db } from '../store/database.js';
 
 /**
- * The key that signs credentials. Created on first start and kept either in the database (the
- * default: every replica shares it with no extra set-up) or in a key file (0600; for operators who
- * keep keys out of database backups; one that other users can read is refused). The kid is the key's RFC 7638 thumbprint, so it is stable
- * and a relying party can cache the JWKS by kid.
+ * The keys that sign credentials (and pipelines' session tokens). One key signs at a time; keys
+ * it replaced stay published in the JWKS until nothing they signed can still be valid, then are
+ * retired (docs/operations.md "Keys"). They live in the database (the default: every replica
+ * shares them with no extra set-up) or in a key file (key-store-file.ts). A kid is the key's
+ * RFC 7638 thumbprint, so it is stable and relying parties can cache the JWKS by kid.
+ *
+ * Which algorithm to choose depends on who verifies: ES256 is accepted by every relying party we
+ * know of; RS256 by all too, and it is the only one Microsoft Entra supports for workload
+ * identity federation; EdDSA is refused by Kubernetes, jsonwebtoken and the clouds' federation
+ * (docs/operations.md has the table).
  */
-export type SigningAlg = 'ES256' | 'EdDSA';
-export const SIGNING_ALGS: readonly SigningAlg[] = ['ES256', 'EdDSA'];
+export type SigningAlg = 'ES256' | 'EdDSA' | 'RS256';
+export const SIGNING_ALGS: readonly SigningAlg[] = ['ES256', 'EdDSA', 'RS256'];
+
+/** RSA keys shorter than this are refused (NIST SP 800-131A). */
+const MIN_RSA_BITS = 2048;
+
+export type KeyState = 'signing' | 'published' | 'retired';
+
+/** What is known about a key, public parts only. */
+export interface KeyRecord {
+  kid: string;
+  alg: SigningAlg;
+  state: KeyState;
+  /** Milliseconds since the epoch. */
+  createdAt: number;
+  /** When it stopped signing (null while it signs; may be null for keys from before rotation). */
+  rotatedAt: number | null;
+  retiredAt: number | null;
+  publicJwk: JWK;
+}
 
 export interface SigningKey {
   kid: string;
@@ -28,130 +47,129 @@ export interface SigningKey {
 }
 
 export interface KeyRing {
-  /** The key that signs new credentials. */
-  current: SigningKey;
-  /** Public keys served at /.well-known/jwks.json (old ones stay until nothing they signed is valid). */
-  jwks: JWK[];
+  /** The key that signs new credentials now. */
+  readonly current: SigningKey;
+  /** Public keys served at /.well-known/jwks.json: the signing key and every published one. */
+  readonly jwks: JWK[];
+  /** Whether `kid` is or was one of the broker's keys (such a token is never a sign-in). */
   isOwnKid(kid: string): boolean;
+  /** The public key of a published kid, to verify the broker's own session tokens. */
+  publicKey(kid: string): Promise<CryptoKey | undefined>;
 }
 
 export class SigningKeyError extends Error {
   override name = 'SigningKeyError';
+  constructor(
+    message: string,
+    readonly hint?: string,
+  ) {
+    super(message);
+  }
 }
 
-async function generate(alg: SigningAlg): Promise<{ privateJwk: JWK; publicJwk: JWK }> {
-  const { privateKey, publicKey } = await generateKeyPair(
-    alg,
-    alg === 'EdDSA' ? { crv: 'Ed25519', extractable: true } : { extractable: true },
-  );
-  return { privateJwk: await exportJWK(privateKey), publicJwk: await exportJWK(publicKey) };
+/** The public members of a JWK (RFC 7638 §3.2 lists exactly these per key type). */
+export function publicPart(jwk: JWK): JWK {
+  const { kty, crv, x, y, n, e } = jwk;
+  const members = kty === 'RSA' ? { kty, n, e } : { kty, crv, x, y };
+  return Object.fromEntries(Object.entries(members).filter(([, v]) => v !== undefined)) as JWK;
 }
 
-function publicPart(jwk: JWK): JWK {
-  const { kty, crv, x, y } = jwk;
-  return Object.fromEntries(
-    Object.entries({ kty, crv, x, y }).filter(([, v]) => v !== undefined),
-  ) as JWK;
-}
-
-function algOfJwk(jwk: JWK, where: string): SigningAlg {
+export function algOfJwk(jwk: JWK, where: string): SigningAlg {
   if (jwk.kty === 'EC' && jwk.crv === 'P-256') return 'ES256';
   if (jwk.kty === 'OKP' && jwk.crv === 'Ed25519') return 'EdDSA';
-  throw new SigningKeyError(
-    `${where}: the signing key must be a P-256 (ES256) or Ed25519 (EdDSA) private JWK, not ${jwk.kty}/${jwk.crv ?? '?'}`,
-  );
-}
-
-async function toSigningKey(privateJwk: JWK, alg: SigningAlg): Promise<SigningKey> {
-  const kid = await calculateJwkThumbprint(publicPart(privateJwk));
-  const privateKey = (await importJWK(privateJwk, alg)) as CryptoKey;
-  return { kid, alg, privateKey };
-}
-
-async function jwkEntry(publicJwk: JWK, alg: SigningAlg): Promise<JWK> {
-  const pub = publicPart(publicJwk);
-  return { ...pub, kid: await calculateJwkThumbprint(pub), alg, use: 'sig' };
-}
-
-/** The database key for `alg`, created if none exists (replicas racing insert once: unique slot). */
-export async function loadKeyRingFromDb(
-  db: Db,
-  alg: SigningAlg,
-  clock: ServerClock,
-): Promise<KeyRing> {
-  const slot = `current:${alg}`;
-  const read = () =>
-    db.kysely.selectFrom('signing_keys').selectAll().where('slot', '=', slot).executeTakeFirst();
-  let row = await read();
-  if (!row) {
-    const { privateJwk, publicJwk } = await generate(alg);
-    await db.kysely
-      .insertInto('signing_keys')
-      .values({
-        kid: await calculateJwkThumbprint(publicPart(publicJwk)),
-        slot,
-        alg,
-        private_jwk: JSON.stringify(privateJwk),
-        public_jwk: JSON.stringify(publicPart(publicJwk)),
-        created_at: clock.now(),
-      })
-      .onConflict((oc) => oc.column('slot').doNothing())
-      .execute();
-    row = await read();
-    if (!row) throw new SigningKeyError('could not create the signing key in the database');
+  if (jwk.kty === 'RSA' && typeof jwk.n === 'string') {
+    const bits = Buffer.from(jwk.n, 'base64url').length * 8;
+    if (bits < MIN_RSA_BITS)
+      throw new SigningKeyError(`${where}: the RSA key has ${bits} bits; at least ${MIN_RSA_BITS}`);
+    return 'RS256';
   }
-  const current = await toSigningKey(JSON.parse(row.private_jwk) as JWK, alg);
-  const all = await db.kysely.selectFrom('signing_keys').select(['public_jwk', 'alg']).execute();
-  const jwks = await Promise.all(
-    all.map((k) => jwkEntry(JSON.parse(k.public_jwk) as JWK, k.alg as SigningAlg)),
+  throw new SigningKeyError(
+    `${where}: a signing key must be a P-256 (ES256), Ed25519 (EdDSA) or RSA (RS256) JWK, not ${String(jwk.kty)}/${jwk.crv ?? '?'}`,
   );
-  return ringOf(current, jwks);
+}
+
+export const kidOf = (jwk: JWK): Promise<string> => calculateJwkThumbprint(publicPart(jwk));
+
+/** A fresh key pair for `alg`, as JWKs, and its kid. */
+export async function generateKey(
+  alg: SigningAlg,
+): Promise<{ kid: string; privateJwk: JWK; publicJwk: JWK }> {
+  const { privateKey, publicKey } = await generateKeyPair(
+    alg,
+    alg === 'EdDSA'
+      ? { crv: 'Ed25519', extractable: true }
+      : alg === 'RS256'
+        ? { modulusLength: MIN_RSA_BITS, extractable: true }
+        : { extractable: true },
+  );
+  const privateJwk = await exportJWK(privateKey);
+  const publicJwk = publicPart(await exportJWK(publicKey));
+  return { kid: await kidOf(publicJwk), privateJwk, publicJwk };
+}
+
+export async function toSigningKey(privateJwk: JWK, alg: SigningAlg): Promise<SigningKey> {
+  const privateKey = (await importJWK(privateJwk, alg)) as CryptoKey;
+  return { kid: await kidOf(privateJwk), alg, privateKey };
+}
+
+/** A JWKS entry: public members, kid, alg and use only. */
+export function jwksEntry(r: KeyRecord): JWK {
+  return { ...publicPart(r.publicJwk), kid: r.kid, alg: r.alg, use: 'sig' };
 }
 
 /**
- * The key in `path` (a private JWK as JSON), created with `alg` if the file does not exist. An
- * existing file decides the algorithm itself.
+ * The key ring the running broker signs and verifies with. `update` swaps in a new key set read
+ * from the store (key-watch.ts re-reads it every few seconds), so a rotation reaches every
+ * replica without a restart; a request already signing keeps the key it started with.
  */
-export async function loadKeyRingFromFile(path: string, alg: SigningAlg): Promise<KeyRing> {
-  // Whoever reads this file can mint credentials: refuse one other users can read.
-  refuseSharedFiles([path], 'the private key that signs credentials');
-  let text: string | undefined;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
-      throw new SigningKeyError(`cannot read signing key ${path}: ${(err as Error).message}`);
-  }
-  if (text === undefined) {
-    const { privateJwk } = await generate(alg);
-    await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-    try {
-      // wx: two brokers starting at once must not overwrite each other's new key.
-      const fh = await open(path, 'wx', 0o600);
-      await fh.writeFile(`${JSON.stringify(privateJwk)}\n`);
-      await fh.close();
-      text = JSON.stringify(privateJwk);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST')
-        throw new SigningKeyError(`cannot create signing key ${path}: ${(err as Error).message}`);
-      text = await readFile(path, 'utf8');
-    }
-  }
-  let jwk: JWK;
-  try {
-    jwk = JSON.parse(text) as JWK;
-  } catch {
-    throw new SigningKeyError(`${path} is not a JSON Web Key`);
-  }
-  if (typeof jwk !== 'object' || jwk === null || typeof jwk.d !== 'string')
-    throw new SigningKeyError(`${path} must hold a private JWK (with "d")`);
-  const fileAlg = algOfJwk(jwk, path);
-  const current = await toSigningKey(jwk, fileAlg);
-  return ringOf(current, [await jwkEntry(jwk, fileAlg)]);
-}
+export class LiveKeyRing implements KeyRing {
+  #current: SigningKey;
+  #jwks: JWK[] = [];
+  readonly #published = new Map<string, JWK>();
+  readonly #ever = new Set<string>();
+  readonly #imported = new Map<string, Promise<CryptoKey>>();
 
-function ringOf(current: SigningKey, jwks: JWK[]): KeyRing {
-  const kids = new Set(jwks.map((k) => k.kid!));
-  kids.add(current.kid);
-  return { current, jwks, isOwnKid: (kid) => kids.has(kid) };
+  constructor(current: SigningKey, records: KeyRecord[]) {
+    this.#current = current;
+    this.update(current, records);
+  }
+
+  get current(): SigningKey {
+    return this.#current;
+  }
+
+  get jwks(): JWK[] {
+    return this.#jwks;
+  }
+
+  update(current: SigningKey, records: KeyRecord[]): void {
+    this.#current = current;
+    const live = records.filter((r) => r.state !== 'retired');
+    // The signing key first, then the newest published ones.
+    live.sort(
+      (a, b) =>
+        Number(b.kid === current.kid) - Number(a.kid === current.kid) || b.createdAt - a.createdAt,
+    );
+    if (!live.some((r) => r.kid === current.kid))
+      throw new SigningKeyError(`the signing key ${current.kid} is not among the published keys`);
+    this.#jwks = live.map(jwksEntry);
+    this.#published.clear();
+    for (const j of this.#jwks) this.#published.set(j.kid!, j);
+    for (const r of records) this.#ever.add(r.kid);
+    for (const kid of this.#imported.keys())
+      if (!this.#published.has(kid)) this.#imported.delete(kid);
+  }
+
+  readonly isOwnKid = (kid: string): boolean => this.#ever.has(kid);
+
+  publicKey(kid: string): Promise<CryptoKey | undefined> {
+    const jwk = this.#published.get(kid);
+    if (!jwk) return Promise.resolve(undefined);
+    let key = this.#imported.get(kid);
+    if (!key) {
+      key = importJWK(jwk, jwk.alg) as Promise<CryptoKey>;
+      this.#imported.set(kid, key);
+    }
+    return key;
+  }
 }

@@ -48,7 +48,7 @@ export async function mintCredential(
     const facts = {
       jti: signed.jti,
       audience: role.credential.audience,
-      kid: core.deps.keys.current.kid,
+      kid: signed.kid,
       issuedAt: signed.issuedAt,
       expiresAt: signed.expiresAt,
     };
@@ -78,7 +78,7 @@ export async function mintCredential(
   return minted!;
 }
 
-type Signed = SignedCredential & { issuedAt: number; expiresAt: number };
+type Signed = SignedCredential & { issuedAt: number; expiresAt: number; kid: string };
 
 /** Signs the credential of an approved request as of `now`, ending with its window. */
 async function signFor(
@@ -90,7 +90,10 @@ async function signFor(
 ): Promise<Signed> {
   const issuedAt = Math.floor(now / 1000);
   const expiresAt = Math.floor(row.expires_at / 1000);
-  const signed = await signCredential(core.deps.keys.current, {
+  // The key of the moment: a rotation may land between signing and the audit event, which must
+  // name the key that actually signed (key retirement reads it).
+  const key = core.deps.keys.current;
+  const signed = await signCredential(key, {
     issuer: core.deps.publicUrl,
     subject: row.requester_sub,
     subjectIssuer: row.requester_iss,
@@ -101,7 +104,7 @@ async function signFor(
     issuedAt,
     expiresAt,
   });
-  return { ...signed, issuedAt, expiresAt };
+  return { ...signed, issuedAt, expiresAt, kid: key.kid };
 }
 
 const approversOf = (reviews: ReviewRow[]): Identity[] =>

@@ -67,7 +67,8 @@ export const tokenRoutes: FastifyPluginAsync<{ deps: AppDeps }> = async (app, { 
       req.log.error({ err, reqId: req.id }, 'token exchange failed');
       e = new OAuthError('server_error', `internal error (request ${req.id})`);
     }
-    if (e.status < 500) {
+    // A rate limit's 429 is counted in jitctl_rate_limited_total, not as a refused token.
+    if (e.status < 500 && e.status !== 429) {
       deps.metrics.authFailures.inc({ code: e.error });
       req.log.info(
         { exchange: 'refused', error: e.error, why: e.description },

@@ -128,6 +128,19 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    // Signing-key rotation (jitctl server keys): a state per key instead of one slot per
+    // algorithm. Existing rows stay `published` until the broker's next start adopts the one
+    // that signed (key-store-db.ts), since only the configuration knows which that was.
+    '0200-signing-key-states': {
+      async up(db: Kysely<unknown>) {
+        await db.schema
+          .alterTable('signing_keys')
+          .addColumn('state', 'text', (c) => c.notNull().defaultTo('published'))
+          .execute();
+        await db.schema.alterTable('signing_keys').addColumn('rotated_at', bigint).execute();
+        await db.schema.alterTable('signing_keys').addColumn('retired_at', bigint).execute();
+      },
+    },
     // The review pages (src/server/pages): browser sessions, kept in the database so that every
     // replica knows every session and signing out ends it everywhere; and their keys (sealing a
     // sign-in in progress into its cookie, binding CSRF tokens to a session), one row each,

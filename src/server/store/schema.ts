@@ -82,12 +82,22 @@ export interface AuditHeadTable {
 
 export interface SigningKeysTable {
   kid: string;
-  /** `current:<alg>` for the key that signs now; null once retired (still served in the JWKS). */
+  /**
+   * `signing` for the one key that signs now (unique, so there is never a second). Before
+   * migration 0200 it was `current:<alg>`; the first start after it adopts those rows
+   * (key-store-db.ts).
+   */
   slot: string | null;
   alg: string;
+  /** The private JWK while the key signs; '' once it stopped (it is never needed again). */
   private_jwk: string;
   public_jwk: string;
   created_at: number;
+  /** `signing`, `published` (in the JWKS, no longer signing) or `retired` (gone from the JWKS). */
+  state: Generated<string>;
+  /** When it stopped signing. */
+  rotated_at: number | null;
+  retired_at: number | null;
 }
 
 export type RequestRow = Selectable<RequestsTable>;
