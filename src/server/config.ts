@@ -9,6 +9,16 @@ import {
   TrustedIssuerError,
 } from './federation/config.js';
 import { SIGNING_ALGS, type SigningAlg } from './mint/keys.js';
+import {
+  defaultNotificationSettings,
+  type NotificationSettings,
+  NotifySettingError,
+  parseGiveUpAfter,
+  parseReminder,
+  parseSecurityContacts,
+  parseSmtp,
+  parseWebhookSecrets,
+} from './notify/settings.js';
 import { closest } from './policy/suggest.js';
 import type { StepUpRule } from './policy/types.js';
 import { DatabaseUrlError, parseDatabaseUrl } from './store/database.js';
@@ -54,6 +64,8 @@ export interface ServerConfig {
   dev: boolean;
   /** --dev only: where the database and the identity provider's keys live. */
   dataDir: string;
+  /** Signing secrets, SMTP, security contacts, reminder and retry settings (notify/settings.ts). */
+  notifications: NotificationSettings;
 }
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -224,6 +236,19 @@ const trustedIssuers: Parser<TrustedIssuer[]> = (v, src) => {
   }
 };
 
+/** The notification settings' own parsers report the nested key that is wrong. */
+const notifySetting =
+  <T>(parse: (v: unknown, where: string, baseDir: string) => T): Parser<T> =>
+  (v, src) => {
+    try {
+      return parse(v, src.where, src.baseDir);
+    } catch (err) {
+      if (err instanceof NotifySettingError)
+        return fail({ ...src, where: err.where }, err.message, err.hint);
+      throw err;
+    }
+  };
+
 interface KeySpec<T> {
   parse: Parser<T>;
   /** The flag that sets it, when there is one. */
@@ -251,6 +276,12 @@ const KEYS = {
   trusted_issuers: { parse: trustedIssuers },
   dev: { parse: bool, flag: '--dev' },
   data_dir: { parse: path, flag: '--data-dir' },
+  // Notifications (docs/operations.md "Notifications").
+  webhook_secrets: { parse: notifySetting(parseWebhookSecrets) },
+  smtp: { parse: notifySetting(parseSmtp) },
+  security_contacts: { parse: notifySetting(parseSecurityContacts) },
+  expiry_reminder: { parse: notifySetting(parseReminder) },
+  notify_give_up_after: { parse: notifySetting(parseGiveUpAfter) },
 } satisfies Record<string, KeySpec<unknown>>;
 
 export type ConfigKey = keyof typeof KEYS;
@@ -362,6 +393,14 @@ export async function loadServerConfig(input: ConfigInput): Promise<ServerConfig
     trustedIssuers: get('trusted_issuers') ?? [],
     dev,
     dataDir,
+    notifications: {
+      ...defaultNotificationSettings(),
+      ...(raw.has('webhook_secrets') ? { webhookSecrets: get('webhook_secrets')! } : {}),
+      ...(raw.has('smtp') ? { smtp: get('smtp') ?? null } : {}),
+      ...(raw.has('security_contacts') ? { securityContacts: get('security_contacts')! } : {}),
+      ...(raw.has('expiry_reminder') ? { reminderBeforeMs: get('expiry_reminder') ?? null } : {}),
+      ...(raw.has('notify_give_up_after') ? { giveUpAfterMs: get('notify_give_up_after')! } : {}),
+    },
   };
 
   if (!dev && raw.has('data_dir'))

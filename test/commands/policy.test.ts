@@ -104,7 +104,16 @@ describe('jitctl policy check', () => {
       audience: 'https://k8s.prod.example.com',
       env: ['KUBE_TOKEN'],
     });
-    expect(out.notify).toEqual([{ origin: 'https://hooks.example.com' }]);
+    expect(out.notify).toEqual([
+      {
+        kind: 'webhook',
+        origin: 'https://hooks.example.com',
+        format: 'standard',
+        secret: 'default',
+        roles: null,
+        events: null,
+      },
+    ]);
     expect(r.stdout).not.toContain(SECRET_PATH);
   });
 
