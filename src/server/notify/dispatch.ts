@@ -95,7 +95,7 @@ async function rowsFor(d: DispatchDeps, ev: AuditEvent): Promise<NewOutboxRow[]>
   if (!spec || spec.scheduled || !ev.request_id) return [];
   const req = await getRequest(d.db.kysely, ev.request_id);
   if (!req) return [];
-  const facts = await factsOf(d, ev, req);
+  const facts = await factsOf(d, ev, req, spec);
   const now = d.clock.now();
   const out: NewOutboxRow[] = [];
   if (spec.schedulesReminder) out.push(...(await reminderRows(d, ev, req, facts)));
@@ -218,7 +218,12 @@ function row(
 
 const nameOf = (i: Identity | null) => (i ? (i.name ?? i.sub) : null);
 
-async function factsOf(d: DispatchDeps, ev: AuditEvent, req: RequestRow): Promise<EventFacts> {
+async function factsOf(
+  d: DispatchDeps,
+  ev: AuditEvent,
+  req: RequestRow,
+  spec: NotificationEventSpec,
+): Promise<EventFacts> {
   const data = ev.data;
   const text = (v: unknown) => (typeof v === 'string' && v !== '' ? v : null);
   const actorIsRequester =
@@ -249,7 +254,8 @@ async function factsOf(d: DispatchDeps, ev: AuditEvent, req: RequestRow): Promis
     actorIsRequester,
     decision,
     comment,
-    expiresAt: text(data.expires_at),
+    // Only where a credential window opens; elsewhere `expires_at` is a pending deadline.
+    expiresAt: spec.schedulesReminder ? text(data.expires_at) : null,
     data,
   };
 }

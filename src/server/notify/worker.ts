@@ -68,6 +68,8 @@ export class NotificationWorker {
   readonly #owner = `w_${randomBytes(9).toString('base64url')}`;
   readonly #stop = new AbortController();
   readonly #jobs = new Set<Promise<void>>();
+  /** Targets with a job in flight: one target's notifications go one at a time, in order. */
+  readonly #busy = new Set<string>();
   #timer: NodeJS.Timeout | undefined;
   #ticking: Promise<void> | undefined;
   #again = false;
@@ -138,7 +140,7 @@ export class NotificationWorker {
       const now = Date.now();
       if (now - this.#lastProblem >= 60_000) {
         this.#lastProblem = now;
-        this.#warn({ err }, 'notification worker cannot reach the outbox; retrying');
+        this.#warn({ err }, 'notifications cannot be routed or delivered right now; retrying');
       }
     }
   }
@@ -173,6 +175,7 @@ export class NotificationWorker {
       // Long enough for every row of the batch to be tried in turn; after a crash, this long.
       until: now + this.#t.timeoutMs * free + 30_000,
       limit: free,
+      busy: [...this.#busy].slice(0, 500),
     });
     // One target's rows in order, one at a time; different targets in parallel.
     const byTarget = new Map<string, OutboxRow[]>();
@@ -181,7 +184,8 @@ export class NotificationWorker {
       list.push(row);
       byTarget.set(row.target, list);
     }
-    for (const list of byTarget.values()) {
+    for (const [target, list] of byTarget) {
+      this.#busy.add(target);
       const job: Promise<void> = (async () => {
         for (const row of list) {
           if (this.#stop.signal.aborted) return;
@@ -191,6 +195,7 @@ export class NotificationWorker {
         }
       })().finally(() => {
         this.#jobs.delete(job);
+        this.#busy.delete(target);
         this.kick();
       });
       this.#jobs.add(job);

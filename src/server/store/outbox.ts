@@ -27,23 +27,34 @@ export async function enqueue(q: Q, rows: NewOutboxRow[]): Promise<number> {
   return n;
 }
 
-const due = (q: Q, now: number) =>
-  q
+const due = (q: Q, now: number, busy: readonly string[]) => {
+  let s = q
     .selectFrom('notification_outbox')
     .select('id')
     .where('state', '=', 'pending')
     .where('next_attempt_at', '<=', now)
     .where((eb) => eb.or([eb('claimed_until', 'is', null), eb('claimed_until', '<', now)]));
+  if (busy.length > 0) s = s.where('target', 'not in', [...busy]);
+  return s;
+};
 
 /** Claims up to `limit` due rows for `owner` until `until`: high priority first, then in order. */
 export async function claimDue(
   db: Db,
-  opts: { now: number; owner: string; until: number; limit: number },
+  opts: {
+    now: number;
+    owner: string;
+    until: number;
+    limit: number;
+    /** Targets this replica is delivering to now: their next rows wait, to keep their order. */
+    busy?: readonly string[];
+  },
 ): Promise<OutboxRow[]> {
+  const busy = opts.busy ?? [];
   // A read first, so an idle queue never takes SQLite's write lock.
-  if (!(await due(db.kysely, opts.now).limit(1).executeTakeFirst())) return [];
+  if (!(await due(db.kysely, opts.now, busy).limit(1).executeTakeFirst())) return [];
   const rows = await db.transaction(async (tx) => {
-    let pick = due(tx, opts.now)
+    let pick = due(tx, opts.now, busy)
       .orderBy('priority', 'desc')
       .orderBy('next_attempt_at', 'asc')
       .orderBy('event_seq', 'asc')
