@@ -101,7 +101,7 @@ async function rowsFor(d: DispatchDeps, ev: AuditEvent): Promise<NewOutboxRow[]>
   if (spec.schedulesReminder) out.push(...(await reminderRows(d, ev, req, facts)));
   // Events older than the retry time (a broker that was down for long) are news no more.
   if (now - Date.parse(ev.at) > d.giveUpAfterMs) return out;
-  const notice = buildNotice(facts, ev.at, d.publicUrl);
+  const notice = buildNotice(facts, spec, ev.at, d.publicUrl);
   for (const delivery of plan(
     facts,
     spec,
@@ -152,7 +152,7 @@ async function reminderRows(
     comment: null,
     expiresAt: new Date(endsAt).toISOString(),
   };
-  const notice = buildNotice(facts, new Date(remindAt).toISOString(), d.publicUrl);
+  const notice = buildNotice(facts, spec, new Date(remindAt).toISOString(), d.publicUrl);
   const found = await recipients(d, facts, spec, req);
   return plan(
     facts,

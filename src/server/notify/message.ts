@@ -1,6 +1,6 @@
 import { reviewPageUrl } from '../../api/links.js';
 import { safe } from '../../cli/output.js';
-import { type EventFacts, eventSpec, type Priority } from './events.js';
+import type { EventFacts, NotificationEventSpec, Priority } from './events.js';
 
 /**
  * One notification before it is rendered for a channel: the facts of the event (raw, as the JSON
@@ -43,11 +43,10 @@ export function display(s: string | null | undefined, limit = TEXT_LIMIT): strin
 
 export function buildNotice(
   facts: EventFacts,
+  spec: NotificationEventSpec | undefined,
   at: string,
   publicUrl: string,
-  priorityOverride?: Priority,
 ): Notice {
-  const spec = eventSpec(facts.type);
   const opt = (s: string | null, limit = TEXT_LIMIT) => (s ? display(s, limit) : null);
   const shown: EventFacts = {
     ...facts,
@@ -65,7 +64,7 @@ export function buildNotice(
     : `${display(facts.type, 60)}: ${shown.requester}, ${shown.role}`;
   return {
     type: facts.type,
-    priority: priorityOverride ?? spec?.priority ?? 'normal',
+    priority: spec?.priority ?? 'normal',
     requestId: facts.requestId,
     role: facts.role,
     requester: facts.requester,
