@@ -100,7 +100,8 @@ export class NotificationWorker {
 
   /** Something was committed: look now. Returns at once and never throws. */
   kick(): void {
-    if (this.#closed) return;
+    // Nothing routed: the poll only moves the cursor; no need to add work to every transition.
+    if (this.#closed || !this.#d.channels.any) return;
     if (this.#ticking) this.#again = true;
     else this.#schedule(0);
   }
