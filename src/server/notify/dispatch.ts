@@ -92,13 +92,13 @@ export async function dispatchBatch(d: DispatchDeps, limit = 200): Promise<Dispa
 
 async function rowsFor(d: DispatchDeps, ev: AuditEvent): Promise<NewOutboxRow[]> {
   const spec = specOf(d.events, ev.type);
-  if (!spec || spec.scheduled || !ev.request_id) return [];
-  const req = await getRequest(d.db.kysely, ev.request_id);
-  if (!req) return [];
-  const facts = await factsOf(d, ev, req, spec);
+  if (!spec || spec.scheduled) return [];
+  const req = ev.request_id ? await getRequest(d.db.kysely, ev.request_id) : undefined;
+  if (ev.request_id && !req) return [];
+  const facts = req ? await factsOf(d, ev, req, spec) : requestlessFacts(ev);
   const now = d.clock.now();
   const out: NewOutboxRow[] = [];
-  if (spec.schedulesReminder) out.push(...(await reminderRows(d, ev, req, facts)));
+  if (spec.schedulesReminder && req) out.push(...(await reminderRows(d, ev, req, facts)));
   // Events older than the retry time (a broker that was down for long) are news no more.
   if (now - Date.parse(ev.at) > d.giveUpAfterMs) return out;
   const notice = buildNotice(facts, spec, ev.at, d.publicUrl);
@@ -217,6 +217,26 @@ function row(
 }
 
 const nameOf = (i: Identity | null) => (i ? (i.name ?? i.sub) : null);
+const text = (v: unknown) => (typeof v === 'string' && v !== '' ? v : null);
+
+/** An event about no request (an access review): what its data and actor say. */
+function requestlessFacts(ev: AuditEvent): EventFacts {
+  return {
+    type: ev.type,
+    requestId: null,
+    role: text(ev.data.role) ?? '',
+    requester: nameOf(ev.actor) ?? '',
+    duration: text(ev.data.duration) ?? '',
+    reason: text(ev.data.reason),
+    ticket: null,
+    actor: nameOf(ev.actor),
+    actorIsRequester: false,
+    decision: null,
+    comment: text(ev.data.comment),
+    expiresAt: null,
+    data: ev.data,
+  };
+}
 
 async function factsOf(
   d: DispatchDeps,
@@ -225,7 +245,6 @@ async function factsOf(
   spec: NotificationEventSpec,
 ): Promise<EventFacts> {
   const data = ev.data;
-  const text = (v: unknown) => (typeof v === 'string' && v !== '' ? v : null);
   const actorIsRequester =
     ev.actor !== null && ev.actor.iss === req.requester_iss && ev.actor.sub === req.requester_sub;
   let comment = text(data.comment);
@@ -265,24 +284,34 @@ async function recipients(
   d: DispatchDeps,
   facts: EventFacts,
   spec: NotificationEventSpec,
-  req: RequestRow,
+  req: RequestRow | undefined,
 ): Promise<Recipients> {
   const audiences = new Set(spec.audiences(facts));
   const needApprovers =
-    audiences.has('approvers') && wants(d.channels.targets, facts.type, req.role, 'approvers');
+    audiences.has('approvers') && wants(d.channels.targets, facts.type, facts.role, 'approvers');
   const needRequester =
-    audiences.has('requester') && wants(d.channels.targets, facts.type, req.role, 'requester');
+    req !== undefined &&
+    audiences.has('requester') &&
+    wants(d.channels.targets, facts.type, facts.role, 'requester');
   if (!needApprovers && !needRequester) return { approvers: [], requester: null };
-  const requester = await d.directory.verifiedEmail(req.requester_iss, req.requester_sub);
+  const requester = req
+    ? await d.directory.verifiedEmail(req.requester_iss, req.requester_sub)
+    : null;
   let approvers: string[] = [];
   if (needApprovers) {
-    const principals = (JSON.parse(req.approvers) as string[]).flatMap((p): Principal[] => {
+    const named = spec.approvers
+      ? spec.approvers(facts)
+      : req
+        ? (JSON.parse(req.approvers) as string[])
+        : [];
+    const principals = named.flatMap((p): Principal[] => {
       const parsed = parsePrincipal(p);
       return 'principal' in parsed ? [parsed.principal] : [];
     });
-    approvers = await d.directory.emailsFor(principals, {
-      exclude: { iss: req.requester_iss, sub: req.requester_sub, email: requester },
-    });
+    approvers = await d.directory.emailsFor(
+      principals,
+      req ? { exclude: { iss: req.requester_iss, sub: req.requester_sub, email: requester } } : {},
+    );
   }
   return { approvers, requester: needRequester ? requester : null };
 }

@@ -60,13 +60,15 @@ function why(n: Notice, reason: EmailReason): string {
   const role = display(n.role, 100);
   switch (reason) {
     case 'approvers':
-      return `You get this because you may approve requests for ${role}.`;
+      return role
+        ? `You get this because you may approve requests for ${role}.`
+        : 'You get this because you are asked to act on it.';
     case 'requester':
       return 'You get this because you filed this request.';
     case 'security_contacts':
       return 'You get this because this address is a security contact of the jitctl broker.';
     default:
-      return `You get this because the broker's policy sends ${role} notifications to this address.`;
+      return `You get this because the broker's policy sends ${role ? `${role} ` : ''}notifications to this address.`;
   }
 }
 
@@ -74,7 +76,8 @@ export function renderEmail(n: Notice, reason: EmailReason): RenderedEmail {
   const high = n.priority === 'high';
   // The headline is display-safe (no line breaks): it cannot add a header to the subject.
   const subject = display(`${high ? '[HIGH PRIORITY] ' : ''}${n.headline}`, 180);
-  const action = reason === 'approvers' ? 'Review the request' : 'Open the request';
+  const what = n.requestId ? ' the request' : '';
+  const action = `${reason === 'approvers' ? 'Review' : 'Open'}${what}`;
   const list = facts(n);
   const width = Math.max(...list.map((f) => f.label.length)) + 2;
   const text = [

@@ -22,6 +22,7 @@ export type Priority = 'normal' | 'high';
 /** What the dispatcher knows about one event, as plain text (already cut to length). */
 export interface EventFacts {
   type: string;
+  /** Null for events about no request (an access review); their facts come from the event's data. */
   requestId: string | null;
   role: string;
   /** The requester's display name (their subject when the identity provider gives no name). */
@@ -55,6 +56,14 @@ export interface NotificationEventSpec {
   schedulesReminder?: boolean;
   /** Scheduled by the broker rather than read from the audit log (the expiry reminder). */
   scheduled?: boolean;
+  /**
+   * Who `approvers` means for this event, as policy principals (`group:auditors`): for events
+   * that ask other people to act than the request's approvers (an access review's reviewers), or
+   * that have no request. Default: the approvers the request named when it was filed.
+   */
+  approvers?(f: EventFacts): string[];
+  /** The page the notification links to. Default: the request's review page. */
+  link?(f: EventFacts, publicUrl: string): string | null;
 }
 
 const note = (s: string | null) => (s ? `: ${s}` : '');

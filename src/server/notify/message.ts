@@ -76,7 +76,11 @@ export function buildNotice(
     comment: facts.comment,
     at,
     expiresAt: facts.expiresAt,
-    link: facts.requestId ? reviewPageUrl(publicUrl, facts.requestId) : null,
+    link: spec?.link
+      ? spec.link(facts, publicUrl)
+      : facts.requestId
+        ? reviewPageUrl(publicUrl, facts.requestId)
+        : null,
     headline,
   };
 }

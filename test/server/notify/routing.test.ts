@@ -337,6 +337,60 @@ describe('high priority and the security contacts', () => {
   });
 });
 
+describe('event types about no request', () => {
+  it('an entry naming its own approvers and link (an access-review reminder) reaches them', async () => {
+    const hook = await receiver('/all');
+    const smtp = await sink();
+    const events = {
+      ...NOTIFICATION_EVENTS,
+      'access_review.reminder': {
+        headline: (f: { data: Readonly<Record<string, unknown>> }) =>
+          `Access review ${String(f.data.review)} is due`,
+        audiences: () => ['approvers'] as const,
+        approvers: () => ['group:auditors', 'user:ciso@example.com'],
+        link: (f: { data: Readonly<Record<string, unknown>> }, base: string) =>
+          `${base}/ui/access-reviews/${encodeURIComponent(String(f.data.review))}`,
+      },
+    };
+    const b = await startTestBroker({
+      policy:
+        `${POLICY}\nnotify:\n  - webhook: ${hook.url}\n  - email: approvers\n` +
+        // A role-limited entry does not hear of events about no role.
+        '  - email: [prod@example.com]\n    roles: [prod-deploy]\n',
+      settings: settings(smtp),
+      start: { notify: { ...TUNING, events: events as never } },
+    });
+    cleanups.push(() => b.close());
+    await actor(b, people.ada).get('/v1/me');
+    await actor(b, people.lee).get('/v1/me');
+    await b.broker.people.flush();
+    await b.broker.db.transaction((tx) =>
+      appendAudit(tx, b.broker.db.dialect, b.clock.now(), [
+        {
+          type: 'access_review.reminder' as never,
+          request_id: null,
+          actor: null,
+          data: { review: 'ar_2025q1' },
+        },
+      ]),
+    );
+    const mails = await smtp.until((m) => m.length === 2);
+    expect(mails.map((m) => m.to[0]).sort()).toEqual(['ada@example.com', 'ciso@example.com']);
+    const link = `${b.broker.publicUrl}/ui/access-reviews/ar_2025q1`;
+    for (const m of mails) {
+      expect(m.subject).toBe('Access review ar_2025q1 is due');
+      expect(m.text).toContain(`Review: ${link}`);
+      expect(m.text).toContain('You get this because you are asked to act on it.');
+    }
+    const [event] = await hook.until((r) => r.length === 1);
+    expect(event!.body).toMatchObject({
+      type: 'access_review.reminder',
+      request_id: null,
+      link,
+    });
+  });
+});
+
 describe('replicas sharing one outbox (PostgreSQL)', () => {
   it('two brokers deliver every event exactly once between them', async () => {
     const hook = await receiver('/replicas');
