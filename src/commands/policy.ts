@@ -1,7 +1,7 @@
 import type { Context } from '../cli/context.js';
 import { ExitCode, UsageError } from '../cli/errors.js';
 import { printJson, safe, style, table } from '../cli/output.js';
-import type { Policy, PolicyIssue, RoleDescription } from '../server/policy/index.js';
+import type { NotifyTarget, Policy, PolicyIssue, RoleDescription } from '../server/policy/index.js';
 
 /**
  * `jitctl policy check FILE`: the broker's own validation, run before deploying a policy (in CI,
@@ -37,8 +37,7 @@ export async function run(options: Options, ctx: Context): Promise<number> {
   }
 
   const roles = [...parsed.roles.values()].map(policy.describeRole);
-  // Webhook URLs are secrets (a Slack webhook's path is its credential): show origins only.
-  const notify = parsed.notify.map((t) => ({ origin: new URL(t.webhook).origin }));
+  const notify = parsed.notify.map(describeTarget);
   if (options.json) {
     printJson(ctx.io, { ok: true, file, roles, notify });
     return ExitCode.Ok;
@@ -62,11 +61,34 @@ export async function run(options: Options, ctx: Context): Promise<number> {
   return ExitCode.Ok;
 }
 
-function summaryLine(file: string, roles: RoleDescription[], notify: { origin: string }[]): string {
+type TargetDescription = ReturnType<typeof describeTarget>;
+
+/** Webhook URLs are secrets (a Slack webhook's path is its credential): origins only. */
+function describeTarget(t: NotifyTarget) {
+  const filter = { roles: t.roles, events: t.events };
+  if (t.kind === 'webhook')
+    return {
+      kind: t.kind,
+      origin: new URL(t.webhook).origin,
+      format: t.format,
+      secret: t.secret ?? 'default',
+      ...filter,
+    };
+  return {
+    kind: t.kind,
+    to: t.to.map((r) => (r.kind === 'address' ? r.address : r.kind)),
+    ...filter,
+  };
+}
+
+function summaryLine(file: string, roles: RoleDescription[], notify: TargetDescription[]): string {
   const n = roles.length;
   let line = `${safe(file)} is a valid policy: ${n} role${n === 1 ? '' : 's'}`;
   if (notify.length > 0) {
-    line += `, events to ${notify.map((t) => safe(t.origin)).join(', ')}`;
+    const where = notify.map((t) =>
+      'origin' in t ? safe(t.origin) : `email (${safe(t.to.join(', '))})`,
+    );
+    line += `, events to ${where.join(', ')}`;
   }
   return line;
 }

@@ -96,6 +96,10 @@ async function startupError(
     import('../server/private-files.js'),
     import('../server/store/sqlite-lock.js'),
   ]);
+  // Settings checked at start (a webhook's signing secret, SMTP for email routes): like the
+  // settings checked when they are read, a usage error with the fix.
+  const { ConfigError } = await import('../server/config.js');
+  if (err instanceof ConfigError) return new UsageError(err.message, { hint: err.hint });
   if (err instanceof PolicyError) {
     return new JitError(`the policy is invalid:\n${err.message}`, 1, {
       hint: 'fix the file (`jitctl policy check FILE` shows the same errors), then start again',

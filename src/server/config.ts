@@ -16,6 +16,16 @@ import {
   RateLimitsError,
 } from './limits/settings.js';
 import { SIGNING_ALGS, type SigningAlg } from './mint/keys.js';
+import {
+  defaultNotificationSettings,
+  type NotificationSettings,
+  NotifySettingError,
+  parseGiveUpAfter,
+  parseReminder,
+  parseSecurityContacts,
+  parseSmtp,
+  parseWebhookSecrets,
+} from './notify/settings.js';
 import { closest } from './policy/suggest.js';
 import type { StepUpRule } from './policy/types.js';
 import { DatabaseUrlError, parseDatabaseUrl } from './store/database.js';
@@ -67,6 +77,8 @@ export interface ServerConfig {
   rateLimits: RateLimits;
   /** Retire published database keys once nothing they signed is valid (docs/operations.md "Keys"). */
   keyAutoRetire: boolean;
+  /** Signing secrets, SMTP, security contacts, reminder and retry settings (notify/settings.ts). */
+  notifications: NotificationSettings;
 }
 
 /**
@@ -296,6 +308,19 @@ const rateLimits: Parser<RateLimits> = (v, src) => {
   }
 };
 
+/** The notification settings' own parsers report the nested key that is wrong. */
+const notifySetting =
+  <T>(parse: (v: unknown, where: string, baseDir: string) => T): Parser<T> =>
+  (v, src) => {
+    try {
+      return parse(v, src.where, src.baseDir);
+    } catch (err) {
+      if (err instanceof NotifySettingError)
+        return fail({ ...src, where: err.where }, err.message, err.hint);
+      throw err;
+    }
+  };
+
 interface KeySpec<T> {
   parse: Parser<T>;
   /** The flag that sets it, when there is one. */
@@ -330,6 +355,12 @@ const KEYS = {
   ui_session_ttl: { parse: durationBetween(5 * 60_000, 24 * 3_600_000) },
   rate_limits: { parse: rateLimits },
   key_auto_retire: { parse: bool },
+  // Notifications (docs/operations.md "Notifications").
+  webhook_secrets: { parse: notifySetting(parseWebhookSecrets) },
+  smtp: { parse: notifySetting(parseSmtp) },
+  security_contacts: { parse: notifySetting(parseSecurityContacts) },
+  expiry_reminder: { parse: notifySetting(parseReminder) },
+  notify_give_up_after: { parse: notifySetting(parseGiveUpAfter) },
 } satisfies Record<string, KeySpec<unknown>>;
 
 export type ConfigKey = keyof typeof KEYS;
@@ -454,6 +485,14 @@ export async function loadServerConfig(input: ConfigInput): Promise<ServerConfig
     },
     rateLimits: get('rate_limits') ?? { ...DEFAULT_RATE_LIMITS },
     keyAutoRetire: get('key_auto_retire') ?? true,
+    notifications: {
+      ...defaultNotificationSettings(),
+      ...(raw.has('webhook_secrets') ? { webhookSecrets: get('webhook_secrets')! } : {}),
+      ...(raw.has('smtp') ? { smtp: get('smtp') ?? null } : {}),
+      ...(raw.has('security_contacts') ? { securityContacts: get('security_contacts')! } : {}),
+      ...(raw.has('expiry_reminder') ? { reminderBeforeMs: get('expiry_reminder') ?? null } : {}),
+      ...(raw.has('notify_give_up_after') ? { giveUpAfterMs: get('notify_give_up_after')! } : {}),
+    },
   };
 
   if (!dev && raw.has('data_dir'))

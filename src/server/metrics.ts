@@ -104,6 +104,25 @@ export class Metrics {
     'jitctl_rate_limited_total',
     'Requests refused with 429 by a rate limit, by door (reads, writes, token, public, auth_failures).',
   );
+  // Notifications (src/server/notify/): what was delivered, retried, given up, and the backlog.
+  readonly notificationsSent = new Counter(
+    'jitctl_notifications_sent_total',
+    'Notifications delivered, by channel (webhook, email) and event type.',
+  );
+  readonly notificationsRetried = new Counter(
+    'jitctl_notifications_retried_total',
+    'Failed notification attempts that will be tried again, by channel.',
+  );
+  readonly notificationsFailed = new Counter(
+    'jitctl_notifications_failed_total',
+    'Notifications given up (refused for good, or still failing when their retry time ran out), by channel.',
+  );
+  readonly notificationsDropped = new Counter(
+    'jitctl_notifications_dropped_total',
+    'Notifications not sent because they no longer applied (the reminder of a revoked grant, a target removed from the settings), by reason.',
+  );
+  /** Updated by the notification worker; read at each scrape. */
+  readonly notificationQueue = { depth: 0, oldestAgeSeconds: 0 };
   readonly #started = Date.now() / 1000;
 
   constructor(private readonly gauges: { longPolls: () => number } = { longPolls: () => 0 }) {}
@@ -121,6 +140,14 @@ export class Metrics {
       this.auditFailures.render(),
       this.authFailures.render(),
       this.rateLimited.render(),
+      this.notificationsSent.render(),
+      this.notificationsRetried.render(),
+      this.notificationsFailed.render(),
+      this.notificationsDropped.render(),
+      '# HELP jitctl_notification_queue_depth Notifications due and not yet delivered (retries included), in the whole database.\n# TYPE jitctl_notification_queue_depth gauge\n' +
+        `jitctl_notification_queue_depth ${this.notificationQueue.depth}\n`,
+      '# HELP jitctl_notification_queue_oldest_seconds Age of the oldest notification due and not yet delivered (0 when none).\n# TYPE jitctl_notification_queue_oldest_seconds gauge\n' +
+        `jitctl_notification_queue_oldest_seconds ${this.notificationQueue.oldestAgeSeconds}\n`,
       '# HELP jitctl_long_polls_waiting Long polls waiting for a change right now.\n# TYPE jitctl_long_polls_waiting gauge\n' +
         `jitctl_long_polls_waiting ${this.gauges.longPolls()}\n`,
       '# HELP process_start_time_seconds Start time of the process since the epoch in seconds.\n# TYPE process_start_time_seconds gauge\n' +

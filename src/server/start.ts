@@ -17,8 +17,10 @@ import { Metrics } from './metrics.js';
 import { type KeyWatch, watchKeys } from './mint/key-watch.js';
 import type { KeyRing, LiveKeyRing } from './mint/keys.js';
 import { openKeyStore } from './mint/open-key-store.js';
-import type { Notifier, NotifyEvent } from './notify.js';
+import { openChannels } from './notify/channels.js';
+import { NotificationWorker, type NotifyTuning } from './notify/worker.js';
 import { setupPages } from './pages/setup.js';
+import { PeopleDirectory } from './people/directory.js';
 import { loadPolicyFile, parsePolicy } from './policy/index.js';
 import type { Policy } from './policy/types.js';
 import { makePrivateDir, refuseSharedFiles } from './private-files.js';
@@ -64,6 +66,8 @@ export interface StartOptions {
   keyRefreshMs?: number;
   /** Called when the key set changed (a rotation or retirement was picked up). */
   onKeysChanged?: (ring: LiveKeyRing) => void;
+  /** Notification delivery: poll interval, timeouts, backoff (tests shorten them). */
+  notify?: NotifyTuning;
 }
 
 export interface RunningBroker {
@@ -79,27 +83,10 @@ export interface RunningBroker {
   logger: Logger;
   /** The signing keys as this broker sees them; `refresh()` re-reads them now. */
   keys: KeyWatch;
+  /** Everyone who has signed in (src/server/people/directory.ts). */
+  people: PeopleDirectory;
   /** Graceful: stop accepting, answer waiting long polls, finish in-flight requests, close the database. */
   close(): Promise<void>;
-}
-
-/** The webhook payload of a committed change: names for people, never tokens. */
-export function toNotifyEvent(e: RequestEvent): NotifyEvent {
-  const who = (i: { sub: string; name: string | null } | null) => (i ? (i.name ?? i.sub) : null);
-  const byReviewer = e.review !== null || e.type === 'request.revoked';
-  return {
-    type: e.type,
-    request_id: e.request.id,
-    role: e.request.role,
-    requester: who(e.request.requester)!,
-    duration: e.request.duration,
-    reason: e.request.reason,
-    ticket: e.request.ticket,
-    reviewer: byReviewer ? who(e.actor) : null,
-    ...(e.type === 'review.recorded' ? { decision: e.review?.decision ?? null } : {}),
-    comment: e.review?.comment ?? null,
-    at: e.at,
-  };
 }
 
 const isIdpPath = (url: string | undefined) =>
@@ -144,6 +131,14 @@ export async function startBroker(
     } else {
       throw new Error('no policy file configured');
     }
+
+    // Signing secrets and the SMTP relay are checked before the port opens, like the rest.
+    const channels = await openChannels(policy.notify, config.notifications, {
+      env: opts.env ?? process.env,
+      mailDomain: config.publicUrl ? new URL(config.publicUrl).hostname : 'jitctl.invalid',
+      timeoutMs: opts.notify?.timeoutMs ?? 10_000,
+    });
+    cleanups.push(() => channels.mailer?.close());
 
     // A key file is checked before the port opens (its permissions, its shape); keys in the
     // database once the database answers.
@@ -258,17 +253,25 @@ export async function startBroker(
       };
     }
 
-    let notifier: Notifier | undefined;
-    if (policy.notify.length > 0) {
-      const { createNotifier } = await import('./notify.js');
-      const n = createNotifier(policy.notify, logger);
-      notifier = n;
-      cleanups.push(() => n.close());
-    }
-
     const hub = new ChangeHub();
     cleanups.push(() => hub.close());
     const metrics = new Metrics({ longPolls: () => hub.waiting });
+    const people = new PeopleDirectory({ db, clock, logger });
+    cleanups.push(() => people.flush());
+    // Routes the audit log into the outbox and delivers it; runs even with nothing routed, so
+    // that routes added later start from now instead of replaying history.
+    const notifications = new NotificationWorker({
+      db,
+      clock,
+      logger,
+      metrics,
+      directory: people,
+      channels,
+      publicUrl,
+      settings: config.notifications,
+      ...(opts.notify ? { tuning: opts.notify } : {}),
+    });
+    cleanups.push(() => notifications.close());
     const verifier = new OidcVerifier({
       issuer: oidc.issuer,
       audiences: [oidc.clientId, config.oidcAudience ?? publicUrl],
@@ -301,6 +304,7 @@ export async function startBroker(
       verifiers: [verifier, federation.sessionVerifier],
       clock,
       publicUrl,
+      onVerified: (caller) => people.seen(caller),
     });
     const service = new RequestService({
       db,
@@ -317,7 +321,7 @@ export async function startBroker(
         auditors: config.auditors,
       },
       onEvent: (e: RequestEvent) => {
-        notifier?.notify(toNotifyEvent(e));
+        notifications.kick();
         opts.onEvent?.(e, logger);
       },
     });
@@ -334,6 +338,7 @@ export async function startBroker(
       isOwnKid: keys.isOwnKid,
       auditors: config.auditors,
       jwksCooldownMs: opts.jwksCooldownMs,
+      onSignedIn: (caller) => people.seen(caller),
     });
 
     let fastifyHandler: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
@@ -384,6 +389,13 @@ export async function startBroker(
     sweep.unref();
     cleanups.push(() => clearInterval(sweep));
 
+    notifications.start();
+    if (config.notifications.smtp && !channels.mailer)
+      logger.warn(
+        {},
+        'smtp is configured but the policy sends no email: add notify entries such as { email: [approvers, requester] }',
+      );
+
     let listener: ChangeListener | undefined;
     if (db.postgresUrl) {
       // Never fails for want of the database: it keeps reconnecting in the background.
@@ -401,6 +413,11 @@ export async function startBroker(
         issuer: oidc.issuer,
         trustedIssuers: config.trustedIssuers.map((t) => `${t.name} (${t.issuer})`),
         kid: keys.current.kid,
+        notify: {
+          webhooks: [...channels.webhooks.values()].map((w) => `${w.origin} (${w.format})`),
+          email: channels.mailer !== null,
+          securityContacts: config.notifications.securityContacts.length,
+        },
       },
       'broker listening',
     );
@@ -429,7 +446,7 @@ export async function startBroker(
       })();
       return closing;
     };
-    return { url, publicUrl, dev, policy, db, app, logger, keys: keyWatch, close };
+    return { url, publicUrl, dev, policy, db, app, logger, keys: keyWatch, people, close };
   } catch (err) {
     await cleanup();
     throw err;

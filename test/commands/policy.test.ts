@@ -35,6 +35,8 @@ const GOOD = `roles:
     credential: { audience: postgres }
 notify:
   - webhook: https://hooks.example.com/${SECRET_PATH}
+  - email: [approvers, oncall@example.com]
+    roles: [prod-deploy]
 `;
 const BAD = `roles:
   prod-deploy:
@@ -73,7 +75,7 @@ describe('jitctl policy check', () => {
     );
     expect(lines).toHaveLength(3);
     expect(r.stderr).toBe(
-      `✔ ${path} is a valid policy: 2 roles, events to https://hooks.example.com\n`,
+      `✔ ${path} is a valid policy: 2 roles, events to https://hooks.example.com, email (approvers, oncall@example.com)\n`,
     );
     expect(r.stdout + r.stderr).not.toContain(SECRET_PATH);
   });
@@ -104,7 +106,22 @@ describe('jitctl policy check', () => {
       audience: 'https://k8s.prod.example.com',
       env: ['KUBE_TOKEN'],
     });
-    expect(out.notify).toEqual([{ origin: 'https://hooks.example.com' }]);
+    expect(out.notify).toEqual([
+      {
+        kind: 'webhook',
+        origin: 'https://hooks.example.com',
+        format: 'standard',
+        secret: 'default',
+        roles: null,
+        events: null,
+      },
+      {
+        kind: 'email',
+        to: ['approvers', 'oncall@example.com'],
+        roles: ['prod-deploy'],
+        events: null,
+      },
+    ]);
     expect(r.stdout).not.toContain(SECRET_PATH);
   });
 

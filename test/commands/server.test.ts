@@ -149,6 +149,44 @@ describe('jitctl server', () => {
     },
   );
 
+  it('refuses a policy webhook without its signing secret, naming the setting, and starts with it', async () => {
+    const withHook = join(dir, 'notify-policy.yaml');
+    writeFileSync(
+      withHook,
+      `${POLICY}\nnotify:\n  - webhook: https://hooks.example.com/T0/s3cr3t\n`,
+    );
+    const args = baseArgs('n.db');
+    args[args.indexOf(policyFile)] = withHook;
+    const refused = await runCli(args, { env: home.env, cwd: dir });
+    expect(refused.code, refused.stderr).toBe(2);
+    expect(refused.stderr).toContain(
+      'error: notify[0]: webhooks are signed (Standard Webhooks), and no secret is configured for it',
+    );
+    expect(refused.stderr).toContain(
+      'hint: set webhook_secrets: { default: env:JITCTL_WEBHOOK_SECRET }',
+    );
+    expect(refused.stderr).not.toContain('s3cr3t');
+
+    const secret = `whsec_${Buffer.alloc(32, 9).toString('base64')}`;
+    const run = spawnCli(args, {
+      env: {
+        ...home.env,
+        JITCTL_SERVER_WEBHOOK_SECRETS: '{"default":"env:JITCTL_WEBHOOK_SECRET"}',
+        JITCTL_WEBHOOK_SECRET: secret,
+      },
+      cwd: dir,
+    });
+    try {
+      await run.waitForOutput(URL_LINE);
+    } finally {
+      run.child.kill('SIGTERM');
+    }
+    const done = await run.done;
+    expect(done.code).toBe(0);
+    expect(done.stdout + done.stderr).not.toContain(secret.slice(6));
+    expect(done.stdout).toContain('"webhooks":["https://hooks.example.com (standard)"]');
+  });
+
   it('names the misspelt key of a config file', async () => {
     const file = join(dir, 'typo.yaml');
     writeFileSync(file, 'auditor: [security]\n');

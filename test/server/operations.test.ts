@@ -133,6 +133,12 @@ describe('webhooks', () => {
     const port = (receiver.address() as AddressInfo).port;
     const b = await startTestBroker({
       policy: `${POLICY}\nnotify:\n  - webhook: http://127.0.0.1:${port}/hook\n`,
+      settings: {
+        webhook_secrets: JSON.stringify({
+          default: `whsec_${Buffer.alloc(32, 7).toString('base64')}`,
+        }),
+      },
+      start: { notify: { pollIntervalMs: 50 } },
     });
     try {
       const alice = actor(b, people.alice);

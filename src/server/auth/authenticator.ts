@@ -20,6 +20,11 @@ export interface AuthenticatorOptions {
   /** The broker's own issuer URL (credentials it mints carry it). */
   publicUrl: string;
   cacheSize?: number;
+  /**
+   * Told of each caller whose token was just verified (not of cache hits): the people directory
+   * records sign-ins from here. Must return at once and not throw.
+   */
+  onVerified?: (caller: Caller) => void;
 }
 
 /** Longest bearer token we look at; real ID tokens are a few KB. */
@@ -90,6 +95,9 @@ export class Authenticator {
     // A verifier must answer for its own issuer only.
     if (verified.caller.iss !== verifier.issuer) throw invalidToken('issuer mismatch');
     this.#remember(key, verified.caller, verified.expiresAt);
+    try {
+      this.#opts.onVerified?.(verified.caller);
+    } catch {}
     return verified.caller;
   }
 

@@ -52,6 +52,7 @@ export function authRoutes(app: FastifyInstance, pages: Pages, guards: unknown[]
       cookieOptions(secure, Math.floor(sessions.ttlMs / 1000)),
     );
     req.caller = done.caller;
+    pages.deps.onSignedIn?.(done.caller);
     req.log.info(
       { acr: done.caller.acr, stepUp: done.stepUp !== undefined },
       'review pages: signed in',

@@ -4,6 +4,7 @@ import { parseStepUpChallenge } from '../../api/step-up.js';
 import type { AuditChainWatch } from '../audit/chain-watch.js';
 import type { ServerClock } from '../clock.js';
 import { HttpError } from '../errors.js';
+import type { Caller } from '../policy/types.js';
 import type { RequestService } from '../requests/service.js';
 import type { Db } from '../store/database.js';
 import type { PageSession, SessionStore } from './sessions.js';
@@ -31,6 +32,8 @@ export interface PagesDeps {
   secure: boolean;
   /** Group names of auditors (named when someone else asks for the audit log). */
   auditors: string[];
+  /** Told of each sign-in (the people directory records who signed in, with email and groups). */
+  onSignedIn?: ((caller: Caller) => void) | undefined;
 }
 
 declare module 'fastify' {

@@ -4,6 +4,7 @@ import { AuditChainWatch } from '../audit/chain-watch.js';
 import { OidcVerifier } from '../auth/oidc-verifier.js';
 import type { ServerClock } from '../clock.js';
 import { UI_CALLBACK_PATH, type UiSettings } from '../config.js';
+import type { Caller } from '../policy/types.js';
 import type { RequestService } from '../requests/service.js';
 import type { Db } from '../store/database.js';
 import type { PagesDeps } from './context.js';
@@ -30,6 +31,7 @@ export interface PagesSetup {
   isOwnKid: (kid: string) => boolean;
   auditors: string[];
   jwksCooldownMs?: number | undefined;
+  onSignedIn?: ((caller: Caller) => void) | undefined;
 }
 
 export async function setupPages(o: PagesSetup): Promise<PagesDeps> {
@@ -102,5 +104,6 @@ export async function setupPages(o: PagesSetup): Promise<PagesDeps> {
     csrfKey: await pageKey(o.db, 'csrf', o.clock),
     secure,
     auditors: o.auditors,
+    onSignedIn: o.onSignedIn,
   };
 }

@@ -91,6 +91,7 @@ function checkTop(c: Checker, root: YamlValue | null): Policy | undefined {
       `\`roles\` must be a mapping of role names to their rules, not ${describe(rolesEntry.value)}`,
     );
   }
-  const notify = checkNotify(c, root.entries.get('notify'));
+  const declared = new Set(rolesEntry?.value.kind === 'map' ? rolesEntry.value.entries.keys() : []);
+  const notify = checkNotify(c, root.entries.get('notify'), declared);
   return { roles, notify };
 }

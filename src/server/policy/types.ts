@@ -54,9 +54,36 @@ export interface RolePolicy {
   };
 }
 
-export interface NotifyTarget {
-  webhook: string;
+/** The body a webhook receives: jitctl's signed JSON event, or a Slack incoming-webhook message. */
+export type WebhookFormat = 'standard' | 'slack';
+
+/** Filters every `notify` entry may have; null: every role, every event. */
+export interface NotifyFilter {
+  roles: string[] | null;
+  events: string[] | null;
 }
+
+export interface WebhookTarget extends NotifyFilter {
+  kind: 'webhook';
+  /** A secret (a Slack webhook's path is its credential): shown by origin only. */
+  webhook: string;
+  format: WebhookFormat;
+  /** The name of the signing secret in the broker's `webhook_secrets`; null: `default`. */
+  secret: string | null;
+}
+
+/** `approvers` and `requester` are resolved per event from the people directory. */
+export type EmailRecipient =
+  | { kind: 'approvers' }
+  | { kind: 'requester' }
+  | { kind: 'address'; address: string };
+
+export interface EmailTarget extends NotifyFilter {
+  kind: 'email';
+  to: EmailRecipient[];
+}
+
+export type NotifyTarget = WebhookTarget | EmailTarget;
 
 export interface Policy {
   roles: ReadonlyMap<string, RolePolicy>;

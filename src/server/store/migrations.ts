@@ -171,6 +171,87 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    // The people directory (src/server/people/): who has signed in, with what name, email and
+    // groups, so notifications can reach approvers and access reviews can list people.
+    '0300-people': {
+      async up(db: Kysely<unknown>) {
+        await db.schema
+          .createTable('people')
+          .addColumn('iss', 'text', (c) => c.notNull())
+          .addColumn('sub', 'text', (c) => c.notNull())
+          .addColumn('kind', 'text', (c) => c.notNull())
+          .addColumn('name', 'text')
+          .addColumn('email', 'text')
+          .addColumn('email_lower', 'text')
+          .addColumn('email_verified', 'integer', (c) => c.notNull())
+          .addColumn('groups', 'text', (c) => c.notNull())
+          .addColumn('first_seen_at', bigint, (c) => c.notNull())
+          .addColumn('last_seen_at', bigint, (c) => c.notNull())
+          .addPrimaryKeyConstraint('people_pk', ['iss', 'sub'])
+          .execute();
+        await db.schema.createIndex('people_email').on('people').column('email_lower').execute();
+        await db.schema
+          .createTable('people_groups')
+          .addColumn('iss', 'text', (c) => c.notNull())
+          .addColumn('sub', 'text', (c) => c.notNull())
+          .addColumn('group_name', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('people_groups_pk', ['iss', 'sub', 'group_name'])
+          .execute();
+        await db.schema
+          .createIndex('people_groups_group')
+          .on('people_groups')
+          .columns(['group_name', 'iss', 'sub'])
+          .execute();
+      },
+    },
+    // Notifications (src/server/notify/): the outbox every replica delivers from, and the audit
+    // sequence number up to which events have been routed into it.
+    '0301-notification-outbox': {
+      async up(db: Kysely<unknown>) {
+        await db.schema
+          .createTable('notification_outbox')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('dedupe_key', 'text', (c) => c.notNull().unique())
+          .addColumn('event_type', 'text', (c) => c.notNull())
+          .addColumn('request_id', 'text')
+          .addColumn('event_seq', bigint, (c) => c.notNull())
+          .addColumn('channel', 'text', (c) => c.notNull())
+          .addColumn('target', 'text', (c) => c.notNull())
+          .addColumn('priority', 'integer', (c) => c.notNull())
+          .addColumn('body', 'text', (c) => c.notNull())
+          .addColumn('guard', 'text')
+          .addColumn('state', 'text', (c) => c.notNull())
+          .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('due_at', bigint, (c) => c.notNull())
+          .addColumn('next_attempt_at', bigint, (c) => c.notNull())
+          .addColumn('deliver_until', bigint, (c) => c.notNull())
+          .addColumn('claimed_by', 'text')
+          .addColumn('claimed_until', bigint)
+          .addColumn('last_error', 'text')
+          .addColumn('created_at', bigint, (c) => c.notNull())
+          .addColumn('done_at', bigint)
+          .execute();
+        await db.schema
+          .createIndex('notification_outbox_due')
+          .on('notification_outbox')
+          .columns(['state', 'next_attempt_at'])
+          .execute();
+        await db.schema
+          .createIndex('notification_outbox_done')
+          .on('notification_outbox')
+          .column('done_at')
+          .execute();
+        await db.schema
+          .createTable('notification_cursor')
+          .addColumn('id', 'integer', (c) => c.primaryKey())
+          .addColumn('seq', bigint, (c) => c.notNull())
+          .execute();
+        // Start after the events already in the log: an upgrade does not replay history.
+        await sql`insert into notification_cursor (id, seq) select 1, seq from audit_head`.execute(
+          db,
+        );
+      },
+    },
   };
 }
 

@@ -14,6 +14,10 @@ export interface Database {
   signing_keys: SigningKeysTable;
   ui_sessions: UiSessionsTable;
   ui_keys: UiKeysTable;
+  people: PeopleTable;
+  people_groups: PeopleGroupsTable;
+  notification_outbox: NotificationOutboxTable;
+  notification_cursor: NotificationCursorTable;
 }
 
 export interface RequestsTable {
@@ -127,3 +131,70 @@ export interface UiKeysTable {
 }
 
 export type UiSessionRow = Selectable<UiSessionsTable>;
+/** Everyone who has signed in (src/server/people/directory.ts), as their last sign-in showed them. */
+export interface PeopleTable {
+  iss: string;
+  sub: string;
+  /** `person`, or `workload` for pipelines signed in by token exchange. */
+  kind: 'person' | 'workload';
+  name: string | null;
+  email: string | null;
+  /** Lower-cased email, for lookups by address. */
+  email_lower: string | null;
+  /** 1 unless the identity provider said `email_verified: false`. */
+  email_verified: number;
+  /** JSON array of the groups of the last sign-in. */
+  groups: string;
+  first_seen_at: number;
+  last_seen_at: number;
+}
+
+export interface PeopleGroupsTable {
+  iss: string;
+  sub: string;
+  group_name: string;
+}
+
+/** One notification to one webhook or mailbox (src/server/notify/outbox.ts). */
+export interface NotificationOutboxTable {
+  /** The Standard Webhooks `webhook-id` (`msg_…`), the same on every attempt. */
+  id: string;
+  /** What makes it unique (audit seq or scheduled reminder, and target): inserted once. */
+  dedupe_key: string;
+  event_type: string;
+  request_id: string | null;
+  /** The audit event's seq (0 for scheduled ones): keeps one target's notifications in order. */
+  event_seq: number;
+  channel: 'webhook' | 'email';
+  /** Webhooks: `wh_<hash of the URL>` (the URL is resolved from the settings); email: the address. */
+  target: string;
+  /** 1 for high priority (delivered first). */
+  priority: number;
+  /** The exact body (webhooks) or the rendered message as JSON (email). */
+  body: string;
+  /** JSON `{state, expires_at}` the request must still have when a scheduled notification is due. */
+  guard: string | null;
+  state: 'pending' | 'sent' | 'failed' | 'dropped';
+  attempts: number;
+  /** When it first became due (created, or the scheduled time): the queue's age counts from it. */
+  due_at: number;
+  next_attempt_at: number;
+  /** After this, a failing notification is given up. */
+  deliver_until: number;
+  /** The replica delivering it now, until `claimed_until` (a lease that outlives a crash). */
+  claimed_by: string | null;
+  claimed_until: number | null;
+  /** The last failure: a status code or an error code, never a URL or a secret. */
+  last_error: string | null;
+  created_at: number;
+  done_at: number | null;
+}
+
+/** One row (id 1): the audit sequence number up to which events have been routed. */
+export interface NotificationCursorTable {
+  id: number;
+  seq: number;
+}
+
+export type PersonRow = Selectable<PeopleTable>;
+export type OutboxRow = Selectable<NotificationOutboxTable>;

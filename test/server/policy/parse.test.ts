@@ -40,7 +40,16 @@ describe('parsePolicy: a valid policy', () => {
       stepUp: { acr: 'mfa', maxAgeMs: 5 * MIN },
       credential: { audience: 'https://k8s.prod.example.com', env: { KUBE_TOKEN: '{{token}}' } },
     });
-    expect(policy.notify).toEqual([{ webhook: 'https://hooks.example.com/jit' }]);
+    expect(policy.notify).toEqual([
+      {
+        kind: 'webhook',
+        webhook: 'https://hooks.example.com/jit',
+        format: 'standard',
+        secret: null,
+        roles: null,
+        events: null,
+      },
+    ]);
   });
 
   it('fills in the documented defaults', () => {
@@ -490,7 +499,16 @@ describe('parsePolicy: notify', () => {
       'http://[::1]:8080/',
     ];
     const text = `${role()}notify:\n${hooks.map((h) => `  - webhook: ${h}`).join('\n')}\n`;
-    expect(parse(text).notify).toEqual(hooks.map((webhook) => ({ webhook })));
+    expect(parse(text).notify).toEqual(
+      hooks.map((webhook) => ({
+        kind: 'webhook',
+        webhook,
+        format: 'standard',
+        secret: null,
+        roles: null,
+        events: null,
+      })),
+    );
   });
 
   it.each([
@@ -501,9 +519,15 @@ describe('parsePolicy: notify', () => {
     ['- webhook: ftp://example.com/x', 'must be an https:// URL, not ftp:'],
     ['- webhook: hooks.example.com', 'is not a URL: write https://host/path'],
     ['- webhook: https://user:pw@example.com/', 'must not carry a user name or password'],
-    ['- https://example.com/x', 'each entry is { webhook: https://… }, not text'],
+    [
+      '- https://example.com/x',
+      'each entry is { webhook: https://… } or { email: approvers }, not text',
+    ],
     ['- webhook: https://example.com/a b', 'the value contains spaces or control characters'],
-    ['- { url: https://example.com/x }', 'unknown key `url` (allowed here: webhook)'],
+    [
+      '- { url: https://example.com/x }',
+      'unknown key `url` (allowed here: webhook, email, format, secret, roles, events)',
+    ],
     ['- { webhok: https://example.com/x }', 'unknown key `webhok`; did you mean `webhook`?'],
     ['- webhook: [https://example.com/x]', 'must be an https:// URL, not a list'],
   ])('rejects %s', (entry, message) => {
@@ -517,7 +541,7 @@ describe('parsePolicy: notify', () => {
 
   it('rejects notify that is not a list and a webhook listed twice', () => {
     expect(issuesOf(`${role()}notify: { webhook: https://a.example }\n`)[0]!.message).toContain(
-      'must be a list such as [{ webhook: https://hooks.example.com/jit }], not a mapping',
+      'must be a list such as [{ webhook: https://hooks.example.com/jit }, { email: approvers }], not a mapping',
     );
     expect(
       brief(
