@@ -12,6 +12,8 @@ import { safe } from '../cli/output.js';
  * get sh's message.
  */
 export function resolveCommand(command: string, path: string | undefined): string {
+  // Windows looks programs up with PATHEXT, which spawn does: leave it to spawn there.
+  if (process.platform === 'win32') return command;
   const shown = safe(command);
   if (command === '') {
     throw new JitError('the command is empty', 127, { hint: 'put the command after --' });
