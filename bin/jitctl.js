@@ -7,7 +7,8 @@
 // never tell them apart. The shell still can: for exec and shell it passes the ignored set on as
 // JITCTL_SIGIGN (the SigIgn mask of /proc/<pid>/status, Linux only), which keeps them ignored in
 // jitctl and in the command (src/exec/inherited-signals.ts). Then it starts Node, as
-// `#!/usr/bin/env node` would.
+// `#!/usr/bin/env node` would. (Not formatted by biome, see biome.json: it would write `':';`,
+// which sh reads as two commands.)
 //
 // A CommonJS entry (see bin/package.json): Node starts a CommonJS file about 15 ms faster than an
 // ES module, and `jitctl --version` needs nothing else. Everything else loads the bundled CLI.
