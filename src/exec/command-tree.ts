@@ -39,6 +39,22 @@ export interface CommandTree {
   readonly marker: string;
   /** Processes never to signal (jitctl's own helpers). */
   readonly exclude?: readonly number[];
+  /**
+   * When the first process started ({@link startTime}): only processes started since can carry
+   * the marker, so only their environments are read (Linux; a scan is then a few ms).
+   */
+  readonly since?: number | undefined;
+}
+
+/** A process's start time in clock ticks since boot (Linux /proc/<pid>/stat field 22). */
+export function startTime(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    const value = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
+    return Number.isFinite(value) ? value : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 export interface EndOptions {
@@ -103,7 +119,7 @@ export async function endCommandTree(tree: CommandTree, options: EndOptions): Pr
 export function findTree(tree: CommandTree): Map<number, string> {
   let procs: Map<number, Proc>;
   try {
-    procs = process.platform === 'linux' ? fromProc(tree.marker) : fromPs();
+    procs = process.platform === 'linux' ? fromProc(tree.marker, tree.since) : fromPs();
   } catch {
     return new Map();
   }
@@ -134,7 +150,7 @@ interface Proc {
   marked: boolean;
 }
 
-function fromProc(marker: string): Map<number, Proc> {
+function fromProc(marker: string, since: number | undefined): Map<number, Proc> {
   const procs = new Map<number, Proc>();
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
@@ -147,10 +163,12 @@ function fromProc(marker: string): Map<number, Proc> {
     // pid (comm) state ppid …; comm may hold spaces and parentheses.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     let marked = false;
-    try {
-      marked = carriesMarker(readFileSync(`/proc/${name}/environ`), marker);
-    } catch {
-      // another user's process, or gone
+    if (since === undefined || Number(fields[19]) >= since) {
+      try {
+        marked = carriesMarker(readFileSync(`/proc/${name}/environ`), marker);
+      } catch {
+        // another user's process, or gone
+      }
     }
     procs.set(Number(name), { state: fields[0] ?? '', ppid: Number(fields[1]), marked });
   }

@@ -11,13 +11,14 @@ import { signalNumber } from './inherited-signals.js';
  * (`kill <pid>`) must be. sudo tells them apart with siginfo (si_code, si_pid), which Node does
  * not expose.
  *
- * The witness tells instead: a tiny /bin/sh in the same group that traps the same signals and
- * writes each one it gets to a pipe. When jitctl gets signal X it sends the witness SIGURG (which
- * nobody else sends it) and reads until the witness reports URG. A signal sent to a group is
- * queued to every member before any of them can run its handler, so if X went to the group it was
- * pending at the witness before the SIGURG was, and the witness reports it before or with URG (sh
- * runs the traps of all pending signals before it writes). Deterministic, no timing guess; one
- * process per exec session, a pipe round trip per signal received.
+ * The witness tells instead: a tiny /bin/sh in the same group that counts each of those signals
+ * it gets. When jitctl gets signal X it writes a question on the witness's stdin and reads the
+ * answer: the counts. A signal sent to a group is queued to every member before any of them can
+ * run a handler, so if X went to the group it was pending at the witness before the question was
+ * written, and sh runs the trap of a pending signal before it answers. Counts, not a list that
+ * is cleared, so no signal is lost between two answers; a question is a line on a pipe, so no
+ * wake-up is lost either. No timing guess; one process per exec session, one pipe round trip per
+ * signal received.
  *
  * Where /bin/sh is missing (Windows) or the witness stops answering, {@link GroupWitness.sawToo}
  * returns undefined and the caller falls back on a guess.
@@ -29,30 +30,32 @@ export interface GroupWitness {
   close(): void;
 }
 
-/** Past this, a witness that has not answered is given up (a stopped or killed witness). */
+/** Past this, a witness that has not answered is given up (stopped or killed by someone). */
 const ANSWER_MS = 3_000;
 
 const short = (sig: NodeJS.Signals) => sig.replace(/^SIG/, '');
 
 /**
  * Starts a witness for `signals`, in jitctl's process group, with `ignored` (signal numbers)
- * ignored as jitctl ignores them. It exits when jitctl goes (its stdin closes).
+ * ignored as jitctl ignores them. It exits when jitctl goes (end of file on its stdin).
  */
 export function startWitness(
   signals: readonly NodeJS.Signals[],
   ignored: readonly number[],
 ): GroupWitness {
   if (process.platform === 'win32') return unavailable;
-  const reported = signals.filter((s) => !ignored.includes(signalNumber(s)));
+  const counted = signals.filter((s) => !ignored.includes(signalNumber(s))).map(short);
+  const counts = counted.map((s) => `${s}=$c_${s}`).join(' ');
   const script = [
-    // Not reported, and must not end the witness: what jitctl ignores, and signals nobody
-    // forwards but that a group may get.
+    // Not counted, and must not end the witness: what jitctl ignores, and signals nobody
+    // passes on but that a group may get.
     `trap '' ${[...ignored, 'ALRM', 'VTALRM', 'PROF'].join(' ')}`,
-    ...reported.map((s) => `trap 'r="$r ${short(s)}"' ${short(s)}`),
-    `trap 'r="$r URG"' URG`,
+    ...counted.map((s) => `c_${s}=0; trap 'c_${s}=$((c_${s} + 1))' ${s}`),
     'echo ready',
-    // read returns early when a trapped signal arrives; at end of file (jitctl gone) it exits.
-    'while :; do r=; read -r _ || [ -n "$r" ] || exit 0; [ -z "$r" ] || echo "$r"; done',
+    // A question is a line: answer it with the counts. A trapped signal also ends `read`
+    // early; a failed read with no new signal is the end of the file: jitctl is gone.
+    'last=',
+    `while :; do q=; if read -r q; then echo "$q ${counts}"; else now="${counts}"; [ "$now" != "$last" ] || exit 0; last=$now; fi; done`,
   ].join('\n');
   let child: ChildProcess;
   try {
@@ -66,33 +69,33 @@ export function startWitness(
   let usable = true;
   let ready = false;
   let buffer = '';
-  let seen = new Set<string>();
-  let waiter: ((seen: Set<string>) => void) | undefined;
+  let asked = 0;
+  /** Per signal, the witness's count when jitctl last asked about it. */
+  const matched = new Map<string, number>();
+  const waiting = new Map<string, (counts: Map<string, number>) => void>();
   const stop = () => {
     usable = false;
-    waiter?.(new Set());
+    for (const answer of waiting.values()) answer(new Map());
+    waiting.clear();
   };
   child.on('error', stop);
   child.on('exit', stop);
-  child.stdin!.on('error', () => {});
+  child.stdin!.on('error', stop);
   child.stdout!.setEncoding('utf8');
   child.stdout!.on('data', (chunk: string) => {
     buffer += chunk;
-    let nl = buffer.indexOf('\n');
-    while (nl !== -1) {
-      const line = buffer.slice(0, nl).trim();
+    for (let nl = buffer.indexOf('\n'); nl !== -1; nl = buffer.indexOf('\n')) {
+      const [id, ...pairs] = buffer.slice(0, nl).trim().split(/\s+/);
       buffer = buffer.slice(nl + 1);
-      nl = buffer.indexOf('\n');
-      if (line === 'ready') {
+      if (id === 'ready') {
         ready = true;
         continue;
       }
-      for (const word of line.split(/\s+/)) if (word) seen.add(word);
-      if (seen.has('URG') && waiter) {
-        const answered = seen;
-        seen = new Set();
-        waiter(answered);
-      }
+      const counts = new Map(
+        pairs.map((p) => [p.slice(0, p.indexOf('=')), Number(p.slice(p.indexOf('=') + 1))]),
+      );
+      waiting.get(id ?? '')?.(counts);
+      waiting.delete(id ?? '');
     }
   });
   // Neither the witness nor its pipes keep jitctl running.
@@ -103,30 +106,38 @@ export function startWitness(
   let queue: Promise<unknown> = Promise.resolve();
   const ask = (sig: NodeJS.Signals) =>
     new Promise<boolean | undefined>((resolve) => {
-      if (!usable || !ready || child.pid === undefined) {
+      if (!usable || !ready) {
         resolve(undefined);
         return;
       }
+      const id = `q${++asked}`;
       const timer = setTimeout(() => {
-        // An answer that comes later would be taken for the next question's: stop asking.
+        waiting.delete(id);
         usable = false;
-        waiter = undefined;
         resolve(undefined);
       }, ANSWER_MS);
-      waiter = (answered) => {
+      waiting.set(id, (counts) => {
         clearTimeout(timer);
-        waiter = undefined;
-        resolve(usable ? answered.has(short(sig)) : undefined);
-      };
-      try {
-        process.kill(child.pid, 'SIGURG');
-      } catch {
-        stop();
-      }
+        if (!usable || counts.size === 0) {
+          resolve(undefined);
+          return;
+        }
+        const name = short(sig);
+        const count = counts.get(name) ?? 0;
+        // The witness got more than jitctl has matched so far: this one went to the group. All
+        // of them count as matched now: two group signals the kernel delivered once to jitctl
+        // (they merge while pending) must not make a later one sent to jitctl alone look like
+        // the group's.
+        const group = count > (matched.get(name) ?? 0);
+        matched.set(name, count);
+        resolve(group);
+      });
+      child.stdin!.write(`${id}\n`);
     });
   return {
     pid: child.pid,
     sawToo(sig) {
+      // One question at a time, answered in order.
       const answer = queue.then(() => ask(sig));
       queue = answer;
       return answer;

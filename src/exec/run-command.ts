@@ -9,6 +9,7 @@ import {
   findTree,
   SESSION_ID_ENV,
   sessionMarker,
+  startTime,
 } from './command-tree.js';
 import { type GroupWitness, startWitness } from './group-witness.js';
 import {
@@ -141,6 +142,7 @@ export function runCommand(ctx: Context, spec: CommandSpec): Promise<number> {
       rootPid: started.pid ?? -1,
       marker: marker.id,
       exclude: witness.pid === undefined ? [] : [witness.pid],
+      since: started.pid === undefined ? undefined : startTime(started.pid),
     };
     /** `final`: jitctl ended the session (exit 3); otherwise it only clears up after the command. */
     const endTree = (reason: string, final: boolean): Promise<void> => {

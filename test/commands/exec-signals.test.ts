@@ -1,9 +1,9 @@
 import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { fileStoreEnv, homeStore, seedCredential, sh, waitFor } from '../credentials/fixtures.js';
-import { buildRecorder, gone, masked, recording } from '../exec/recorder.js';
+import { buildRecorder, gone, masked, recording as newRecording } from '../exec/recorder.js';
 import { BIN, testHome } from '../support/cli.js';
 
 /**
@@ -30,6 +30,21 @@ beforeAll(async () => {
 });
 afterAll(() => home.cleanup());
 
+// A failed case leaves nothing running: recorders are told to stop, detached groups are killed.
+const leftovers: Array<() => void> = [];
+afterEach(() => {
+  for (const clear of leftovers.splice(0)) {
+    try {
+      clear();
+    } catch {}
+  }
+});
+const recording = (dir: string) => {
+  const rec = newRecording(dir);
+  leftovers.push(rec.stop);
+  return rec;
+};
+
 interface Ended {
   code: number | null;
   signal: NodeJS.Signals | null;
@@ -55,6 +70,9 @@ function detached(file: string, args: string[], extra: Record<string, string> = 
   const done = new Promise<Ended>((resolve) =>
     child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr })),
   );
+  leftovers.push(() => {
+    if (child.exitCode === null && child.signalCode === null) process.kill(-child.pid!, 'SIGKILL');
+  });
   return { child, done, group: (sig: NodeJS.Signals) => process.kill(-child.pid!, sig) };
 }
 

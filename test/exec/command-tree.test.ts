@@ -10,6 +10,7 @@ import {
   findTree,
   SESSION_ID_ENV,
   sessionMarker,
+  startTime,
 } from '../../src/exec/command-tree.js';
 import { waitFor } from '../credentials/fixtures.js';
 import { gone } from './recorder.js';
@@ -36,7 +37,8 @@ function session(script: string, marker = sessionMarker(undefined)) {
     env: { PATH: process.env.PATH, D: d, [SESSION_ID_ENV]: marker.value },
     stdio: 'ignore',
   });
-  const tree = { rootPid: child.pid!, marker: marker.id };
+  // As run-command.ts builds it: environments are read only for processes started since.
+  const tree = { rootPid: child.pid!, marker: marker.id, since: startTime(child.pid!) };
   started.push(tree);
   const pidOf = (name: string) =>
     waitFor(() => {
@@ -67,6 +69,10 @@ describe('findTree', () => {
     expect(found.has(clean)).toBe(true); // tree only: its environment is empty
     expect(readFileSync(`/proc/${daemon}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]).not.toBe(
       String(s.child.pid),
+    );
+    // The same without the start-time shortcut.
+    expect([...findTree({ ...s.tree, since: undefined }).keys()].sort()).toEqual(
+      [...found.keys()].sort(),
     );
     // Nobody else: not this test process, not another session.
     expect(found.has(process.pid)).toBe(false);
