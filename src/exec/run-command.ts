@@ -93,10 +93,19 @@ export function runCommand(ctx: Context, spec: CommandSpec): Promise<number> {
     const handlers = new Map<NodeJS.Signals, () => void>();
     let witness: GroupWitness | undefined;
     let unwatch: (() => void) | undefined;
-    const cleanup = () => {
+    /** The command's first process is gone: no more expiry, nobody to ask. */
+    const stopWatching = () => {
       for (const t of timers) clearTimeout(t);
-      for (const [sig, h] of handlers) process.removeListener(sig, h);
       witness?.close();
+    };
+    /**
+     * Everything is over. The handlers stay until then, so that a signal that comes while
+     * jitctl ends what the command left does not kill jitctl halfway (it is not passed on:
+     * there is no command to pass it to).
+     */
+    const cleanup = () => {
+      stopWatching();
+      for (const [sig, h] of handlers) process.removeListener(sig, h);
       unwatch?.();
     };
 
@@ -173,8 +182,8 @@ export function runCommand(ctx: Context, spec: CommandSpec): Promise<number> {
     started.once('exit', (code, signal) => {
       if (settled) return;
       settled = true;
-      cleanup();
-      void finish(code, signal).then(resolve, reject);
+      stopWatching();
+      void finish(code, signal).finally(cleanup).then(resolve, reject);
     });
     const finish = async (code: number | null, signal: NodeJS.Signals | null) => {
       if (!ending && spec.atExpiry === 'end') {
