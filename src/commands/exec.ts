@@ -171,6 +171,8 @@ export interface RunSpec {
   atExpiry: CommandSpec['atExpiry'];
   /** Overrides for the command's environment on top of the credential's (shell: ZDOTDIR). */
   extraEnv?: Record<string, string>;
+  /** Something that may end the session early (a revocation): see {@link CommandSpec.watch}. */
+  watch?: CommandSpec['watch'];
 }
 
 /** Runs the command of `spec` with the credential's environment; resolves to jitctl's exit code. */
@@ -189,5 +191,6 @@ export async function runWithCredential(ctx: Context, spec: RunSpec): Promise<nu
     expiresAt: Date.parse(spec.record.expiresAt),
     role: spec.record.role,
     atExpiry: spec.atExpiry,
+    watch: spec.watch,
   });
 }
