@@ -1,4 +1,15 @@
-#!/usr/bin/env node
+#!/bin/sh
+':' //; case "$1" in exec | shell) [ -r "/proc/$$/status" ] && while read -r k v; do [ "$k" = SigIgn: ] && JITCTL_SIGIGN=$v && export JITCTL_SIGIGN && break; done <"/proc/$$/status" ;; esac
+':' //; exec node "$0" "$@"
+// The lines above are for /bin/sh, which runs this file first on Linux and macOS; to Node they are
+// a string and a comment. Node resets every signal that was ignored when it started (nohup's
+// SIGHUP, a script's `trap '' INT`) to the default before any JavaScript runs, so jitctl could
+// never tell them apart. The shell still can: for exec and shell it passes the ignored set on as
+// JITCTL_SIGIGN (the SigIgn mask of /proc/<pid>/status, Linux only), which keeps them ignored in
+// jitctl and in the command (src/exec/inherited-signals.ts). Then it starts Node, as
+// `#!/usr/bin/env node` would. (Not formatted by biome, see biome.json: it would write `':';`,
+// which sh reads as two commands.)
+//
 // A CommonJS entry (see bin/package.json): Node starts a CommonJS file about 15 ms faster than an
 // ES module, and `jitctl --version` needs nothing else. Everything else loads the bundled CLI.
 const [major, minor] = process.versions.node.split('.').map(Number);

@@ -1,6 +1,7 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
+import { isInheritedIgnored } from '../exec/inherited-signals.js';
 import { InterruptedError } from './errors.js';
 import { type IO, isCI, systemIO } from './io.js';
 import { type Prompter, terminalPrompter } from './prompt.js';
@@ -133,8 +134,10 @@ export function createContext(overrides: ContextOverrides = {}): Context {
       controller = c;
       const onSignal = (sig: NodeJS.Signals) =>
         c.abort(new InterruptedError(`interrupted (${sig})`));
-      process.once('SIGINT', onSignal);
-      process.once('SIGTERM', onSignal);
+      // A signal ignored when jitctl started (nohup, `trap '' INT`) interrupts nothing.
+      for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+        if (!isInheritedIgnored(env, sig)) process.once(sig, onSignal);
+      }
     }
     return controller.signal;
   };

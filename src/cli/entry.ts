@@ -1,3 +1,4 @@
+import { dieBySignal, takeExitSignal } from '../exec/signal-exit.js';
 import { formatError } from './errors.js';
 import { main } from './main.js';
 
@@ -13,8 +14,11 @@ for (const stream of [process.stdout, process.stderr]) {
 }
 
 main(process.argv).then(
-  (code) => {
+  async (code) => {
     process.exitCode = code;
+    // exec and shell: the command died of a signal, so jitctl dies of it too (sudo's way).
+    const signal = takeExitSignal();
+    if (signal) await dieBySignal(signal);
     exitIfStuck();
   },
   (err: unknown) => {

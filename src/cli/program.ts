@@ -273,7 +273,21 @@ export function buildProgram(ctx: Context, result: ProgramResult): Command {
       'run a command with the credential in its environment: jitctl exec [role] -- cmd args…',
     )
     .argument('[role]', 'the role (default: the only active one)')
-    .option('--kill-at-expiry', 'send SIGTERM to the command when the credential expires')
+    .option(
+      '--kill-at-expiry',
+      'at expiry, end the command and everything it started (SIGTERM, then SIGKILL)',
+    )
+    // A command given without `--` (`jitctl exec prod ls`): exec says where `--` goes.
+    .allowExcessArguments(true)
+    .configureOutput({
+      ...program.configureOutput(),
+      outputError: (text, write) =>
+        write(
+          ctx.passthrough === undefined && text.includes('unknown option')
+            ? `${text}hint: if it is the command's, put -- before the command: jitctl exec [role] -- command [args…]\n`
+            : text,
+        ),
+    })
     .action(
       act(
         () => import('../commands/exec.js'),
@@ -289,10 +303,12 @@ export function buildProgram(ctx: Context, result: ProgramResult): Command {
             allowNested?: boolean;
             killAtExpiry?: boolean;
           },
+          cmd: Command,
         ) => ({
           ...o,
           role,
           command: [...(ctx.passthrough ?? [])],
+          misplaced: cmd.args.slice(1),
         }),
       ),
     );

@@ -1,9 +1,6 @@
-import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { constants } from 'node:os';
 import type { Context } from '../cli/context.js';
 import { ExitCode, JitError, UsageError } from '../cli/errors.js';
-import { clockTime, relative, safe } from '../cli/output.js';
+import { safe } from '../cli/output.js';
 import {
   activeCredential,
   commandEnvironment,
@@ -11,11 +8,16 @@ import {
   openCredentialSource,
 } from '../credentials/active.js';
 import type { CredentialRecord } from '../credentials/records.js';
+import { keepIgnored } from '../exec/inherited-signals.js';
+import { resolveCommand } from '../exec/resolve-command.js';
+import { type CommandSpec, runCommand } from '../exec/run-command.js';
+import { shellQuote } from './credential.js';
 
 /**
  * `jitctl exec [role] -- command [args…]`: run a command with the credential in its environment
  * and nowhere else (aws-vault's exec). The credential never goes on a command line; jitctl waits,
- * forwards signals, and exits with the command's code (128+n when a signal killed it).
+ * passes signals on as sudo does, and exits with the command's code, or dies of the signal that
+ * killed it (src/exec/run-command.ts).
  */
 
 /** The flags exec and shell share: which credential, and how to get one with `--request`. */
@@ -34,12 +36,23 @@ export interface UseOptions {
 export interface Options extends UseOptions {
   /** Everything after `--`. */
   command: string[];
+  /** Words after the role but before `--` (a command given without `--`). */
+  misplaced?: string[] | undefined;
   killAtExpiry?: boolean | undefined;
 }
 
 export const EXEC_USAGE = 'jitctl exec [role] -- command [args…]';
 
 export async function run(options: Options, ctx: Context): Promise<number> {
+  if (options.misplaced && options.misplaced.length > 0) {
+    const words = [...options.misplaced, ...options.command].map(shellWord).join(' ');
+    throw new UsageError(
+      `put -- before the command to run (jitctl's own options go before it): ${EXEC_USAGE}`,
+      {
+        hint: `jitctl exec ${options.role === undefined ? '' : `${shellWord(options.role)} `}-- ${words}`,
+      },
+    );
+  }
   const [command, ...args] = options.command;
   if (command === undefined) {
     throw new UsageError('no command to run', {
@@ -47,14 +60,23 @@ export async function run(options: Options, ctx: Context): Promise<number> {
     });
   }
   checkUseOptions(ctx, options);
+  keepIgnored(ctx.env);
+  // Before any credential is read or requested, with jitctl's PATH (a role's env may change it:
+  // the command's own is checked again when it starts).
+  resolveCommand(command, ctx.env.PATH);
   const { record, server } = await credentialToUse(ctx, options, 'exec');
   return runWithCredential(ctx, {
     record,
     server,
     command,
     args,
-    killAtExpiry: options.killAtExpiry === true,
+    atExpiry: options.killAtExpiry === true ? 'end' : 'nothing',
   });
+}
+
+/** A word as it would be typed to a shell: quoted only when it has to be. */
+function shellWord(word: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : shellQuote(safe(word));
 }
 
 /**
@@ -145,9 +167,12 @@ export interface RunSpec {
   server: string;
   command: string;
   args: string[];
-  killAtExpiry?: boolean;
+  /** See {@link CommandSpec.atExpiry}. */
+  atExpiry: CommandSpec['atExpiry'];
   /** Overrides for the command's environment on top of the credential's (shell: ZDOTDIR). */
   extraEnv?: Record<string, string>;
+  /** Something that may end the session early (a revocation): see {@link CommandSpec.watch}. */
+  watch?: CommandSpec['watch'];
 }
 
 /** Runs the command of `spec` with the credential's environment; resolves to jitctl's exit code. */
@@ -159,163 +184,13 @@ export async function runWithCredential(ctx: Context, spec: RunSpec): Promise<nu
         '(not valid names, or reserved: JITCTL_*, LD_*, DYLD_*)\n',
     );
   }
-  return runChild(ctx, {
+  return runCommand(ctx, {
     command: spec.command,
     args: spec.args,
     env: { ...vars, ...spec.extraEnv },
     expiresAt: Date.parse(spec.record.expiresAt),
     role: spec.record.role,
-    killAtExpiry: spec.killAtExpiry === true,
-  });
-}
-
-/**
- * Signals passed on to the command. SIGINT, SIGQUIT and SIGWINCH come from the terminal, which
- * sends them to its whole foreground process group: the command (in jitctl's group) already got
- * its own copy, so jitctl passes those on only when it is not in the terminal's foreground group
- * (no terminal, or a background job), where they must have been sent to jitctl alone. Node cannot
- * see who sent a signal (no siginfo), so this is the closest test of "the terminal sent it".
- * The others are sent to a process, never by the terminal, and always passed on. SIGHUP is
- * passed on too: a hangup reaches the group as well, and a duplicate hangup to an exiting
- * command is harmless where a lost one is not.
- */
-export const FORWARDED_SIGNALS = [
-  'SIGINT',
-  'SIGTERM',
-  'SIGHUP',
-  'SIGQUIT',
-  'SIGUSR1',
-  'SIGUSR2',
-  'SIGWINCH',
-] as const;
-const FROM_TERMINAL = new Set<NodeJS.Signals>(['SIGINT', 'SIGQUIT', 'SIGWINCH']);
-/** After SIGTERM at expiry, a command that ignores it gets SIGKILL this much later. */
-export const EXPIRY_GRACE_MS = 10_000;
-const WARN_BEFORE_MS = 60_000;
-
-interface ChildSpec {
-  command: string;
-  args: string[];
-  env: Record<string, string>;
-  expiresAt: number;
-  role: string;
-  killAtExpiry: boolean;
-}
-
-export function runChild(ctx: Context, spec: ChildSpec): Promise<number> {
-  return new Promise<number>((resolve, reject) => {
-    const timers: NodeJS.Timeout[] = [];
-    const handlers = new Map<NodeJS.Signals, () => void>();
-    const cleanup = () => {
-      for (const t of timers) clearTimeout(t);
-      for (const [sig, h] of handlers) process.removeListener(sig, h);
-    };
-
-    // Handlers first: a signal that arrives while the command starts must not kill jitctl
-    // and leave the command running on its own.
-    let child: ReturnType<typeof spawn> | undefined;
-    for (const sig of FORWARDED_SIGNALS) {
-      const handler = () => {
-        if (!child || child.exitCode !== null || child.signalCode !== null) return;
-        if (FROM_TERMINAL.has(sig) && inForegroundOfTerminal(ctx)) return;
-        child.kill(sig);
-      };
-      try {
-        process.on(sig, handler);
-        handlers.set(sig, handler);
-      } catch {
-        // Windows cannot listen for some of these (SIGUSR1/2, SIGQUIT); nothing to pass on there.
-      }
-    }
-
-    try {
-      child = spawn(spec.command, spec.args, { stdio: 'inherit', env: spec.env });
-    } catch (err) {
-      cleanup();
-      reject(spawnError(spec.command, err));
-      return;
-    }
-    const started = child;
-
-    let settled = false;
-    started.once('error', (err) => {
-      if (settled) return;
-      settled = true;
-      cleanup();
-      reject(spawnError(spec.command, err));
-    });
-    started.once('exit', (code, signal) => {
-      if (settled) return;
-      settled = true;
-      cleanup();
-      if (code !== null) resolve(code);
-      else resolve(128 + (signal ? (constants.signals[signal] ?? 0) : 0));
-    });
-
-    if (spec.killAtExpiry) {
-      const role = safe(spec.role);
-      // Node fires at once for delays over 2^31-1 ms (about 24.8 days): re-arm in steps.
-      const at = (ms: number, fn: () => void) => {
-        const MAX = 2 ** 31 - 1;
-        const rest = Math.max(0, ms);
-        timers.push(
-          setTimeout(() => (rest > MAX ? at(rest - MAX, fn) : fn()), Math.min(rest, MAX)),
-        );
-      };
-      const left = spec.expiresAt - ctx.clock.now();
-      at(Math.max(0, left - WARN_BEFORE_MS), () =>
-        ctx.io.err(
-          `warning: the credential for ${role} expires ${relative(spec.expiresAt, ctx.clock.now())} ` +
-            `(${clockTime(spec.expiresAt)}); the command will get SIGTERM then\n`,
-        ),
-      );
-      at(left, () => {
-        ctx.io.err(`jitctl: the credential for ${role} expired; sending SIGTERM to the command\n`);
-        started.kill('SIGTERM');
-        at(EXPIRY_GRACE_MS, () => {
-          ctx.io.err(
-            `jitctl: the command is still running ${EXPIRY_GRACE_MS / 1000} s after SIGTERM; sending SIGKILL\n`,
-          );
-          started.kill('SIGKILL');
-        });
-      });
-    }
-  });
-}
-
-/**
- * Whether jitctl is in the foreground process group of its controlling terminal, so that the
- * terminal's own signals reached the command too. Linux: /proc/self/stat (tty_nr, tpgid);
- * elsewhere, a terminal on stdin is the best guess.
- */
-function inForegroundOfTerminal(ctx: Context): boolean {
-  try {
-    const stat = readFileSync('/proc/self/stat', 'utf8');
-    // pid (comm) state ppid pgrp session tty_nr tpgid …; comm may hold spaces and parentheses.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const pgrp = Number(fields[2]);
-    const ttyNr = Number(fields[4]);
-    const tpgid = Number(fields[5]);
-    return ttyNr !== 0 && tpgid === pgrp;
-  } catch {
-    return ctx.io.stdinIsTTY;
-  }
-}
-
-/** The shell's conventions: 127 command not found, 126 found but not executable. */
-function spawnError(command: string, err: unknown): JitError {
-  const code = (err as NodeJS.ErrnoException | null)?.code;
-  if (code === 'ENOENT') {
-    return new JitError(`${safe(command)}: command not found`, 127, {
-      hint: 'check the name, or give its path',
-    });
-  }
-  if (code === 'EACCES' || code === 'EISDIR' || code === 'ENOEXEC' || code === 'EPERM') {
-    return new JitError(`${safe(command)}: not executable (${code})`, 126, {
-      hint: `check that it is a program and has execute permission (chmod +x ${safe(command)})`,
-    });
-  }
-  return new JitError(`cannot run ${safe(command)}: ${(err as Error).message}`, 126, {
-    cause: err,
+    atExpiry: spec.atExpiry,
+    watch: spec.watch,
   });
 }

@@ -3,7 +3,9 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import type { Context } from '../cli/context.js';
 import { UsageError } from '../cli/errors.js';
-import { clockTime, relative, safe } from '../cli/output.js';
+import { clockTime, safe } from '../cli/output.js';
+import { keepIgnored } from '../exec/inherited-signals.js';
+import { resolveCommand } from '../exec/resolve-command.js';
 import { shellQuote } from './credential.js';
 import { checkUseOptions, credentialToUse, runWithCredential, type UseOptions } from './exec.js';
 
@@ -23,6 +25,9 @@ export async function run(options: Options, ctx: Context): Promise<number> {
     throw new UsageError('--shell is empty', { hint: 'give a path, e.g. /bin/bash' });
   const shell = options.shell ?? (ctx.env.SHELL || '/bin/sh');
   checkUseOptions(ctx, options);
+  keepIgnored(ctx.env);
+  // Before any credential is read or requested: a shell that cannot start is said at once.
+  resolveCommand(shell, ctx.env.PATH);
   const { record, server } = await credentialToUse(ctx, options, 'shell');
   const expires = Date.parse(record.expiresAt);
 
@@ -31,7 +36,7 @@ export async function run(options: Options, ctx: Context): Promise<number> {
     const setup = await promptSetup(ctx, shell, dir, record.role, expires);
     ctx.io.err(
       `jitctl: ${safe(basename(shell))} with ${safe(record.role)} until ${clockTime(expires)} ` +
-        `(${relative(expires, ctx.clock.now())}); exit the shell to drop it\n`,
+        `(${timeLeft(expires, ctx.clock.now())} left); exit the shell to drop it\n`,
     );
     const code = await runWithCredential(ctx, {
       record,
@@ -39,6 +44,7 @@ export async function run(options: Options, ctx: Context): Promise<number> {
       command: shell,
       args: setup.args,
       extraEnv: setup.env,
+      atExpiry: 'notify',
     });
     ctx.io.err(`jitctl: left the ${safe(record.role)} shell\n`);
     return code;
@@ -61,8 +67,23 @@ export function promptLabel(role: string): string {
   return role.replace(/[^A-Za-z0-9._:@/+-]/g, '?').slice(0, 64);
 }
 
+/**
+ * Time left as the prompt shows it: 45s, 14m, 1h30m, expired. Whole seconds on both sides and
+ * rounded down, exactly as {@link TIME_LEFT} computes it in the shell before each prompt, so the
+ * banner and the first prompt say the same.
+ */
+export function timeLeft(expiresMs: number, nowMs: number): string {
+  const s = Math.floor(expiresMs / 1000) - Math.floor(nowMs / 1000);
+  if (s <= 0) return 'expired';
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m`;
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  return m === 0 ? `${h}h` : `${h}h${m}m`;
+}
+
 /** Time left, computed by the shell before each prompt: 45s, 14m, 1h30m, expired. */
-const TIME_LEFT = `
+export const TIME_LEFT = `
   local s=$(( __jitctl_expires - __jitctl_now ))
   if (( s <= 0 )); then __jitctl_left=expired
   elif (( s < 60 )); then __jitctl_left="\${s}s"

@@ -46,14 +46,18 @@ describe('jitctl exec: exit codes', () => {
   });
 
   it.each([
-    ['SIGKILL', 137],
-    ['SIGSEGV', 139],
-    ['SIGTERM', 143],
-  ])('exits 128+n when the command dies of %s', async (sig, code) => {
-    const r = await exec(['prod-deploy', '--', 'sh', '-c', `kill -${sig.slice(3)} $$`]);
-    expect(r.code).toBe(code);
-    expect(r.signal).toBeNull();
-  });
+    ['SIGKILL', 'SIGKILL', null],
+    ['SIGTERM', 'SIGTERM', null],
+    ['SIGSEGV', null, 139],
+  ])(
+    'when the command dies of %s, jitctl dies of it too (128+n where it would dump core)',
+    async (sig, signal, code) => {
+      const r = await exec(['prod-deploy', '--', 'sh', '-c', `kill -${sig.slice(3)} $$`]);
+      expect(r.signal).toBe(signal);
+      expect(r.code).toBe(code);
+      expect(r.stderr).toBe('');
+    },
+  );
 
   it('exits 127 for a command that does not exist', async () => {
     const r = await exec(['prod-deploy', '--', 'no-such-command-jitctl']);
@@ -61,15 +65,48 @@ describe('jitctl exec: exit codes', () => {
     expect(r.stderr).toBe(
       'error: no-such-command-jitctl: command not found\nhint: check the name, or give its path\n',
     );
+    const path = await exec(['prod-deploy', '--', join(bin, 'no-such-file')]);
+    expect(path.code).toBe(127);
+    expect(path.stderr).toBe(
+      `error: ${join(bin, 'no-such-file')}: no such file\nhint: check the path of the command\n`,
+    );
   });
 
-  it('exits 126 for a file without execute permission and for a directory', async () => {
+  it('exits 126 for a file without execute permission and for a directory, each said as it is', async () => {
     const file = await exec(['prod-deploy', '--', join(bin, 'not-executable')]);
     expect(file.code).toBe(126);
-    expect(file.stderr).toContain(`error: ${join(bin, 'not-executable')}: not executable (EACCES)`);
+    expect(file.stderr).toBe(
+      `error: ${join(bin, 'not-executable')}: not executable\n` +
+        `hint: it has no execute permission; if it is meant to be run: chmod +x ${join(bin, 'not-executable')}\n`,
+    );
     const dir = await exec(['prod-deploy', '--', join(bin, 'a-directory')]);
     expect(dir.code).toBe(126);
-    expect(dir.stderr).toContain('not executable');
+    expect(dir.stderr).toBe(
+      `error: ${join(bin, 'a-directory')}: is a directory\nhint: name a program to run, not a directory\n`,
+    );
+    expect(dir.stderr).not.toContain('chmod');
+    // Found on PATH but not runnable: named with where it was found.
+    const onPath = await exec(['prod-deploy', '--', 'a-directory'], {
+      PATH: `${bin}:/nonexistent`,
+    });
+    expect(onPath.code).toBe(126);
+    expect(onPath.stderr).toContain(
+      `error: a-directory: is a directory (${join(bin, 'a-directory')})\n`,
+    );
+  });
+
+  it('says so before asking for anything: a missing command with --request files no request', async () => {
+    const r = await exec([
+      'prod-deploy',
+      '--request',
+      '--reason',
+      'x',
+      '--',
+      'no-such-command-jitctl',
+    ]);
+    expect(r.code).toBe(127);
+    expect(r.stderr).toContain('error: no-such-command-jitctl: command not found');
+    expect(r.stderr).not.toContain('request');
   });
 });
 
@@ -80,6 +117,24 @@ describe('jitctl exec: the command line', () => {
     });
     expect(r.stdout).toBe('I am --help, args: --store memory -- -x\n');
     expect(r.code).toBe(0);
+  });
+
+  it('a command without --: says to put -- before it, with the user’s own words', async () => {
+    const r = await exec(['prod-deploy', 'ls', '/tmp']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(
+      "error: put -- before the command to run (jitctl's own options go before it): jitctl exec [role] -- command [args…]\n" +
+        'hint: jitctl exec prod-deploy -- ls /tmp\n',
+    );
+    const quoted = await exec(['prod-deploy', 'sh', 'it has spaces']);
+    expect(quoted.stderr).toContain("hint: jitctl exec prod-deploy -- sh 'it has spaces'\n");
+    // An option of the command's, without --: commander's own message, and where -- goes.
+    const option = await exec(['prod-deploy', 'ls', '-la']);
+    expect(option.code).toBe(2);
+    expect(option.stderr).toBe(
+      "error: unknown option '-la'\n" +
+        "hint: if it is the command's, put -- before the command: jitctl exec [role] -- command [args…]\n",
+    );
   });
 
   it('without a command: a usage error (exit 2) showing the form', async () => {
@@ -186,7 +241,7 @@ describe('jitctl exec: the environment', () => {
         .filter(Boolean)
         .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
     );
-    const expected: Record<string, string> = {};
+    const expected: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(parent)) if (!k.startsWith('JITCTL_')) expected[k] = v;
     Object.assign(expected, {
       KUBE_TOKEN: deploy.token,
@@ -195,6 +250,8 @@ describe('jitctl exec: the environment', () => {
       JITCTL_EXPIRES_AT: deploy.expiresAt.replace(/\.\d{3}Z$/, 'Z'),
       JITCTL_SERVER: TEST_SERVER,
       JITCTL_SESSION: deploy.requestId,
+      // Marks every process of this session, so that ending it finds them all (not secret).
+      JITCTL_SESSION_ID: expect.stringMatching(/^[A-Za-z0-9_-]{12}$/),
     });
     expect(seen).toEqual(expected);
     expect(r.stdout).not.toContain('ci-token-must-not-leak');

@@ -1,8 +1,8 @@
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { promptLabel } from '../../src/commands/shell.js';
+import { promptLabel, TIME_LEFT, timeLeft } from '../../src/commands/shell.js';
 import {
   fileStoreEnv,
   homeStore,
@@ -42,6 +42,9 @@ beforeAll(async () => {
   );
 });
 afterAll(() => home.cleanup());
+
+/** The prompt's time-left code as a bash function `f` reading __jitctl_expires/__jitctl_now. */
+const TIME_LEFT_FUNCTION = `f() {${TIME_LEFT}\n}`;
 
 /** An interactive session on a pseudo-terminal: wait for output, type lines. */
 function session(args: string[], extra: Record<string, string>) {
@@ -100,7 +103,7 @@ describe('jitctl shell: bash', () => {
     s.type('exit 7');
     expect(await s.done).toBe(7);
     expect(s.plain()).toMatch(
-      /^jitctl: bash with prod-deploy until \d\d:\d\d \(in 1[45]m\); exit the shell to drop it\n/,
+      /^jitctl: bash with prod-deploy until \d\d:\d\d \(1[45]m left\); exit the shell to drop it\n/,
     );
     expect(s.plain()).toContain('jitctl: left the prod-deploy shell\n');
     expect(s.output()).not.toContain(deploy.token);
@@ -159,7 +162,37 @@ describe('jitctl shell: other cases', () => {
     expect(nested.stderr).toContain('refusing to nest');
     const missing = await runCli(['shell', 'prod-deploy', '--shell', '/no/such/shell'], { env });
     expect(missing.code).toBe(127);
-    expect(missing.stderr).toContain('error: /no/such/shell: command not found');
+    expect(missing.stderr).toContain('error: /no/such/shell: no such file');
+  });
+
+  it('the banner and the first prompt show the same time left', async () => {
+    const h = testHome();
+    try {
+      // 14m30s: the rounding that made the banner say 15m while the prompt said 14m.
+      await seedCredential(homeStore(h), { role: 'half', validMs: 14.5 * 60_000 });
+      writeFileSync(join(h.dir, '.bashrc'), "PS1='$ '\n");
+      const s = session(['shell', 'half'], { ...fileStoreEnv(h), HOME: h.dir, SHELL: '/bin/bash' });
+      const [, prompt] = await s.expect(/\[half (\w+)\] \$ /);
+      const [, banner] = /until \d\d:\d\d \((\w+) left\)/.exec(s.plain())!;
+      expect(prompt).toBe('14m');
+      expect(banner).toBe(prompt);
+      s.type('exit');
+      expect(await s.done).toBe(0);
+    } finally {
+      h.cleanup();
+    }
+  });
+
+  it('timeLeft says what the prompt’s shell code says, second by second across every unit', () => {
+    const seconds = [
+      -5, 0, 1, 59, 60, 61, 119, 3599, 3600, 3601, 3659, 3660, 5400, 7199, 86_399, 90_061,
+    ];
+    const script = `${TIME_LEFT_FUNCTION}\nfor s in ${seconds.join(' ')}; do __jitctl_expires=$((1000000 + s)); __jitctl_now=1000000; f; echo "$__jitctl_left"; done`;
+    const fromShell = execFileSync('/bin/bash', ['-c', script], { encoding: 'utf8' })
+      .trim()
+      .split('\n');
+    const fromBanner = seconds.map((s) => timeLeft((1_000_000 + s) * 1000 + 999, 1_000_000_000));
+    expect(fromBanner).toEqual(fromShell);
   });
 
   it('labels: safe characters kept, everything else shown as ?', () => {
