@@ -1,17 +1,14 @@
 import { Command, Option } from 'commander';
 import { VERSION } from '../api/version.js';
 import type { Context } from './context.js';
+import { addBrokerCommands } from './program-broker.js';
+import type { Act, CommandModule, RunResult } from './program-kit.js';
 
 /**
  * The commander tree. It only parses flags: each action imports its command module on demand
  * (so `jitctl --version` loads nothing else) and calls `run(options, ctx)`. A command module
  * exports its Options type and `run`; tests call `run` directly.
  */
-
-type RunResult = number | undefined;
-interface CommandModule<O> {
-  run(options: O, ctx: Context): Promise<RunResult>;
-}
 
 export interface ProgramResult {
   exitCode: number;
@@ -23,7 +20,7 @@ export function buildProgram(ctx: Context, result: ProgramResult): Command {
     result.exitCode = code ?? 0;
   };
   // Each action: import the command's module, build its options, run it.
-  const act =
+  const act: Act =
     <O>(load: () => Promise<CommandModule<O>>, build: (...args: never[]) => O) =>
     async (...args: unknown[]) => {
       const options = (build as (...a: unknown[]) => O)(...args);
@@ -409,96 +406,7 @@ export function buildProgram(ctx: Context, result: ProgramResult): Command {
       ),
     );
 
-  program.commandsGroup('Broker:');
-
-  program
-    .command('server')
-    .description(
-      'run the broker (with --dev: SQLite, a demo policy and a built-in identity provider)',
-    )
-    .option('--listen <host:port>', 'address to listen on (default 127.0.0.1:8787)')
-    .option('--db <url>', 'sqlite:PATH or postgres://… (default sqlite:./jitctl.db)')
-    .option('--policy <file>', 'the policy YAML file')
-    .option('--oidc-issuer <url>', 'the identity provider people sign in with')
-    .option('--oidc-client-id <id>', "the CLI's client id at that provider")
-    .option('--config <file>', 'a YAML or JSON config file')
-    .option(
-      '--dev',
-      'development mode: built-in identity provider, demo policy, local data directory',
-    )
-    .option(
-      '--data-dir <dir>',
-      'with --dev: where the database and keys live (default ./.jitctl-dev)',
-    )
-    .action(
-      act(
-        () => import('../commands/server.js'),
-        (o: {
-          listen?: string;
-          db?: string;
-          policy?: string;
-          oidcIssuer?: string;
-          oidcClientId?: string;
-          config?: string;
-          dev?: boolean;
-          dataDir?: string;
-        }) => o,
-      ),
-    );
-
-  // `jitctl server keys …`: operators' commands on the broker's signing keys. They read the same
-  // settings as `jitctl server` (--db, --config, --dev/--data-dir given before or after `keys`).
-  const serverCommand = program.commands.find((c) => c.name() === 'server')!;
-  const keys = serverCommand
-    .command('keys')
-    .description('list, rotate and retire the keys that sign credentials (docs/operations.md)');
-  type KeysFlags = { db?: string; config?: string; dev?: boolean; dataDir?: string };
-  const keysFlags = (cmd: Command): KeysFlags => {
-    const o = cmd.optsWithGlobals<KeysFlags>();
-    return { db: o.db, config: o.config, dev: o.dev, dataDir: o.dataDir };
-  };
-  keys
-    .command('list')
-    .description('show each key: kid, algorithm, state, and when it can be retired')
-    .option('--json', 'print JSON')
-    .action(
-      act(
-        () => import('../commands/server-keys/list.js'),
-        (o: { json?: boolean }, cmd: Command) => ({ ...keysFlags(cmd), json: o.json }),
-      ),
-    );
-  keys
-    .command('rotate')
-    .description('make a new signing key; the old one stays published until its credentials expire')
-    .option('--alg <alg>', 'ES256, RS256 or EdDSA (default: signing_alg)')
-    .option('--reason <text>', 'why, for the audit log')
-    .option('--json', 'print JSON')
-    .action(
-      act(
-        () => import('../commands/server-keys/rotate.js'),
-        (o: { alg?: string; reason?: string; json?: boolean }, cmd: Command) => ({
-          ...keysFlags(cmd),
-          ...o,
-        }),
-      ),
-    );
-  keys
-    .command('retire')
-    .description('drop a published key from the JWKS once nothing it signed is valid')
-    .argument('<kid>', 'the key id (or a unique prefix of at least 6 characters)')
-    .option('--force', 'retire it even though credentials it signed may still be valid')
-    .option('--reason <text>', 'why, for the audit log')
-    .option('--json', 'print JSON')
-    .action(
-      act(
-        () => import('../commands/server-keys/retire.js'),
-        (kid: string, o: { force?: boolean; reason?: string; json?: boolean }, cmd: Command) => ({
-          ...keysFlags(cmd),
-          ...o,
-          kid,
-        }),
-      ),
-    );
+  addBrokerCommands(program, act);
 
   return program;
 }

@@ -70,7 +70,8 @@ function server(): SpawnedCli {
       '--oidc-client-id',
       issuer.clientId,
     ],
-    { env: home.env, cwd: dir },
+    // The load here is the point; the abuse limits are tested elsewhere.
+    { env: { ...home.env, JITCTL_SERVER_RATE_LIMITS: 'off' }, cwd: dir },
   );
 }
 
@@ -202,7 +203,12 @@ describe('PostgreSQL going away under load', () => {
     await cluster.start();
     await a.waitForOutput(URL_LINE, 30_000);
     const urlA = URL_LINE.exec(a.stderr())![1]!;
-    b = await startTestBroker({ policy: POLICY, dbUrl, issuer });
+    b = await startTestBroker({
+      policy: POLICY,
+      dbUrl,
+      issuer,
+      settings: { rate_limits: 'off' },
+    });
     const urlB = b.url;
 
     const tokens = {
