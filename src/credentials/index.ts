@@ -14,8 +14,15 @@ export async function openStore(ctx: Context, kind: StoreKind): Promise<Credenti
     case 'memory':
       return memoryStore();
     case 'file': {
-      const { openFileStore } = await import('./file-store.js');
-      return openFileStore(ctx);
+      const [{ openFileStore }, { resolveAgentTimeout }] = await Promise.all([
+        import('./file-store.js'),
+        import('../cli/config.js'),
+      ]);
+      // The unlock agent is opt-in: without a timeout, nothing of it is even loaded.
+      const ttlMs = await resolveAgentTimeout(ctx);
+      const cache =
+        ttlMs === undefined ? undefined : (await import('./agent.js')).agentCache(ctx, ttlMs);
+      return openFileStore(ctx, cache);
     }
     case 'keychain': {
       const { openKeychainStore } = await import('./keychain-store.js');
