@@ -4,6 +4,7 @@ import { parseStoreKind, resolveServer, resolveStoreKind, saveUserConfig } from 
 import type { Context } from '../cli/context.js';
 import { AuthError, JitError, UsageError } from '../cli/errors.js';
 import { clockTime, relative, safe, style } from '../cli/output.js';
+import { KEYCHAIN_FIXES, KeychainError } from '../credentials/keychain-errors.js';
 import { encodeSession, type SessionRecord, sessionKey } from '../credentials/records.js';
 
 /**
@@ -50,11 +51,22 @@ async function interactiveLogin(
   ]);
   const idp = await fetchIdpSettings(ctx, server);
   const flow: FlowChoice = options.device ? 'device' : options.browser ? 'browser' : 'auto';
-  return signIn(ctx, idp, {
+  // As strong as the roles people request need (the broker says which acr), so that the first
+  // `jitctl request` after this sign-in does not ask for another one. As an essential claim, like
+  // step-up; no max_age: this sign-in is fresh anyway.
+  const acrValues = idp.signInAcrValues ?? [];
+  const session = await signIn(ctx, idp, {
     flow,
     open: options.open !== false,
     heading: `To sign in to ${server}`,
+    stepUp: acrValues.length > 0 ? { acrValues } : undefined,
   });
+  if (acrValues.length > 0 && !acrValues.includes(session.acr ?? '')) {
+    ctx.io.err(
+      `${style(ctx.io, 'yellow', '!')} the identity provider signed you in at ${safe(session.acr ?? 'an unknown level')}, not ${acrValues.map((a) => safe(a)).join(' or ')}: roles that need it ask for a fresh sign-in when you request them\n`,
+    );
+  }
+  return session;
 }
 
 export async function run(options: Options, ctx: Context): Promise<number | undefined> {
@@ -83,10 +95,17 @@ export async function run(options: Options, ctx: Context): Promise<number | unde
       hint: 'pipelines keep it in the encrypted file store (JITCTL_STORE=file with JITCTL_FILE_PASSPHRASE from a CI secret), or set JITCTL_FEDERATED_TOKEN for every step and skip login (docs/pipelines.md)',
     });
   }
-  // Open the store before anyone signs in: a locked keychain should fail now, not after.
+  // Open the store, and check that it can keep the session, before anyone signs in: a locked or
+  // missing keychain fails now (with how to choose the file store), and the file store asks for
+  // its passphrase now rather than after the sign-in.
   const { openStore } = await import('../credentials/index.js');
+  const storeError = (err: unknown) =>
+    token ? ciStoreError(ctx, err) : keychainLoginError(err, server);
   const store = await openStore(ctx, kind).catch((err: unknown) => {
-    throw token ? ciStoreError(ctx, err) : err;
+    throw storeError(err);
+  });
+  await store.probe?.().catch((err: unknown) => {
+    throw storeError(err);
   });
 
   const session =
@@ -116,6 +135,18 @@ export async function run(options: Options, ctx: Context): Promise<number | unde
     `${style(ctx.io, 'green', '✔')} Signed in to ${server} as ${describeIdentity(session.identity)}; groups: ${describeGroups(session.identity.groups)}\n`,
   );
   return 0;
+}
+
+/**
+ * The keychain cannot keep a session here: say what is wrong with it, and how to sign in with
+ * the encrypted file store instead (the choice is remembered for later commands).
+ */
+function keychainLoginError(err: unknown, server: string): unknown {
+  if (!(err instanceof KeychainError)) return err;
+  return new JitError(`cannot keep your session: ${err.message}`, err.exitCode, {
+    hint: `${KEYCHAIN_FIXES[err.reason]}; or keep it in the encrypted file store instead: jitctl login --server ${server} --store file (remembered for later commands; JITCTL_FILE_PASSPHRASE for scripts)`,
+    cause: err,
+  });
 }
 
 /**
