@@ -1,5 +1,5 @@
 /**
- * The scripted tour (`npm run demo`): the whole story of DESIGN.md against a real
+ * The scripted tour (`npm run demo`): the whole story against a real
  * `jitctl server --dev`, told by running the real `jitctl` binary as three people.
  *
  *   alice (developer) signs in, lists her roles, asks for prod-deploy for 15m and waits;
@@ -238,16 +238,18 @@ async function tour(root: string): Promise<void> {
   const id = (await request.waitFor(/waiting for approval of (req_[A-Za-z0-9]+)/))[1]!;
   say(paint('magenta', `  ↳ ${id} is filed; alice's command keeps waiting in the background`));
 
-  narrate('3. lee signs in (password only, for now) and lists what waits for his review');
+  narrate(
+    '3. lee signs in (with his one-time code: roles here ask for MFA) and lists what waits for his review',
+  );
   const leeLogin = jitctl(lee, ['login', '--server', url]);
-  await signIn(leeLogin, lee, false);
+  await signIn(leeLogin, lee, true);
   outputs.push(await finished(leeLogin, "lee's login"));
   const list = jitctl(lee, ['list', '--reviewable', '--state', 'pending']);
   const listed = await finished(list, 'jitctl list');
   outputs.push(listed);
   if (!listed.includes(id)) throw new TourError(`lee's list does not show ${id}`);
 
-  narrate('4. lee approves; the broker wants a fresh MFA sign-in for that, so jitctl steps up');
+  narrate('4. lee approves; reviews need MFA from the last 5 minutes (else jitctl steps up)');
   say(
     paint(
       'dim',
@@ -255,7 +257,14 @@ async function tour(root: string): Promise<void> {
     ),
   );
   const approve = jitctl(lee, ['approve', id, '--comment', 'ship it', '--yes']);
-  await signIn(approve, lee, true);
+  const asked = await Promise.race([
+    approve.waitFor(/user_code=/).then(
+      () => true,
+      () => false,
+    ),
+    approve.done.then(() => false),
+  ]);
+  if (asked) await signIn(approve, lee, true);
   outputs.push(await finished(approve, 'jitctl approve'));
 
   narrate("5. alice's waiting command wakes up with the credential");
@@ -296,7 +305,7 @@ async function tour(root: string): Promise<void> {
   outputs.push(verified);
   if (!/^ok: \d+ events/m.test(verified)) throw new TourError('the audit log did not verify');
 
-  // The promise of DESIGN.md: no secret in any output. A JWT starts with "eyJ" ({"…).
+  // The promise of the README's security model: no secret in any output. A JWT starts with "eyJ" ({"…).
   const leaked = outputs.find((o) => /eyJ[\w-]{10,}\.[\w-]{10,}/.test(o));
   if (leaked) throw new TourError('a token appeared in the output');
 
