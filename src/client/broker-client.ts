@@ -131,6 +131,12 @@ const MAYBE_SENT = new Set([
   'ETIMEDOUT',
 ]);
 const RETRYABLE_STATUS = new Set([429, 502, 503, 504]);
+/**
+ * The broker's 401 messages for a token it can never accept (signed with keys it does not know,
+ * or by an issuer it does not trust), as opposed to one that merely expired.
+ */
+const FOREIGN_SESSION =
+  /signed with a key .* does not (publish|have)|signature does not verify|which this broker does not trust/;
 
 function errorCode(err: unknown): string | undefined {
   let e: unknown = err;
@@ -412,6 +418,16 @@ export class BrokerClient {
           throw new AuthError(`the broker still wants a stronger sign-in: ${err.message}`, {
             hint: 'run `jitctl login` and complete the MFA step',
           });
+        }
+        if (FOREIGN_SESSION.test(err.message)) {
+          // A broker (or its identity provider) that was reset, or --server now names another:
+          // the stored session cannot work here, whatever its expiry says.
+          throw new AuthError(
+            'your session is from another broker or identity provider: sign in again',
+            {
+              hint: `run \`jitctl login --server ${this.server}\` (the broker said: ${err.message})`,
+            },
+          );
         }
         throw new AuthError(err.message, { hint: err.hint ?? 'run `jitctl login`' });
       }

@@ -1,3 +1,4 @@
+import { docPath } from '../api/docs.js';
 import { describeGroups, describeIdentity } from '../auth/describe.js';
 import type { FlowChoice } from '../auth/sign-in.js';
 import { parseStoreKind, resolveServer, resolveStoreKind, saveUserConfig } from '../cli/config.js';
@@ -6,6 +7,7 @@ import { AuthError, JitError, UsageError } from '../cli/errors.js';
 import { clockTime, relative, safe, style } from '../cli/output.js';
 import { KEYCHAIN_FIXES, KeychainError } from '../credentials/keychain-errors.js';
 import { encodeSession, type SessionRecord, sessionKey } from '../credentials/records.js';
+import type { CredentialStore } from '../credentials/store.js';
 
 /**
  * `jitctl login [--server URL] [--device | --browser] [--no-open]`: asks the broker where to
@@ -92,7 +94,7 @@ export async function run(options: Options, ctx: Context): Promise<number | unde
   const kind = await resolveStoreKind(ctx, options.store);
   if (token && kind === 'memory' && options.federatedToken !== undefined) {
     throw new UsageError('a session in the memory store ends with this command', {
-      hint: 'pipelines keep it in the encrypted file store (JITCTL_STORE=file with JITCTL_FILE_PASSPHRASE from a CI secret), or set JITCTL_FEDERATED_TOKEN for every step and skip login (docs/pipelines.md)',
+      hint: `pipelines keep it in the encrypted file store (JITCTL_STORE=file with JITCTL_FILE_PASSPHRASE from a CI secret), or set JITCTL_FEDERATED_TOKEN for every step and skip login (${docPath('pipelines.md')})`,
     });
   }
   // Open the store, and check that it can keep the session, before anyone signs in: a locked or
@@ -114,6 +116,7 @@ export async function run(options: Options, ctx: Context): Promise<number | unde
       : await interactiveLogin(ctx, server, options);
 
   await store.set(sessionKey(server), encodeSession(session));
+  await rememberRolesAfterLogin(ctx, server, store);
   await saveUserConfig(ctx, {
     server,
     // An explicit --store is remembered, or the next command would look in another store.
@@ -138,6 +141,37 @@ export async function run(options: Options, ctx: Context): Promise<number | unde
 }
 
 /**
+ * Fetches the roles once with the new session, for completion and for hints that name a role's
+ * own duration (src/cli/broker-cache.ts). Best effort and bounded: login has succeeded already.
+ */
+async function rememberRolesAfterLogin(
+  ctx: Context,
+  server: string,
+  store: CredentialStore,
+): Promise<void> {
+  const [{ StoredSession }, { BrokerClient }, { rememberRoles }] = await Promise.all([
+    import('../auth/index.js'),
+    import('../client/broker-client.js'),
+    import('../cli/broker-cache.js'),
+  ]);
+  const client = new BrokerClient({
+    server,
+    session: new StoredSession(ctx, server, store),
+    clock: ctx.clock,
+    attempts: 1,
+    connectTimeoutMs: 3_000,
+    readTimeoutMs: 3_000,
+  });
+  try {
+    await rememberRoles(ctx, server, (await client.roles()).roles);
+  } catch {
+    // only a cache
+  } finally {
+    await client.close();
+  }
+}
+
+/**
  * The keychain cannot keep a session here: say what is wrong with it, and how to sign in with
  * the encrypted file store instead (the choice is remembered for later commands).
  */
@@ -156,7 +190,7 @@ function keychainLoginError(err: unknown, server: string): unknown {
 function ciStoreError(ctx: Context, err: unknown): unknown {
   if (!ctx.ci || !(err instanceof JitError) || err instanceof UsageError) return err;
   return new JitError(err.message, err.exitCode, {
-    hint: 'in CI, keep the session in the encrypted file store: JITCTL_STORE=file and JITCTL_FILE_PASSPHRASE from a CI secret; or set JITCTL_FEDERATED_TOKEN for every step and skip login (docs/pipelines.md)',
+    hint: `in CI, keep the session in the encrypted file store: JITCTL_STORE=file and JITCTL_FILE_PASSPHRASE from a CI secret; or set JITCTL_FEDERATED_TOKEN for every step and skip login (${docPath('pipelines.md')})`,
     cause: err,
   });
 }

@@ -385,7 +385,7 @@ export async function filePassphrase(ctx: Context, creating: boolean): Promise<S
     throw new AuthError(
       `the encrypted file store needs its passphrase, and ${ctx.ci ? 'CI=true means nothing is asked' : 'there is no terminal to ask for it'}`,
       {
-        hint: 'set JITCTL_FILE_PASSPHRASE (e.g. from your CI secret store), keep it unlocked for a while with the agent (JITCTL_AGENT_TIMEOUT=15m, then run once on a terminal), or use the OS keychain (--store keychain)',
+        hint: 'set JITCTL_FILE_PASSPHRASE (e.g. from your CI secret store), or use the OS keychain (--store keychain)',
       },
     );
   }
