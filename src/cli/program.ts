@@ -1,4 +1,5 @@
 import { Command, Option } from 'commander';
+import { docPath } from '../api/docs.js';
 import { VERSION } from '../api/version.js';
 import type { Context } from './context.js';
 
@@ -46,9 +47,10 @@ export function buildProgram(ctx: Context, result: ProgramResult): Command {
     })
     .addHelpText(
       'after',
-      '\nExit codes: 0 ok, 1 error, 2 usage, 3 denied/expired/forbidden, 4 login needed,\n' +
+      () =>
+        '\nExit codes: 0 ok, 1 error, 2 usage, 3 denied/expired/forbidden, 4 login needed,\n' +
         '5 still pending at --timeout, 69 broker unreachable, 130 interrupted.\n' +
-        'Docs: README.md and docs/ in the jitctl package.',
+        `Docs: ${docPath('cli.md')} (every command), and the other pages beside it.`,
     );
 
   const server = (cmd: Command) =>
@@ -427,6 +429,69 @@ export function buildProgram(ctx: Context, result: ProgramResult): Command {
           dev?: boolean;
           dataDir?: string;
         }) => o,
+      ),
+    );
+
+  // ---- Tools: doctor, completion, lock, and the hidden helpers they use ----
+  program.commandsGroup('Tools:');
+
+  server(program.command('doctor'))
+    .description('check this machine: Node, config, broker, TLS, clock, store, session, kubectl')
+    .option('--json', 'print JSON')
+    .action(
+      act(
+        () => import('../commands/doctor.js'),
+        (o: { server?: string; store?: string; json?: boolean }) => o,
+      ),
+    );
+
+  program
+    .command('completion')
+    .description('print a shell completion script: jitctl completion bash|zsh|fish')
+    .argument('<shell>', 'bash, zsh or fish')
+    .addHelpText(
+      'after',
+      '\nInstall:\n' +
+        '  bash: jitctl completion bash > ~/.local/share/bash-completion/completions/jitctl\n' +
+        '  zsh:  jitctl completion zsh > ~/.zfunc/_jitctl   (a directory on $fpath)\n' +
+        '  fish: jitctl completion fish > ~/.config/fish/completions/jitctl.fish',
+    )
+    .action(
+      act(
+        () => import('../commands/completion.js'),
+        (shell: string) => ({ shell, program }),
+      ),
+    );
+
+  program
+    .command('lock')
+    .description('forget the unlocked file store: the unlock agent drops its key and stops')
+    .action(
+      act(
+        () => import('../commands/lock.js'),
+        () => ({}),
+      ),
+    );
+
+  program
+    .command('__agent', { hidden: true })
+    .option('--socket <path>')
+    .action(
+      act(
+        () => import('../commands/agent.js'),
+        (o: { socket?: string }) => o,
+      ),
+    );
+
+  program
+    .command('__complete', { hidden: true })
+    .argument('<what>', 'roles or requests')
+    .option('--server <url>')
+    .option('--store <kind>')
+    .action(
+      act(
+        () => import('../commands/complete.js'),
+        (what: string, o: { server?: string; store?: string }) => ({ ...o, what }),
       ),
     );
 
