@@ -105,9 +105,12 @@ describe('the unlock agent and jitctl lock', () => {
     expect(roles.code, roles.stderr).toBe(0);
 
     // The agent: its argv and environment hold nothing secret; the key is on no disk.
-    const state = await askAgent(socket, { op: 'status' });
-    const pid = state?.pid as number;
-    const kid = (state?.keys as Array<{ kid: string }>)[0]!.kid;
+    const state = (await askAgent(socket, { op: 'status' })) as {
+      pid: number;
+      keys: Array<{ kid: string }>;
+    };
+    const pid = state.pid;
+    const kid = state.keys[0]!.kid;
     const key = (await askAgent(socket, { op: 'get', kid }))?.key as string;
     expect(key).toMatch(/^[\w-]{43}$/);
     const raw = Buffer.from(key, 'base64url');
