@@ -18,6 +18,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { styleText } from 'node:util';
 import { completeDeviceLogin, deviceLoginUrl, type Person } from '../test/support/dev-browser.js';
 import { BIN, ensureBuilt } from './ensure-built.js';
@@ -29,7 +30,11 @@ const STEP_TIMEOUT_MS = 30_000;
 const color = process.stdout.isTTY === true && !process.env.NO_COLOR && !process.env.CI;
 type Style = Parameters<typeof styleText>[0];
 const paint = (format: Style, text: string) => (color ? styleText(format, text) : text);
-const say = (text = '') => process.stdout.write(`${text}\n`);
+/** Where the tour tells its story (stdout, unless {@link runTour} is given another writer). */
+let write: (text: string) => void = (text) => void process.stdout.write(text);
+const say = (text = '') => write(`${text}\n`);
+/** How to run jitctl: this checkout's bin by default; an installed package's in its test. */
+let jitctlCommand: string[] = [process.execPath, BIN];
 
 class TourError extends Error {}
 
@@ -46,7 +51,7 @@ interface Run {
 const running = new Set<ChildProcess>();
 
 function start(args: string[], env: Record<string, string>, echo: boolean): Run {
-  const child = spawn(process.execPath, [BIN, ...args], {
+  const child = spawn(jitctlCommand[0]!, [...jitctlCommand.slice(1), ...args], {
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -313,8 +318,17 @@ async function tour(root: string): Promise<void> {
   await finished(server, 'the broker');
 }
 
-async function main(): Promise<number> {
-  ensureBuilt();
+/**
+ * The whole tour with `jitctl` run as `command` (e.g. an installed package's bin), the story
+ * written to `out`: 0 when every step passed, 1 otherwise. The test of the npm package
+ * (test/package.test.ts) runs it against the package installed from its tarball.
+ */
+export async function runTour(
+  command: string[],
+  out: (text: string) => void = (t) => void process.stdout.write(t),
+): Promise<number> {
+  jitctlCommand = command;
+  write = out;
   const started = Date.now();
   const root = mkdtempSync(join(tmpdir(), 'jitctl-tour-'));
   let failed = false;
@@ -341,4 +355,8 @@ async function main(): Promise<number> {
   return failed ? 1 : 0;
 }
 
-process.exitCode = await main();
+// `npm run demo`: this checkout, built first when needed.
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  ensureBuilt();
+  process.exitCode = await runTour([process.execPath, BIN]);
+}
