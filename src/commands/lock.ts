@@ -15,8 +15,10 @@ export async function run(_options: Options, ctx: Context): Promise<number> {
     ctx.io.err('nothing to lock: the unlock agent is not running\n');
     return 0;
   }
-  ctx.io.err(
-    `${style(ctx.io, 'green', '✔')} locked: the unlock agent forgot ${forgot === 1 ? 'the key' : `${forgot} keys`} of the file store and stopped\n`,
-  );
+  const what =
+    forgot === 0
+      ? 'held no key'
+      : `forgot ${forgot === 1 ? 'the key' : `${forgot} keys`} of the file store`;
+  ctx.io.err(`${style(ctx.io, 'green', '✔')} locked: the unlock agent ${what} and stopped\n`);
   return 0;
 }
