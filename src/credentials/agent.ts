@@ -2,9 +2,9 @@ import { spawn } from 'node:child_process';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import type { Context } from '../cli/context.js';
-import { ExitCode, JitError } from '../cli/errors.js';
+import { ExitCode } from '../cli/errors.js';
 import type { KeyCache } from './file-store.js';
-import { checkPrivateDir } from './private-files.js';
+import { checkPrivateDir, UnsafePathError } from './private-files.js';
 
 /**
  * The unlock agent, client side: an opt-in cache of the unlocked file store, the way ssh-agent
@@ -48,7 +48,7 @@ export function agentLocation(ctx: Pick<Context, 'env' | 'paths'>): AgentLocatio
 export async function checkAgentLocation(loc: AgentLocation, create: boolean): Promise<boolean> {
   const bytes = Buffer.byteLength(loc.socket);
   if (bytes > MAX_SOCKET_PATH_BYTES) {
-    throw new JitError(
+    throw new UnsafePathError(
       `the unlock agent's socket path is too long for a Unix socket (${bytes} bytes; at most ${MAX_SOCKET_PATH_BYTES}): ${loc.socket}`,
       ExitCode.Error,
       {
@@ -165,7 +165,14 @@ export function agentCache(
       return new Uint8Array(Buffer.from(a.key, 'base64url'));
     },
     async put(kid, key) {
-      await checkAgentLocation(loc, true);
+      try {
+        await checkAgentLocation(loc, true);
+      } catch (err) {
+        // An unsafe place is said; one that merely cannot be made (a read-only runtime
+        // directory) only means no cache: the command goes on with the key it has.
+        if (err instanceof UnsafePathError) throw err;
+        return;
+      }
       const message = {
         op: 'put',
         kid,

@@ -10,6 +10,14 @@ import { ExitCode, JitError } from '../cli/errors.js';
  * back. Used by the encrypted file store and by the unlock agent's socket directory.
  */
 
+/**
+ * A place for secrets that others could reach, or that cannot be used safely (loose modes,
+ * another owner, a socket path the kernel would cut): refused, never worked around.
+ */
+export class UnsafePathError extends JitError {
+  override name = 'UnsafePathError';
+}
+
 /** Files larger than this are not ours (store entries are JSON records of a few KiB). */
 export const MAX_FILE_BYTES = 1024 * 1024;
 
@@ -37,12 +45,12 @@ export async function checkPrivateDir(
     }
   }
   if (!st.isDirectory()) {
-    throw new JitError(`${what} ${dir} is not a directory`, ExitCode.Error, {
+    throw new UnsafePathError(`${what} ${dir} is not a directory`, ExitCode.Error, {
       hint: 'move it away; jitctl creates the directory itself',
     });
   }
   if ((st.mode & 0o077) !== 0) {
-    throw new JitError(
+    throw new UnsafePathError(
       `refusing to use ${what} ${dir}: group or others can access it (mode ${modeOf(st.mode)})`,
       ExitCode.Error,
       { hint: `run \`chmod 700 ${dir}\`` },
@@ -50,7 +58,7 @@ export async function checkPrivateDir(
   }
   const uid = ownUid();
   if (uid !== undefined && st.uid !== uid) {
-    throw new JitError(
+    throw new UnsafePathError(
       `refusing to use ${what} ${dir}: it belongs to another user`,
       ExitCode.Error,
       {
