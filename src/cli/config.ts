@@ -1,6 +1,5 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { tryParseDuration } from '../api/duration.js';
 import { isLoopbackHost } from '../api/loopback.js';
 import type { Context } from './context.js';
 import { AuthError, UsageError } from './errors.js';
@@ -142,40 +141,4 @@ export async function resolveStoreKind(ctx: Context, flag?: string): Promise<Sto
   if (ctx.env.JITCTL_STORE) return parseStoreKind(ctx.env.JITCTL_STORE, 'JITCTL_STORE');
   const config = await loadUserConfig(ctx);
   return config.store ?? 'keychain';
-}
-
-/** The longest the unlock agent may keep the file store unlocked. */
-export const MAX_AGENT_TIMEOUT_MS = 12 * 3_600_000;
-
-/**
- * How long the unlock agent keeps the file store unlocked (ms), or undefined when it is off (the
- * default): JITCTL_AGENT_TIMEOUT, then `agent_timeout` in the config file. "off" or "0" turns
- * it off; at most 12h.
- */
-export async function resolveAgentTimeout(
-  ctx: Pick<Context, 'env' | 'paths'>,
-): Promise<number | undefined> {
-  const fromEnv = ctx.env.JITCTL_AGENT_TIMEOUT;
-  if (fromEnv !== undefined && fromEnv !== '')
-    return parseAgentTimeout(fromEnv, 'JITCTL_AGENT_TIMEOUT');
-  const config = await loadUserConfig(ctx);
-  if (config.agent_timeout === undefined) return undefined;
-  return parseAgentTimeout(config.agent_timeout, `${configFile(ctx)}: "agent_timeout"`);
-}
-
-export function parseAgentTimeout(value: string, where: string): number | undefined {
-  const v = value.trim().toLowerCase();
-  if (v === 'off' || v === '0' || v === 'false' || v === 'no') return undefined;
-  const ms = tryParseDuration(v);
-  if (ms === undefined) {
-    throw new UsageError(`${where} ${JSON.stringify(value)} is not a duration`, {
-      hint: 'e.g. 15m or 1h (how long the file store stays unlocked), or off',
-    });
-  }
-  if (ms > MAX_AGENT_TIMEOUT_MS) {
-    throw new UsageError(`${where} ${JSON.stringify(value)} is longer than the maximum of 12h`, {
-      hint: 'choose 12h or less; the agent keeps the store unlocked for that long after each unlock',
-    });
-  }
-  return ms;
 }

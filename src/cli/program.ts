@@ -1,5 +1,6 @@
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
-import { docPath } from '../api/docs.js';
 import { VERSION } from '../api/version.js';
 import type { Context } from './context.js';
 
@@ -8,6 +9,23 @@ import type { Context } from './context.js';
  * (so `jitctl --version` loads nothing else) and calls `run(options, ctx)`. A command module
  * exports its Options type and `run`; tests call `run` directly.
  */
+
+/**
+ * docs/cli.md of the installed package, for --help. The same lookup as src/api/docs.ts, written
+ * here so that every command's start does not load one more chunk for a line of help: this file
+ * is bundled into dist/cli.js, beside which the package's docs/ is.
+ */
+function helpDocs(): string {
+  for (const up of ['../docs/', '../../docs/']) {
+    try {
+      const path = fileURLToPath(new URL(`${up}cli.md`, import.meta.url));
+      if (existsSync(path)) return path;
+    } catch {
+      // next
+    }
+  }
+  return 'docs/cli.md in the jitctl package';
+}
 
 type RunResult = number | undefined;
 interface CommandModule<O> {
@@ -50,7 +68,7 @@ export function buildProgram(ctx: Context, result: ProgramResult): Command {
       () =>
         '\nExit codes: 0 ok, 1 error, 2 usage, 3 denied/expired/forbidden, 4 login needed,\n' +
         '5 still pending at --timeout, 69 broker unreachable, 130 interrupted.\n' +
-        `Docs: ${docPath('cli.md')} (every command), and the other pages beside it.`,
+        `Docs: ${helpDocs()} (every command), and the other pages beside it.`,
     );
 
   const server = (cmd: Command) =>

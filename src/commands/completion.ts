@@ -1,4 +1,4 @@
-import { type Command, Help } from 'commander';
+import type { Command, Help } from 'commander';
 import { REQUEST_STATES } from '../api/schemas.js';
 import { VERSION } from '../api/version.js';
 import type { Context } from '../cli/context.js';
@@ -49,7 +49,7 @@ const FLAG_VALUES: Record<string, Values> = {
 };
 
 /** Positional arguments by name. */
-function argValues(name: string | undefined, cmd: Command): Values {
+function argValues(help: Help, name: string | undefined, cmd: Command): Values {
   switch (name) {
     case 'role':
       return { kind: 'role' };
@@ -60,21 +60,19 @@ function argValues(name: string | undefined, cmd: Command): Values {
     case 'shell':
       return { kind: 'words', words: [...SHELLS] };
     case 'command':
-      return { kind: 'words', words: visible(cmd.parent ?? cmd).map((c) => c.name()) };
+      return { kind: 'words', words: help.visibleCommands(cmd.parent ?? cmd).map((c) => c.name()) };
     default:
       return { kind: 'none' };
   }
 }
 
-const help = new Help();
-function visible(cmd: Command): Command[] {
-  return help.visibleCommands(cmd);
-}
-
 export function completionSpecs(program: Command): Spec[] {
+  // The program's own Help (not a `new Help()`): a value import of commander here would split it
+  // out of the entry bundle into a chunk of its own, one more file for every command to load.
+  const help = program.createHelp();
   const out: Spec[] = [];
   const walk = (cmd: Command, path: string) => {
-    const subs = visible(cmd);
+    const subs = help.visibleCommands(cmd);
     out.push({
       path,
       subs: subs.map((c) => ({ name: c.name(), description: c.description() })),
@@ -86,7 +84,7 @@ export function completionSpecs(program: Command): Spec[] {
             ? (FLAG_VALUES[o.long ?? ''] ?? { kind: 'none' as const })
             : undefined,
       })),
-      arg: argValues(cmd.registeredArguments[0]?.name(), cmd),
+      arg: argValues(help, cmd.registeredArguments[0]?.name(), cmd),
     });
     for (const sub of subs) {
       const subPath = path ? `${path} ${sub.name()}` : sub.name();

@@ -7,7 +7,6 @@ import {
   loadUserConfig,
   normalizeServer,
   parseStoreKind,
-  resolveAgentTimeout,
   type StoreKind,
 } from '../cli/config.js';
 import type { Context } from '../cli/context.js';
@@ -229,11 +228,11 @@ async function storeChecks(
     }
   }
   const dir = join(ctx.paths.dataDir, 'store');
-  const [{ openStore }, { checkPrivateDir }, agent] = await Promise.all([
+  const [{ openStore }, agent] = await Promise.all([
     import('../credentials/index.js'),
-    import('../credentials/private-files.js'),
-    import('../credentials/agent.js'),
+    import('../credentials/file-store.js'),
   ]);
+  const { checkPrivateDir } = agent;
   try {
     const exists = await checkPrivateDir(dir, false, 'the credential store');
     add(
@@ -245,7 +244,7 @@ async function storeChecks(
   }
   let ttl: number | undefined;
   try {
-    ttl = await resolveAgentTimeout(ctx);
+    ttl = await agent.resolveAgentTimeout(ctx);
   } catch (err) {
     add(fromError('agent', err));
   }

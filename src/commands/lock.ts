@@ -1,6 +1,5 @@
 import type { Context } from '../cli/context.js';
 import { style } from '../cli/output.js';
-import { agentLocation, lockAgent } from '../credentials/agent.js';
 
 /**
  * `jitctl lock`: the unlock agent forgets the file store's key and exits (`ssh-add -D`, `gpgconf
@@ -10,6 +9,7 @@ import { agentLocation, lockAgent } from '../credentials/agent.js';
 export type Options = Record<string, never>;
 
 export async function run(_options: Options, ctx: Context): Promise<number> {
+  const { agentLocation, lockAgent } = await import('../credentials/file-store.js');
   const forgot = await lockAgent(agentLocation(ctx));
   if (forgot === undefined) {
     ctx.io.err('nothing to lock: the unlock agent is not running\n');

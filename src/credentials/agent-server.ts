@@ -1,10 +1,7 @@
 import { chmod, stat, unlink } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
-import { MAX_AGENT_TIMEOUT_MS } from '../cli/config.js';
 import { ExitCode, JitError } from '../cli/errors.js';
-import { askAgent, checkAgentLocation } from './agent.js';
-import { errno } from './private-files.js';
 
 /**
  * The unlock agent itself (`jitctl __agent --socket PATH`, started by src/credentials/agent.ts):
@@ -48,6 +45,8 @@ export interface AgentOptions {
 }
 
 export async function serveAgent(opts: AgentOptions): Promise<void> {
+  const store = await import('./file-store.js');
+  const { checkAgentLocation, MAX_AGENT_TIMEOUT_MS } = store;
   const now = opts.now ?? Date.now;
   const loc = { dir: dirname(opts.socket), socket: opts.socket };
   await checkAgentLocation(loc, true);
@@ -63,7 +62,7 @@ export async function serveAgent(opts: AgentOptions): Promise<void> {
   let ino: number | undefined;
 
   const server = createServer((conn) => handle(conn));
-  const listened = await listen(server, opts.socket);
+  const listened = await listen(server, opts.socket, store);
   if (!listened) {
     opts.ready('running');
     return;
@@ -190,7 +189,11 @@ function bad(field: string): Record<string, unknown> {
  * Listens on `socket`; false when a live agent already listens there. A socket file nobody
  * answers on (an agent that was killed) is removed first.
  */
-async function listen(server: Server, socket: string): Promise<boolean> {
+async function listen(
+  server: Server,
+  socket: string,
+  { askAgent, errno }: Pick<typeof import('./file-store.js'), 'askAgent' | 'errno'>,
+): Promise<boolean> {
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
       await new Promise<void>((resolve, reject) => {

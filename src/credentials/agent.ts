@@ -1,5 +1,3 @@
-import { spawn } from 'node:child_process';
-import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import type { Context } from '../cli/context.js';
 import { ExitCode } from '../cli/errors.js';
@@ -70,7 +68,10 @@ type Answer = Record<string, unknown>;
  * One request to the agent (a JSON line each way, one exchange per connection). Undefined when no
  * agent listens, or it does not answer in time.
  */
-export function askAgent(socket: string, message: Answer): Promise<Answer | undefined> {
+export async function askAgent(socket: string, message: Answer): Promise<Answer | undefined> {
+  // Loaded here, not at the top: this module rides along with the file store on every command
+  // that uses it, agent or not, and start-up time is counted.
+  const { createConnection } = await import('node:net');
   return new Promise((resolve) => {
     const conn = createConnection(socket);
     let text = '';
@@ -104,10 +105,11 @@ export function askAgent(socket: string, message: Answer): Promise<Answer | unde
  * Starts an agent for `loc` and resolves once it listens (or another one already did). The agent
  * gets an empty environment (nothing of this process's secrets) and `/` as its directory.
  */
-export function startAgent(
+export async function startAgent(
   ctx: Pick<Context, 'self' | 'debug'>,
   loc: AgentLocation,
 ): Promise<boolean> {
+  const { spawn } = await import('node:child_process');
   return new Promise((resolve) => {
     const child = spawn(ctx.self.command, [...ctx.self.args, '__agent', '--socket', loc.socket], {
       detached: true,

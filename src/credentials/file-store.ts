@@ -13,6 +13,23 @@ import {
   readPrivate,
   writeTemp,
 } from './private-files.js';
+
+/*
+ * Everything of the file store and its unlock agent is reached through this module (imported
+ * dynamically, never statically from another chunk): the bundle then keeps it all in one file on
+ * a command's path, where each extra module file costs start-up time.
+ */
+export {
+  agentCache,
+  agentLocation,
+  agentStatus,
+  askAgent,
+  checkAgentLocation,
+  lockAgent,
+} from './agent.js';
+export { MAX_AGENT_TIMEOUT_MS, resolveAgentTimeout } from './agent-settings.js';
+export { checkPrivateDir, errno, UnsafePathError } from './private-files.js';
+
 import type { CredentialStore } from './store.js';
 import {
   ENC,
