@@ -134,6 +134,28 @@ async function main(): Promise<void> {
       },
       { name: 'jitctl exec bench -- true', args: [BIN, 'exec', 'bench', '--', 'true'] },
     ];
+    // kubectl's exec plugin: the file store with its passphrase (one key derivation per run), and
+    // with the unlock agent holding the key (no passphrase, no derivation: issue 12).
+    const agentEnv: Record<string, string> = { ...env, JITCTL_AGENT_TIMEOUT: '10m' };
+    delete agentEnv.JITCTL_FILE_PASSPHRASE;
+    cases.push(
+      {
+        name: 'jitctl credential bench --kube',
+        args: [BIN, 'credential', 'bench', '--kube'],
+        expect: /ExecCredential/,
+      },
+      {
+        name: 'jitctl credential bench --kube (agent)',
+        args: [BIN, 'credential', 'bench', '--kube'],
+        expect: /ExecCredential/,
+        env: agentEnv,
+      },
+    );
+    // Unlock once with the agent on, so that it holds the key for the agent case.
+    spawnSync(process.execPath, [BIN, 'status'], {
+      env: { ...env, JITCTL_AGENT_TIMEOUT: '10m' },
+      stdio: 'ignore',
+    });
     const extraCa = process.env.NODE_EXTRA_CA_CERTS;
     if (extraCa) {
       cases.push({
@@ -248,6 +270,10 @@ async function main(): Promise<void> {
     out(describeGoals(goals));
     out(`   machine: ${describeMachine(m)}\n`);
   } finally {
+    spawnSync(process.execPath, [BIN, 'lock'], {
+      env: { ...process.env, ...homeEnv(dir) },
+      stdio: 'ignore',
+    });
     rmSync(dir, { recursive: true, force: true });
   }
 }

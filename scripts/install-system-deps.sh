@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Debian/Ubuntu packages the test suite needs on a fresh machine: a Secret Service (dbus +
 # gnome-keyring) for the keychain tests, PostgreSQL for the PostgreSQL dialect, Chromium for the
-# browser-login tests, zsh and util-linux (script) for the shell and TTY tests, kubectl for the
+# browser-login tests, zsh and util-linux (script) for the shell and TTY tests, fish for its
+# completion script, kubectl for the
 # exec-plugin tests, and the toolchain better-sqlite3 builds with. Installs only what is missing.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
-packages=(dbus dbus-daemon gnome-keyring libsecret-1-0 postgresql chromium zsh util-linux python3 make g++ procps)
+packages=(dbus dbus-daemon gnome-keyring libsecret-1-0 postgresql chromium zsh fish util-linux python3 make g++ procps)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -115,6 +115,12 @@ export const ConfigResponse = Type.Object({
   scopes: Type.Array(Type.String()),
   device_flow: Type.Boolean(),
   version: Type.String(),
+  /**
+   * The acr values (space-separated, any one will do) that a sign-in should reach so that
+   * requesting a role needs no second sign-in: the strongest `step_up` among requestable roles.
+   * Absent when no role asks for one. `jitctl login` asks the identity provider for it.
+   */
+  sign_in_acr_values: Type.Optional(Type.String()),
 });
 export type ConfigResponse = Static<typeof ConfigResponse>;
 

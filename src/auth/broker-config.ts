@@ -61,5 +61,9 @@ function parseIdpSettings(config: unknown, server: string): IdpSettings {
     clientId: c.client_id,
     scopes: c.scopes,
     deviceFlow: c.device_flow !== false,
+    signInAcrValues:
+      typeof c.sign_in_acr_values === 'string'
+        ? c.sign_in_acr_values.split(/\s+/).filter(Boolean)
+        : [],
   };
 }

@@ -5,6 +5,7 @@ import {
   type JWTPayload,
   type ProtectedHeaderParameters,
 } from 'jose';
+import { docPath } from '../api/docs.js';
 import { Secret } from '../api/secret.js';
 import type { Context } from '../cli/context.js';
 import { ApiError, AuthError, JitError, UsageError } from '../cli/errors.js';
@@ -177,7 +178,7 @@ function exchangeError(err: unknown, server: string, from: string): unknown {
       `the broker at ${server} does not take pipeline tokens: ${err.message}`,
       1,
       {
-        hint: 'its operators must list your CI platform in trusted_issuers (docs/pipelines.md)',
+        hint: `its operators must list your CI platform in trusted_issuers (${docPath('pipelines.md')})`,
       },
     );
   }
@@ -185,7 +186,7 @@ function exchangeError(err: unknown, server: string, from: string): unknown {
     return new AuthError(
       `the broker refused the federated token from ${safe(from)}: ${err.message}`,
       {
-        hint: 'check the token’s audience and the claims the broker’s trusted_issuers entry requires (docs/pipelines.md)',
+        hint: `check the token’s audience and the claims the broker’s trusted_issuers entry requires (${docPath('pipelines.md')})`,
       },
     );
   }

@@ -19,6 +19,11 @@ export interface IdpSettings {
   scopes: string[];
   /** Whether the device authorization grant is offered. */
   deviceFlow: boolean;
+  /**
+   * The acr values a first sign-in should reach (any one), so that the roles people request need
+   * no second sign-in right after it; empty when the broker names none.
+   */
+  signInAcrValues?: string[];
 }
 
 export type TokenResponse = Awaited<ReturnType<typeof oidc.refreshTokenGrant>>;

@@ -1,3 +1,4 @@
+import { docPath } from '../api/docs.js';
 import { formatDuration } from '../api/duration.js';
 import type { StepUpChallenge } from '../api/step-up.js';
 import type { Context } from '../cli/context.js';
@@ -53,7 +54,7 @@ export async function stepUpSession(
     throw new AuthError(
       `this needs a fresh sign-in, and CI=true means nobody is here to do it: ${safe(why)}`,
       {
-        hint: 'pipelines sign in with `jitctl login --federated-token` (docs/pipelines.md); to sign in as a person, run jitctl outside CI',
+        hint: `pipelines sign in with \`jitctl login --federated-token\` (${docPath('pipelines.md')}); to sign in as a person, run jitctl outside CI`,
       },
     );
   }

@@ -16,6 +16,8 @@ export interface UserConfig {
   server?: string;
   /** The credential store (default keychain). */
   store?: StoreKind;
+  /** How long the unlock agent keeps the file store unlocked (a duration, or "off"). */
+  agent_timeout?: string;
 }
 
 export function configFile(ctx: Pick<Context, 'paths'>): string {
@@ -48,6 +50,11 @@ export async function loadUserConfig(ctx: Pick<Context, 'paths'>): Promise<UserC
     out.server = v.server;
   }
   if (v.store !== undefined) out.store = parseStoreKind(v.store, `${file}: "store"`);
+  if (v.agent_timeout !== undefined) {
+    if (typeof v.agent_timeout !== 'string')
+      throw new UsageError(`${file}: "agent_timeout" must be a string such as "15m" or "off"`);
+    out.agent_timeout = v.agent_timeout;
+  }
   return out;
 }
 

@@ -1,5 +1,5 @@
 import type { SessionManager } from '../auth/session.js';
-import type { BrokerClient } from '../client/broker-client.js';
+import type { BrokerClient, BrokerClientOptions } from '../client/broker-client.js';
 import type { CredentialStore } from '../credentials/store.js';
 import { resolveServer, resolveStoreKind } from './config.js';
 import type { Context } from './context.js';
@@ -21,7 +21,14 @@ export interface ConnectOptions {
   store?: string | undefined;
 }
 
-export async function connect(ctx: Context, opts: ConnectOptions): Promise<Connection> {
+export async function connect(
+  ctx: Context,
+  opts: ConnectOptions,
+  /** Overrides of the API client's settings (attempts, timeouts) for quick side lookups. */
+  clientOptions: Partial<
+    Pick<BrokerClientOptions, 'attempts' | 'connectTimeoutMs' | 'readTimeoutMs'>
+  > = {},
+): Promise<Connection> {
   const server = await resolveServer(ctx, opts.server);
   const kind = await resolveStoreKind(ctx, opts.store);
   const [{ openStore }, { openSession }, { BrokerClient }] = await Promise.all([
@@ -37,6 +44,7 @@ export async function connect(ctx: Context, opts: ConnectOptions): Promise<Conne
     clock: ctx.clock,
     signal: ctx.interruptSignal(),
     ...(ctx.debug ? { debug: (line: string) => ctx.io.err(`debug: ${line}\n`) } : {}),
+    ...clientOptions,
   });
   return { server, store, session, client };
 }

@@ -120,7 +120,8 @@ export function exitCodeOf(err: unknown): number {
     }
     return ExitCode.Usage;
   }
-  if ((err as { name?: unknown } | null)?.name === 'ExitPromptError') return ExitCode.Interrupted;
+  const name = (err as { name?: unknown } | null)?.name;
+  if (name === 'ExitPromptError' || name === 'AbortPromptError') return ExitCode.Interrupted;
   return ExitCode.Error;
 }
 
@@ -133,6 +134,9 @@ export function formatError(err: unknown, debug: boolean): string {
       text += `\ncaused by: ${err.cause.stack}`;
     return text;
   }
+  // A question answered with Ctrl-C that no command turned into an InterruptedError yet.
+  const name = (err as { name?: unknown } | null)?.name;
+  if (name === 'ExitPromptError' || name === 'AbortPromptError') return 'error: interrupted';
   const message = err instanceof Error ? err.message : String(err);
   if (debug && err instanceof Error && err.stack) return `error: ${err.stack}`;
   return `error: ${message}\nhint: this looks like a bug in jitctl; run again with JITCTL_DEBUG=1 for details and report it`;

@@ -21,7 +21,12 @@ export async function main(argv: string[], ctx?: Context): Promise<number> {
     }
     await program.parseAsync(own);
     return result.exitCode;
-  } catch (err) {
+  } catch (caught) {
+    // Some hints need a lookup the throwing code could not make (src/cli/hints.ts).
+    const err =
+      (caught as { name?: unknown } | null)?.name === 'NoCredentialError'
+        ? await import('./hints.js').then((h) => h.refineError(context, caught)).catch(() => caught)
+        : caught;
     const code = exitCodeOf(err);
     const commanderError =
       typeof (err as { code?: unknown })?.code === 'string' &&

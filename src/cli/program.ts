@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
 import { VERSION } from '../api/version.js';
 import type { Context } from './context.js';
@@ -9,6 +11,23 @@ import type { Act, CommandModule, RunResult } from './program-kit.js';
  * (so `jitctl --version` loads nothing else) and calls `run(options, ctx)`. A command module
  * exports its Options type and `run`; tests call `run` directly.
  */
+
+/**
+ * docs/cli.md of the installed package, for --help. The same lookup as src/api/docs.ts, written
+ * here so that every command's start does not load one more chunk for a line of help: this file
+ * is bundled into dist/cli.js, beside which the package's docs/ is.
+ */
+function helpDocs(): string {
+  for (const up of ['../docs/', '../../docs/']) {
+    try {
+      const path = fileURLToPath(new URL(`${up}cli.md`, import.meta.url));
+      if (existsSync(path)) return path;
+    } catch {
+      // next
+    }
+  }
+  return 'docs/cli.md in the jitctl package';
+}
 
 export interface ProgramResult {
   exitCode: number;
@@ -43,9 +62,10 @@ export function buildProgram(ctx: Context, result: ProgramResult): Command {
     })
     .addHelpText(
       'after',
-      '\nExit codes: 0 ok, 1 error, 2 usage, 3 denied/expired/forbidden, 4 login needed,\n' +
+      () =>
+        '\nExit codes: 0 ok, 1 error, 2 usage, 3 denied/expired/forbidden, 4 login needed,\n' +
         '5 still pending at --timeout, 69 broker unreachable, 130 interrupted.\n' +
-        'Docs: README.md and docs/ in the jitctl package.',
+        `Docs: ${helpDocs()} (every command), and the other pages beside it.`,
     );
 
   const server = (cmd: Command) =>
@@ -407,6 +427,69 @@ export function buildProgram(ctx: Context, result: ProgramResult): Command {
     );
 
   addBrokerCommands(program, act);
+
+  // ---- Tools: doctor, completion, lock, and the hidden helpers they use ----
+  program.commandsGroup('Tools:');
+
+  server(program.command('doctor'))
+    .description('check this machine: Node, config, broker, TLS, clock, store, session, kubectl')
+    .option('--json', 'print JSON')
+    .action(
+      act(
+        () => import('../commands/doctor.js'),
+        (o: { server?: string; store?: string; json?: boolean }) => o,
+      ),
+    );
+
+  program
+    .command('completion')
+    .description('print a shell completion script: jitctl completion bash|zsh|fish')
+    .argument('<shell>', 'bash, zsh or fish')
+    .addHelpText(
+      'after',
+      '\nInstall:\n' +
+        '  bash: jitctl completion bash > ~/.local/share/bash-completion/completions/jitctl\n' +
+        '  zsh:  jitctl completion zsh > ~/.zfunc/_jitctl   (a directory on $fpath)\n' +
+        '  fish: jitctl completion fish > ~/.config/fish/completions/jitctl.fish',
+    )
+    .action(
+      act(
+        () => import('../commands/completion.js'),
+        (shell: string) => ({ shell, program }),
+      ),
+    );
+
+  program
+    .command('lock')
+    .description('forget the unlocked file store: the unlock agent drops its key and stops')
+    .action(
+      act(
+        () => import('../commands/lock.js'),
+        () => ({}),
+      ),
+    );
+
+  program
+    .command('__agent', { hidden: true })
+    .option('--socket <path>')
+    .action(
+      act(
+        () => import('../commands/agent.js'),
+        (o: { socket?: string }) => o,
+      ),
+    );
+
+  program
+    .command('__complete', { hidden: true })
+    .argument('<what>', 'roles or requests')
+    .option('--server <url>')
+    .option('--store <kind>')
+    .action(
+      act(
+        () => import('../commands/complete.js'),
+        (what: string, o: { server?: string; store?: string }) => ({ ...o, what }),
+      ),
+    );
 
   return program;
 }

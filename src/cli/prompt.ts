@@ -1,4 +1,4 @@
-import { UsageError } from './errors.js';
+import { InterruptedError, UsageError } from './errors.js';
 import type { IO } from './io.js';
 
 /**
@@ -28,20 +28,36 @@ export function terminalPrompter(io: IO, signal?: AbortSignal): Prompter {
     async confirm(message, options = {}) {
       ensure(options.orFlag, 'confirmation');
       const { confirm } = await import('@inquirer/prompts');
-      return confirm({ message, default: options.default ?? false }, context());
+      return asked(confirm({ message, default: options.default ?? false }, context()));
     },
     async input(message, options = {}) {
       ensure(options.orFlag, message.replace(/[:?]\s*$/, ''));
       const { input } = await import('@inquirer/prompts');
-      return input(
-        { message, ...(options.validate ? { validate: options.validate } : {}) },
-        context(),
+      return asked(
+        input({ message, ...(options.validate ? { validate: options.validate } : {}) }, context()),
       );
     },
     async password(message, options = {}) {
       ensure(options.orFlag, message.replace(/[:?]\s*$/, ''));
       const { password } = await import('@inquirer/prompts');
-      return password({ message, mask: '*' }, context());
+      return asked(password({ message, mask: '*' }, context()));
     },
   };
+}
+
+/**
+ * Ctrl-C (or Ctrl-D) at a question is the person stopping the command, not a failure: inquirer
+ * rejects with ExitPromptError (AbortPromptError when the signal aborted it), which becomes the
+ * interrupt (exit 130) for the caller to word ("nothing was sent").
+ */
+async function asked<T>(question: Promise<T>): Promise<T> {
+  try {
+    return await question;
+  } catch (err) {
+    const name = (err as { name?: unknown } | null)?.name;
+    if (name === 'ExitPromptError' || name === 'AbortPromptError') {
+      throw new InterruptedError('interrupted at the question', { cause: err });
+    }
+    throw err;
+  }
 }

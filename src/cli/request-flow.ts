@@ -113,6 +113,9 @@ export async function fileRequest(
   try {
     return await conn.client.createRequest(body, randomUUID());
   } catch (err) {
+    if (err instanceof ApiError && err.code === ErrorCode.DurationTooLong) {
+      throw await durationTooLong(conn, input, err);
+    }
     if (!(err instanceof ApiError) || err.code !== ErrorCode.ReasonRequired) throw err;
     if (input.reason !== undefined && input.reason.trim() !== '') throw err;
     if (!ctx.io.canPrompt()) {
@@ -120,19 +123,52 @@ export async function fileRequest(
         hint: `pass --reason, e.g. jitctl request ${safe(input.role)} --reason "hotfix INC-4211"`,
       });
     }
-    const reason = await ctx.prompter.input('Reason (shown to the reviewers):', {
-      orFlag: '--reason',
-      validate: (v) =>
-        v.trim() === ''
-          ? 'a reason is required for this role'
-          : v.length > LIMITS.reason
-            ? `at most ${LIMITS.reason} characters`
-            : true,
-    });
+    const reason = await ctx.prompter
+      .input('Reason (shown to the reviewers):', {
+        orFlag: '--reason',
+        validate: (v) =>
+          v.trim() === ''
+            ? 'a reason is required for this role'
+            : v.length > LIMITS.reason
+              ? `at most ${LIMITS.reason} characters`
+              : true,
+      })
+      .catch((err: unknown) => {
+        if (err instanceof InterruptedError) {
+          throw new InterruptedError('interrupted; nothing was filed', {
+            hint: `give the reason as a flag: jitctl request ${safe(input.role)} --reason "…"`,
+          });
+        }
+        throw err;
+      });
     // A new key: the first attempt was refused, so nothing is filed under the old one, and this
     // is a different request body.
     return conn.client.createRequest({ ...body, reason }, randomUUID());
   }
+}
+
+/**
+ * The broker's "duration too long", said in the flag the person typed: "`--for 100h` is longer
+ * than the maximum of 1h for prod-deploy". The maximum comes from the role (GET /v1/roles); the
+ * broker's own words are the fallback.
+ */
+async function durationTooLong(
+  conn: Connection,
+  input: RequestInput,
+  err: ApiError,
+): Promise<JitError> {
+  const role = safe(input.role);
+  if (input.duration === undefined) return err;
+  const summary = await conn.client
+    .roles()
+    .then((r) => r.roles.find((x) => x.name === input.role))
+    .catch(() => undefined);
+  const max = summary?.max_duration ?? /maximum of (\S+)/.exec(err.message)?.[1];
+  if (max === undefined) return err;
+  return new UsageError(
+    `\`--for ${safe(input.duration)}\` is longer than the maximum of ${safe(max)} for ${role}`,
+    { hint: `ask for ${safe(max)} or less, e.g. jitctl request ${role} --for ${safe(max)}` },
+  );
 }
 
 /** How the credential of an approved request is kept. */
@@ -172,7 +208,16 @@ export async function awaitOutcome(
   // The approvers' link, the one notifications carry: paste it where they will see it.
   if (request.state === 'pending')
     io.err(`review page for the approvers: ${reviewPageUrl(conn.server, request.id)}\n`);
-  const progress: Progress = await startProgress(io, waitingLine(request, clock.now()));
+  // What the first line says depends on where the request is: only a pending one is waited for.
+  const progress: Progress =
+    request.state === 'pending'
+      ? await startProgress(io, waitingLine(request, clock.now()))
+      : request.state === 'approved' && opts.keep !== 'none'
+        ? await startProgress(
+            io,
+            `${id} is approved${approvedBy(request)}; fetching its credential`,
+          )
+        : quietProgress(io);
   let latest = request;
   let outage = false;
   const line = () =>
@@ -223,7 +268,8 @@ export async function awaitOutcome(
   }
   const decided = result.request;
   if (decided.state !== 'approved') {
-    progress.fail(endingOf(decided));
+    // Said once, by the error the caller turns this outcome into (outcomeError).
+    progress.stop();
     return { kind: 'ended', request: decided };
   }
   if (opts.keep === 'none') {
@@ -269,6 +315,16 @@ export async function awaitOutcome(
     );
   }
   return { kind: 'approved', request: decided, credential };
+}
+
+/** No waiting line, only the outcome: for a request that is already decided when the wait begins. */
+function quietProgress(io: Context['io']): Progress {
+  return {
+    update: () => {},
+    succeed: (t) => io.err(`${style(io, 'green', '✔')} ${t}\n`),
+    fail: (t) => io.err(`${style(io, 'red', '✖')} ${t}\n`),
+    stop: () => {},
+  };
 }
 
 function approvedBy(request: AccessRequest): string {

@@ -2,7 +2,7 @@ import type { AccessRequest, MeResponse } from '../api/schemas.js';
 import { LIMITS } from '../api/schemas.js';
 import { type ConnectOptions, withConnection } from './connect.js';
 import type { Context } from './context.js';
-import { DeniedError, ExitCode, JitError, UsageError } from './errors.js';
+import { DeniedError, ExitCode, InterruptedError, JitError, UsageError } from './errors.js';
 import { clockTime, printJson, safe, style } from './output.js';
 import { requestId } from './request-flow.js';
 import {
@@ -51,7 +51,13 @@ export function showForDecision(ctx: Context, request: AccessRequest): void {
 /** Asks on the terminal unless `--yes`; says so when the answer is no. */
 export async function confirm(ctx: Context, question: string, yes: boolean | undefined) {
   if (yes) return true;
-  const ok = await ctx.prompter.confirm(question, { default: false, orFlag: '--yes' });
+  const ok = await ctx.prompter
+    .confirm(question, { default: false, orFlag: '--yes' })
+    .catch((err: unknown) => {
+      if (err instanceof InterruptedError)
+        throw new InterruptedError('interrupted; nothing was sent');
+      throw err;
+    });
   if (!ok) ctx.io.err('nothing was sent\n');
   return ok;
 }

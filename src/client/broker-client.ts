@@ -117,6 +117,13 @@ export type ResponseSchema =
   | 'AuditPage'
   | 'TokenExchangeResponse';
 
+/**
+ * The broker's 401 messages for a token it can never accept (signed with keys it does not know,
+ * or by an issuer it does not trust), as opposed to one that merely expired.
+ */
+const FOREIGN_SESSION =
+  /signed with a key .* does not (publish|have)|signature does not verify|which this broker does not trust/;
+
 export interface PollOptions {
   /** How long the broker may hold the answer (0: answer at once). Capped by the broker at 60 s. */
   waitMs: number;
@@ -392,6 +399,16 @@ export class BrokerClient {
           throw new AuthError(`the broker still wants a stronger sign-in: ${err.message}`, {
             hint: 'run `jitctl login` and complete the MFA step',
           });
+        }
+        if (FOREIGN_SESSION.test(err.message)) {
+          // A broker (or its identity provider) that was reset, or --server now names another:
+          // the stored session cannot work here, whatever its expiry says.
+          throw new AuthError(
+            'your session is from another broker or identity provider: sign in again',
+            {
+              hint: `run \`jitctl login --server ${this.server}\` (the broker said: ${err.message})`,
+            },
+          );
         }
         throw new AuthError(err.message, { hint: err.hint ?? 'run `jitctl login`' });
       }

@@ -1,3 +1,4 @@
+import { docPath } from '../api/docs.js';
 import type { Context } from '../cli/context.js';
 import { ExitCode, UsageError } from '../cli/errors.js';
 import { printJson, safe, style, table } from '../cli/output.js';
@@ -105,7 +106,7 @@ function reportIssues(
     const n = issues.length;
     ctx.io.err(
       `${style(ctx.io, 'red', '✖')} ${safe(file)}: ${n} problem${n === 1 ? '' : 's'} ` +
-        '(the policy reference: docs/policy.md)\n',
+        `(the policy reference: ${docPath('policy.md')})\n`,
     );
   }
 }

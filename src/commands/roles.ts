@@ -1,4 +1,5 @@
 import type { RoleSummary } from '../api/schemas.js';
+import { rememberRoles } from '../cli/broker-cache.js';
 import { type ConnectOptions, withConnection } from '../cli/connect.js';
 import type { Context } from '../cli/context.js';
 import { printJson, safe, table } from '../cli/output.js';
@@ -16,7 +17,12 @@ export interface Options extends ConnectOptions {
 const HEADERS = ['role', 'you may', 'duration', 'approvals', 'step-up', 'description'];
 
 export async function run(options: Options, ctx: Context): Promise<number> {
-  const { roles } = await withConnection(ctx, options, (conn) => conn.client.roles());
+  const { roles } = await withConnection(ctx, options, async (conn) => {
+    const answer = await conn.client.roles();
+    // For completion and hints (src/cli/broker-cache.ts).
+    await rememberRoles(ctx, conn.server, answer.roles);
+    return answer;
+  });
   const shown = options.all ? roles : roles.filter((r) => r.can_request || r.can_review);
   if (options.json) {
     printJson(ctx.io, shown);

@@ -24,16 +24,24 @@ export interface CredentialSource {
   store: CredentialStore;
 }
 
-/** No usable credential (none stored, or expired): exit 3 with the command that gets one. */
+/**
+ * No usable credential (none stored, or expired): exit 3 with the command that gets one. The
+ * hint here names the role only; the CLI's entry adds the role's own duration and whether it
+ * needs a reason (src/cli/hints.ts), which this store-only code does not know.
+ */
 export class NoCredentialError extends DeniedError {
   override name = 'NoCredentialError';
   constructor(
     message: string,
     readonly role: string | undefined,
     readonly expired: boolean,
+    /** The broker the credential was looked for at. */
+    readonly server?: string,
   ) {
     super(message, {
-      hint: `request one: jitctl request ${role ? safe(role) : '<role>'} --for 15m --reason "…"`,
+      hint: role
+        ? `request one: jitctl request ${safe(role)} (\`jitctl roles\` shows how long it can be and whether it needs a reason)`
+        : 'request one: jitctl request <role> (`jitctl roles` lists the roles you may request)',
     });
   }
 }
@@ -68,7 +76,12 @@ export async function activeCredential(
       throw new UsageError('the role is empty', { hint: 'name a role, e.g. prod-deploy' });
     const record = decodeCredential(await source.store.get(credentialKey(source.server, role)));
     if (!record || record.role !== role) {
-      throw new NoCredentialError(`no active credential for ${safe(role)}`, role, false);
+      throw new NoCredentialError(
+        `no active credential for ${safe(role)}`,
+        role,
+        false,
+        source.server,
+      );
     }
     const end = Date.parse(record.expiresAt);
     if (end <= now) {
@@ -76,6 +89,7 @@ export async function activeCredential(
         `the credential for ${safe(role)} expired at ${clockTime(end)} (${relative(end, now)})`,
         role,
         true,
+        source.server,
       );
     }
     return record;
@@ -94,6 +108,7 @@ export async function activeCredential(
       `no active credential on ${safe(source.server)}${why}`,
       undefined,
       expired > 0,
+      source.server,
     );
   }
   active.sort((a, b) => a.role.localeCompare(b.role));

@@ -1,7 +1,9 @@
 import { platform as osPlatform } from 'node:os';
 import type { Context, Env } from '../cli/context.js';
-import { ExitCode, JitError } from '../cli/errors.js';
+import { FALLBACK_HINT, KEYCHAIN_FIXES, KeychainError } from './keychain-errors.js';
 import type { CredentialStore } from './store.js';
+
+export { KeychainError } from './keychain-errors.js';
 
 /**
  * The OS keychain (the default store) through @napi-rs/keyring: macOS Keychain, Windows
@@ -30,23 +32,6 @@ export interface KeychainOptions {
   service?: string;
   timeoutMs?: number;
   platform?: NodeJS.Platform;
-}
-
-const FALLBACK_HINT =
-  'or use the encrypted file store: --store file (or JITCTL_STORE=file, with JITCTL_FILE_PASSPHRASE ' +
-  'for non-interactive use)';
-
-/** The keychain cannot be used right now: unavailable, locked, or not answering. */
-export class KeychainError extends JitError {
-  override name = 'KeychainError';
-  constructor(
-    readonly reason: 'no-bus' | 'unavailable' | 'locked' | 'timeout',
-    message: string,
-    hint: string,
-    cause?: unknown,
-  ) {
-    super(message, ExitCode.Error, { hint, cause });
-  }
 }
 
 export function keychainStore(options: KeychainOptions): CredentialStore {
@@ -79,7 +64,7 @@ export function keychainStore(options: KeychainOptions): CredentialStore {
       throw new KeychainError(
         'no-bus',
         'the OS keychain is not available: no D-Bus session (DBUS_SESSION_BUS_ADDRESS is not set), so no Secret Service can be reached',
-        `run jitctl inside a desktop or \`dbus-run-session\` session with gnome-keyring or KWallet, ${FALLBACK_HINT}`,
+        `${KEYCHAIN_FIXES['no-bus']}, ${FALLBACK_HINT}`,
       );
     }
     const k = await load();
@@ -120,6 +105,16 @@ export function keychainStore(options: KeychainOptions): CredentialStore {
       await call('delete from', (k) => entry(k, key).deletePassword());
     },
 
+    /**
+     * Writes and removes a probe entry: the one way to learn before a sign-in that entries can be
+     * kept (a locked keyring may still answer searches).
+     */
+    async probe() {
+      const probe = 'jitctl-availability-probe';
+      await call('write to', (k) => entry(k, probe).setPassword('probe'));
+      await call('write to', (k) => entry(k, probe).deletePassword());
+    },
+
     async list(prefix = '') {
       const found = await call('list', async (k) => {
         // Opening an entry first makes "no Secret Service" fail the same bounded way as the
@@ -149,7 +144,7 @@ function classify(err: unknown, what: string, timeoutMs: number): KeychainError 
     return new KeychainError(
       'timeout',
       `the OS keychain did not answer${within} (trying to ${what} it)`,
-      `check that the keyring daemon is running and unlocked, ${FALLBACK_HINT}`,
+      `${KEYCHAIN_FIXES.timeout}, ${FALLBACK_HINT}`,
       err,
     );
   }
@@ -157,14 +152,14 @@ function classify(err: unknown, what: string, timeoutMs: number): KeychainError 
     return new KeychainError(
       'locked',
       `the OS keychain is locked and could not be unlocked (trying to ${what} it)`,
-      `unlock it (sign in to your desktop session, or \`gnome-keyring-daemon --unlock\`), ${FALLBACK_HINT}`,
+      `${KEYCHAIN_FIXES.locked}, ${FALLBACK_HINT}`,
       err,
     );
   }
   return new KeychainError(
     'unavailable',
     `the OS keychain is not available (trying to ${what} it): ${text}`,
-    `start a Secret Service (gnome-keyring, KWallet), ${FALLBACK_HINT}`,
+    `${KEYCHAIN_FIXES.unavailable}, ${FALLBACK_HINT}`,
     err,
   );
 }

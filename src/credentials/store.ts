@@ -23,4 +23,11 @@ export interface CredentialStore {
    * for `set` to report.
    */
   prepareWrite?(): Promise<void>;
+  /**
+   * Optional: checks now that the store can be written, asking whatever it must ask (the file
+   * store's passphrase) and failing with the store's own error (a locked or missing keychain).
+   * `jitctl login` calls it before anyone signs in, so a store that cannot keep the session fails
+   * at once instead of after the sign-in.
+   */
+  probe?(): Promise<void>;
 }

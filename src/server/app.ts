@@ -117,7 +117,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
           404,
           ErrorCode.NotFound,
           `no such endpoint: ${req.method} ${path.slice(0, 200)}`,
-          'the API is documented in docs/api.md',
+          'the API is documented in docs/api.md of the jitctl package',
         ).toBody(),
       );
   });

@@ -9,6 +9,7 @@ import { DEV_USERS } from '../../src/server/dev/index.js';
 import type { RunningBroker } from '../../src/server/start.js';
 import { spawnCli, type TestHome, testHome } from '../support/cli.js';
 import { completeDeviceLogin, deviceLoginUrl } from '../support/dev-browser.js';
+import { passwordOnlySession } from '../support/password-session.js';
 import { type InProcessDevBroker, startInProcessDevBroker } from './dev-broker.js';
 
 /**
@@ -41,7 +42,8 @@ async function login(who: typeof alice) {
   const h = homes[who.username]!;
   const cli = spawnCli(['login', '--server', broker.url], { env: h.env });
   await cli.waitForOutput(/user_code=/);
-  await completeDeviceLogin(deviceLoginUrl(cli.stderr())!, who, { mfa: false });
+  // The broker's roles ask for mfa (sign_in_acr_values), so login asks for it too.
+  await completeDeviceLogin(deviceLoginUrl(cli.stderr())!, who, { mfa: true });
   return cli.done;
 }
 
@@ -84,6 +86,17 @@ describe('identity against jitctl server --dev', () => {
     });
     expect(me.requestable).toContain('prod-deploy');
     await client.close();
+  });
+
+  it('login signed both in at mfa; the step-up tests start from password-only sessions', async () => {
+    for (const who of [alice, lee]) {
+      const { ctx } = await clientFor(who);
+      const store = await openStore(ctx, 'file');
+      expect(decodeSession(await store.get(sessionKey(broker.url)))?.acr).toBe('mfa');
+      // What a person has when the identity provider ignored the acr login asked for.
+      await passwordOnlySession(homes[who.username]!.env, broker.url, who);
+      expect(decodeSession(await store.get(sessionKey(broker.url)))?.acr).toBe('pwd');
+    }
   });
 
   it('a request that needs MFA steps up, then the broker files it', async () => {

@@ -82,9 +82,19 @@ describe('jitctl server --dev, then jitctl login', () => {
   it('the banner says how to sign in; alice signs in with the device code', async () => {
     expect(url).toBe(`http://127.0.0.1:${port}`);
     expect(server.stderr()).toContain('alice');
+    // prod-deploy asks for mfa, so the one sign-in of login asks for it too (the broker's
+    // sign_in_acr_values): a password alone is refused at the sign-in page, and the first
+    // `jitctl request` needs no second sign-in.
+    const first = spawnCli(['login', '--server', url], { env: aliceHome.env });
+    await first.waitForOutput(/user_code=/);
+    await expect(
+      completeDeviceLogin(deviceLoginUrl(first.stderr())!, alice, { mfa: false }),
+    ).rejects.toThrow(/one-time code/);
+    first.child.kill('SIGINT');
+    expect((await first.done).code).toBe(130);
     const cli = spawnCli(['login', '--server', url], { env: aliceHome.env });
     await cli.waitForOutput(/user_code=/);
-    await completeDeviceLogin(deviceLoginUrl(cli.stderr())!, alice, { mfa: false });
+    await completeDeviceLogin(deviceLoginUrl(cli.stderr())!, alice, { mfa: true });
     const r = await cli.done;
     expect(r.code).toBe(0);
     expect(r.stderr).toContain(

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createContext } from '../../src/cli/context.js';
 import { testIO } from '../../src/cli/io.js';
@@ -134,7 +134,8 @@ describe('jitctl policy check', () => {
       `${path}:3:18: roles.prod-deploy.requesters[0]: \`developers\` needs a kind: write \`group:developers\` (entries look like group:<name> or user:<sub or email>)`,
       `${path}:4:5: roles.prod-deploy.aprovers: unknown key \`aprovers\`; did you mean \`approvers\`?`,
       `${path}:5:19: roles.prod-deploy.max_duration: "15x" is not a duration: durations look like 15m, 1h30m, 90s or 2d`,
-      `✖ ${path}: 3 problems (the policy reference: docs/policy.md)`,
+      // The page shipped in the package (the test build has it beside dist/, as the package does).
+      `✖ ${path}: 3 problems (the policy reference: ${join(dirname(dirname(BIN)), 'docs', 'policy.md')})`,
       '',
     ]);
   });

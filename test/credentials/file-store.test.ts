@@ -15,7 +15,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { decodeProtectedHeader } from 'jose';
+import { CompactEncrypt, decodeProtectedHeader } from 'jose';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { Secret } from '../../src/api/secret.js';
 import { createContext, type Env } from '../../src/cli/context.js';
@@ -77,20 +77,85 @@ describe('file store: on disk', () => {
     }
     expect(modeOf(dir)).toBe(0o700);
     const name = fileNameOf(KEY)!;
-    expect(readdirSync(dir).sort()).toEqual([name, 'passphrase-check'].sort());
+    expect(readdirSync(dir).sort()).toEqual([name, 'store-key'].sort());
     for (const f of readdirSync(dir)) expect(modeOf(join(dir, f))).toBe(0o600);
     const text = readFileSync(join(dir, name), 'utf8');
     expect(text.split('.')).toHaveLength(5);
     expect(text).not.toContain('secret-token');
     expect(Buffer.from(text).includes(Buffer.from('eyJ-secret'))).toBe(false);
-    const header = decodeProtectedHeader(text);
-    expect(header).toMatchObject({
+    // The key file: the store's key wrapped with the passphrase (PBES2, the real count).
+    const keyHeader = decodeProtectedHeader(readFileSync(join(dir, 'store-key'), 'utf8'));
+    expect(keyHeader).toMatchObject({
       alg: 'PBES2-HS512+A256KW',
       enc: 'A256GCM',
       p2c: FILE_STORE_P2C,
+      cty: 'jitctl-store-key',
+    });
+    expect(typeof keyHeader.p2s).toBe('string');
+    expect(keyHeader.kid).toMatch(/^[\w-]{22}$/);
+    // Each entry: sealed with that key, naming the key id and its own key.
+    expect(decodeProtectedHeader(text)).toEqual({
+      alg: 'A256KW',
+      enc: 'A256GCM',
+      kid: keyHeader.kid,
       jitctl_key: KEY,
     });
-    expect(typeof header.p2s).toBe('string');
+  });
+
+  it('derives the key once per unlock, not once per entry', async () => {
+    const dir = freshDir();
+    const s = store(dir);
+    for (let i = 0; i < 5; i++) await s.set(`k${i}`, `v${i}`);
+    const derive = vi.spyOn(globalThis.crypto.subtle, 'deriveBits');
+    try {
+      const again = store(dir);
+      for (let i = 0; i < 5; i++) expect(await again.get(`k${i}`)).toBe(`v${i}`);
+      expect(derive.mock.calls.length).toBe(1);
+    } finally {
+      derive.mockRestore();
+    }
+  });
+
+  it('with a cache holding the key: no passphrase and no derivation at all', async () => {
+    const dir = freshDir();
+    const held = new Map<string, Uint8Array>();
+    const cache = {
+      get: async (kid: string) => held.get(kid),
+      put: async (kid: string, key: Uint8Array) => void held.set(kid, key),
+    };
+    const first = fileStore({ dir, p2c: 1000, cache, passphrase: async () => new Secret('pw') });
+    await first.set(KEY, VALUE);
+    expect(held.size).toBe(1);
+    const derive = vi.spyOn(globalThis.crypto.subtle, 'deriveBits');
+    try {
+      const warm = fileStore({
+        dir,
+        cache,
+        passphrase: async () => {
+          throw new Error('must not be asked');
+        },
+      });
+      expect(await warm.get(KEY)).toBe(VALUE);
+      await warm.set(KEY, 'changed');
+      expect(await warm.get(KEY)).toBe('changed');
+      expect(derive).not.toHaveBeenCalled();
+    } finally {
+      derive.mockRestore();
+    }
+    // A cache answering with some other key is not believed: the passphrase is asked instead.
+    const [kid] = [...held.keys()];
+    held.set(kid!, new Uint8Array(32));
+    const asked = store(dir, 'pw');
+    const lying = fileStore({
+      dir,
+      cache,
+      passphrase: async () => {
+        asked.asked.count++;
+        return new Secret('pw');
+      },
+    });
+    expect(await lying.get(KEY)).toBe('changed');
+    expect(asked.asked.count).toBe(1);
   });
 
   it('persists across store instances (as across processes) and needs the passphrase once per instance', async () => {
@@ -165,7 +230,7 @@ describe('file store: wrong passphrase, damaged and foreign entries', () => {
     expect(await store(dir, 'right').get(KEY)).toBe(VALUE);
   });
 
-  it('prepareWrite: never prompts or creates the store; once the passphrase is known, checks it ahead', async () => {
+  it('prepareWrite: never prompts or creates the store; once unlocked, the write derives nothing', async () => {
     const fresh = store(freshDir());
     await fresh.prepareWrite?.();
     expect(fresh.asked.count).toBe(0);
@@ -177,11 +242,14 @@ describe('file store: wrong passphrase, damaged and foreign entries', () => {
     await s.prepareWrite?.();
     expect(s.asked.count).toBe(0);
     expect(await s.get(KEY)).toBe(VALUE);
-    // The check ran: a removed verifier is written again (from the entry that opened).
-    unlinkSync(join(dir, 'passphrase-check'));
     await s.prepareWrite?.();
-    expect(existsSync(join(dir, 'passphrase-check'))).toBe(true);
-    await s.set(KEY, 'after');
+    const derive = vi.spyOn(globalThis.crypto.subtle, 'deriveBits');
+    try {
+      await s.set(KEY, 'after');
+      expect(derive).not.toHaveBeenCalled();
+    } finally {
+      derive.mockRestore();
+    }
     expect(await store(dir).get(KEY)).toBe('after');
     expect(s.asked.count).toBe(1);
   });
@@ -231,37 +299,107 @@ describe('file store: wrong passphrase, damaged and foreign entries', () => {
     const s = store(dir);
     await s.set('a', 'b');
     // A header asking for five million PBKDF2 rounds (about ten seconds): refused before deriving.
-    const header = Buffer.from(
-      JSON.stringify({
-        alg: 'PBES2-HS512+A256KW',
-        enc: 'A256GCM',
-        p2c: 5_000_000,
-        p2s: 'c2FsdHNhbHRzYWx0c2FsdA',
-        jitctl_key: 'p',
-      }),
-    ).toString('base64url');
-    const text = `${header}.${'A'.repeat(54)}.${'A'.repeat(16)}.AAAA.${'A'.repeat(22)}`;
-    writeFileSync(join(dir, fileNameOf('p')!), text, { mode: 0o600 });
+    const planted = (extra: Record<string, unknown>) =>
+      `${Buffer.from(
+        JSON.stringify({
+          alg: 'PBES2-HS512+A256KW',
+          enc: 'A256GCM',
+          p2c: 5_000_000,
+          p2s: 'c2FsdHNhbHRzYWx0c2FsdA',
+          ...extra,
+        }),
+      ).toString('base64url')}.${'A'.repeat(54)}.${'A'.repeat(16)}.AAAA.${'A'.repeat(22)}`;
+    writeFileSync(join(dir, fileNameOf('p')!), planted({ jitctl_key: 'p' }), { mode: 0o600 });
     const derive = vi.spyOn(globalThis.crypto.subtle, 'deriveBits');
     try {
       expect(await store(dir).get('p')).toBeUndefined();
       const rounds = derive.mock.calls.map((c) => (c[0] as { iterations?: number }).iterations);
-      expect(rounds.length).toBeGreaterThan(0); // the verifier was checked…
+      expect(rounds.length).toBeGreaterThan(0); // the key file was opened…
       expect(rounds.every((r) => r !== undefined && r <= 1_000_000)).toBe(true); // …the plant never
+      // The same in the key file itself: refused, as a passphrase that does not open it.
+      derive.mockClear();
+      writeFileSync(
+        join(dir, 'store-key'),
+        planted({ kid: 'AAAAAAAAAAAAAAAAAAAAAA', cty: 'jitctl-store-key' }),
+        { mode: 0o600 },
+      );
+      const err = await rejection(store(dir).get('a'));
+      expect(err.exitCode).toBe(ExitCode.Auth);
+      const planted2 = derive.mock.calls.map((c) => (c[0] as { iterations?: number }).iterations);
+      expect(planted2.every((r) => r !== undefined && r <= 1_000_000)).toBe(true);
     } finally {
       derive.mockRestore();
     }
   });
 
-  it('checks a new passphrase against existing entries when the verifier is gone', async () => {
+  it('says the key file is damaged rather than guessing', async () => {
     const dir = freshDir();
-    await store(dir, 'right').set(KEY, VALUE);
+    await store(dir).set('a', 'b');
+    writeFileSync(join(dir, 'store-key'), 'garbage', { mode: 0o600 });
+    const err = await rejection(store(dir).get('a'));
+    expect(err.message).toBe(
+      `the key file of the credential store is damaged: ${join(dir, 'store-key')}`,
+    );
+    expect(err.hint).toContain(`remove ${dir}`);
+  });
+});
+
+describe('file store: stores written by jitctl 0.1 (a passphrase-wrapped JWE per entry)', () => {
+  /** Writes entries and the verifier the way 0.1 did. */
+  async function legacyStore(dir: string, passphrase: string, entries: Record<string, string>) {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const pass = new TextEncoder().encode(passphrase);
+    const seal = (value: string, key?: string) =>
+      new CompactEncrypt(new TextEncoder().encode(value))
+        .setProtectedHeader({
+          alg: 'PBES2-HS512+A256KW',
+          enc: 'A256GCM',
+          ...(key === undefined ? {} : { jitctl_key: key }),
+        })
+        .setKeyManagementParameters({ p2c: 1000 })
+        .encrypt(pass);
+    writeFileSync(join(dir, 'passphrase-check'), await seal('jitctl file store v1'), {
+      mode: 0o600,
+    });
+    for (const [k, v] of Object.entries(entries))
+      writeFileSync(join(dir, fileNameOf(k)!), await seal(v, k), { mode: 0o600 });
+  }
+
+  it('reads old entries with the passphrase; the first write moves them under a store key', async () => {
+    const dir = freshDir();
+    await legacyStore(dir, 'old pass', { [KEY]: VALUE, other: 'x' });
+    const reader = store(dir, 'old pass');
+    expect(await reader.get(KEY)).toBe(VALUE);
+    expect(existsSync(join(dir, 'store-key'))).toBe(false);
+
+    const wrong = await rejection(store(dir, 'wrong').set('new', 'v'));
+    expect(wrong.exitCode).toBe(ExitCode.Auth);
+    expect(existsSync(join(dir, 'store-key'))).toBe(false);
+    expect((await rejection(store(dir, 'wrong').get(KEY))).exitCode).toBe(ExitCode.Auth);
+
+    const writer = store(dir, 'old pass');
+    await writer.set('new', 'v');
+    expect(writer.asked.creating).toEqual([false]);
+    expect(readdirSync(dir).sort()).toEqual(
+      [fileNameOf(KEY)!, fileNameOf('other')!, fileNameOf('new')!, 'store-key'].sort(),
+    );
+    for (const k of [KEY, 'other', 'new'])
+      expect(decodeProtectedHeader(readFileSync(join(dir, fileNameOf(k)!), 'utf8')).alg).toBe(
+        'A256KW',
+      );
+    const after = store(dir, 'old pass');
+    expect(await after.get(KEY)).toBe(VALUE);
+    expect(await after.get('other')).toBe('x');
+    expect(await after.get('new')).toBe('v');
+  });
+
+  it('without the verifier, an old entry must open with the passphrase before it becomes the store’s', async () => {
+    const dir = freshDir();
+    await legacyStore(dir, 'right', { [KEY]: VALUE });
     unlinkSync(join(dir, 'passphrase-check'));
-    const err = await rejection(store(dir, 'wrong').set('x', 'y'));
-    expect(err.exitCode).toBe(ExitCode.Auth);
-    expect(existsSync(join(dir, 'passphrase-check'))).toBe(false);
+    expect((await rejection(store(dir, 'wrong').set('x', 'y'))).exitCode).toBe(ExitCode.Auth);
+    expect(existsSync(join(dir, 'store-key'))).toBe(false);
     await store(dir, 'right').set('x', 'y');
-    expect(existsSync(join(dir, 'passphrase-check'))).toBe(true);
     expect(await store(dir, 'right').get(KEY)).toBe(VALUE);
   });
 });
@@ -295,10 +433,10 @@ describe('file store: permissions', () => {
     const err = await rejection(store(dir).get(KEY));
     expect(err.message).toBe(`refusing to read ${file}: group or others can access it (mode 640)`);
     expect(err.hint).toBe(`run \`chmod 600 ${file}\``);
-    chmodSync(join(dir, 'passphrase-check'), 0o604);
+    chmodSync(join(dir, 'store-key'), 0o604);
     chmodSync(file, 0o600);
-    const onVerifier = await rejection(store(dir).set('k', 'v'));
-    expect(onVerifier.hint).toBe(`run \`chmod 600 ${join(dir, 'passphrase-check')}\``);
+    const onKeyFile = await rejection(store(dir).set('k', 'v'));
+    expect(onKeyFile.hint).toBe(`run \`chmod 600 ${join(dir, 'store-key')}\``);
   });
 
   it('refuses a plain file where the directory should be', async () => {

@@ -397,7 +397,7 @@ describe('bad input', () => {
     [['--for', '15x'], '`--for 15x`: durations look like 15m, 1h30m, 90s or 2d'],
     [['--for', '0m'], '`--for 0m` is zero'],
     [['--timeout', '1.5h'], '`--timeout 1.5h`: durations look like'],
-    [['--for', '5h'], 'is longer than the maximum of 4h for role staging-admin'],
+    [['--for', '5h'], '`--for 5h` is longer than the maximum of 4h for staging-admin'],
   ])('%j is refused with exit 2 before anything is filed', async (flags, message) => {
     const r = await alice.run(['request', 'staging-admin', '--reason', 'x', ...flags]);
     expect(r.code).toBe(2);

@@ -25,6 +25,7 @@ import {
   testHome,
 } from '../support/cli.js';
 import { completeDeviceLogin, deviceLoginUrl } from '../support/dev-browser.js';
+import { passwordOnlySession } from '../support/password-session.js';
 
 /**
  * End-to-end fixtures for issue #4: the real `jitctl server --dev` as its own process (the
@@ -231,8 +232,17 @@ export function user(name: string, broker: DevBroker): User {
   };
 }
 
-/** `jitctl login` as this person, completing the provider's pages (with the one-time code if `mfa`). */
+/**
+ * `jitctl login` as this person, completing the provider's pages with the one-time code. Without
+ * `mfa`, a session signed in with a password only (test/support/password-session.ts): `jitctl
+ * login` asks for the level the demo policy's roles need, so a password-only session is what a
+ * person has when the identity provider did not honour that, and what step-up tests start from.
+ */
 export async function signIn(u: User, broker: DevBroker, mfa: boolean): Promise<void> {
+  if (!mfa) {
+    await passwordOnlySession(u.env, broker.url, u.who);
+    return;
+  }
   const cli = u.spawn(['login', '--server', broker.url]);
   await cli.waitForOutput(/user_code=/, 30_000);
   await completeDeviceLogin(deviceLoginUrl(cli.stderr())!, u.who, { mfa });

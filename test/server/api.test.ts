@@ -425,6 +425,8 @@ describe('configuration, identity and roles', () => {
       scopes: ['openid', 'profile', 'email', 'offline_access'],
       device_flow: true,
       version: VERSION,
+      // prod-deploy asks for mfa: one sign-in at that level serves a first request too.
+      sign_in_acr_values: 'mfa',
     });
   });
 

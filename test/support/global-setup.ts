@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, rmSync } from 'node:fs';
+import { copyFileSync, cpSync, mkdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { startPostgres } from './postgres.js';
@@ -41,6 +41,8 @@ export default async function setup(project: TestProject) {
   mkdirSync(join(out, 'bin'));
   for (const f of ['bin/jitctl.js', 'bin/package.json', 'package.json'])
     copyFileSync(join(ROOT, f), join(out, f));
+  // The documentation the CLI's hints point at, as in the package (package.json `files`).
+  cpSync(join(ROOT, 'docs'), join(out, 'docs'), { recursive: true });
   const bin = join(out, 'bin', 'jitctl.js');
   const pg = await startPostgres();
   project.provide('pgUrl', pg.url);

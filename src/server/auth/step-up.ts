@@ -101,3 +101,19 @@ export function requireStepUp(
     },
   );
 }
+
+/**
+ * The strongest of `rules` by `levels` (weakest first): what one sign-in must reach so that none
+ * of them asks for another right after it. A rule whose acr is outside the ranking counts only
+ * when no ranked rule exists (it can be met by that exact value alone).
+ */
+export function strongestStepUp(
+  rules: readonly StepUpRule[],
+  levels: readonly string[],
+): StepUpRule | null {
+  let best: StepUpRule | null = null;
+  for (const rule of rules) {
+    if (best === null || rankOf(rule.acr, levels) > rankOf(best.acr, levels)) best = rule;
+  }
+  return best;
+}

@@ -3,7 +3,7 @@
  * lee approves, ada audits. It shows the three shapes of role a newcomer meets: one that needs a
  * lead's approval and fresh MFA, one approved at once, and one with a longer window.
  */
-export const DEMO_POLICY = `# jitctl server --dev: demo policy (docs/policy.md explains every key)
+export const DEMO_POLICY = `# jitctl server --dev: demo policy (docs/policy.md in the jitctl package explains every key)
 roles:
   prod-deploy:
     description: Deploy to production

@@ -4,6 +4,7 @@
  * its author wrote; every problem is collected so one run of `jitctl policy check` shows them all.
  */
 
+import { docPath } from '../../api/docs.js';
 import { Checker, checkKeys, describe, type ParsePolicyOptions } from './checks.js';
 import { checkNotify } from './notify-section.js';
 import { checkRole } from './role.js';
@@ -60,7 +61,11 @@ function sorted(issues: PolicyIssue[]): PolicyIssue[] {
 function checkTop(c: Checker, root: YamlValue | null): Policy | undefined {
   const start = { line: 1, column: 1 };
   if (root === null || (root.kind === 'scalar' && root.value === null)) {
-    c.add('', start, 'the policy is empty: it needs a `roles` mapping (see docs/policy.md)');
+    c.add(
+      '',
+      start,
+      `the policy is empty: it needs a \`roles\` mapping (see ${docPath('policy.md')})`,
+    );
     return undefined;
   }
   if (root.kind === 'invalid') return undefined;

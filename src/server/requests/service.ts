@@ -4,9 +4,9 @@ import type {
   CredentialResponse,
   ReviewBody,
 } from '../../api/schemas.js';
-import { requireStepUp } from '../auth/step-up.js';
+import { acceptableAcrValues, requireStepUp, strongestStepUp } from '../auth/step-up.js';
 import { canRequest, canReview } from '../policy/principal.js';
-import type { Caller, Policy } from '../policy/types.js';
+import type { Caller, Policy, StepUpRule } from '../policy/types.js';
 import { dueForExpiry, getRequest, getReviews } from '../store/requests.js';
 import type { RequestRow } from '../store/schema.js';
 import { RequestCore } from './core.js';
@@ -50,6 +50,20 @@ export class RequestService {
 
   get policy(): Policy {
     return this.deps.policy;
+  }
+
+  /**
+   * The acr values (RFC 9470 form) a sign-in should reach so that requesting any role of the
+   * policy needs no second sign-in: the strongest `step_up` among roles someone may request.
+   * `GET /v1/config` tells `jitctl login`, which cannot know the person before they sign in.
+   */
+  signInAcrValues(): string | null {
+    const rules = [...this.deps.policy.roles.values()]
+      .filter((r) => r.requesters.length > 0 && r.stepUp !== null)
+      .map((r) => r.stepUp as StepUpRule);
+    const levels = this.deps.access.acrLevels;
+    const strongest = strongestStepUp(rules, levels);
+    return strongest ? acceptableAcrValues(strongest, levels) : null;
   }
 
   isAuditor(c: Caller): boolean {

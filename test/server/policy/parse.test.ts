@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { docPath } from '../../../src/api/docs.js';
 import { formatPolicyIssue, PolicyError, parsePolicy } from '../../../src/server/policy/index.js';
 import { brief, issuesOf, parse, role } from './helpers.js';
 
@@ -177,10 +178,10 @@ roles:
 
 describe('parsePolicy: the top level', () => {
   it.each([
-    ['', '1:1 : the policy is empty: it needs a `roles` mapping (see docs/policy.md)'],
+    ['', `1:1 : the policy is empty: it needs a \`roles\` mapping (see ${docPath('policy.md')})`],
     [
       '# just a comment\n',
-      '1:1 : the policy is empty: it needs a `roles` mapping (see docs/policy.md)',
+      `1:1 : the policy is empty: it needs a \`roles\` mapping (see ${docPath('policy.md')})`,
     ],
     ['roles', '1:1 : the top level must be a mapping with `roles`, not text (`roles`)'],
     ['- roles\n', '1:1 : the top level must be a mapping with `roles`, not a list'],
