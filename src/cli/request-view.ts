@@ -102,6 +102,8 @@ export function endingOf(request: AccessRequest): string {
       return `${id} (${role}) is approved`;
     case 'pending':
       return `${id} (${role}) is pending`;
+    default:
+      return `${id} (${role}) is ${safe(request.state)}`;
   }
 }
 

@@ -18,6 +18,7 @@ import { configRoutes } from './routes/config.js';
 import { credentialRoutes } from './routes/credential.js';
 import { healthRoutes } from './routes/health.js';
 import { identityRoutes } from './routes/identity.js';
+import { lifecycleRoutes } from './routes/lifecycle.js';
 import { requestRoutes } from './routes/requests.js';
 import { reviewRoutes } from './routes/reviews.js';
 import { tokenRoutes } from './routes/token.js';
@@ -141,6 +142,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     await signedIn.register(reviewRoutes, { deps });
     await signedIn.register(credentialRoutes, { deps });
     await signedIn.register(auditRoutes, { deps });
+    // The lifecycle: extend a grant, review a break-glass grant afterwards.
+    await signedIn.register(lifecycleRoutes, { deps });
   });
   return app;
 }

@@ -100,6 +100,10 @@ export class Metrics {
     'jitctl_auth_failures_total',
     'Requests refused for a missing, invalid or insufficient token, by error code.',
   );
+  readonly limitRefusals = new Counter(
+    'jitctl_request_limit_refusals_total',
+    'Requests refused with 429 by a per-person limit (max_pending, break_glass_per_week), by limit and role.',
+  );
   readonly #started = Date.now() / 1000;
 
   constructor(private readonly gauges: { longPolls: () => number } = { longPolls: () => 0 }) {}
@@ -116,6 +120,7 @@ export class Metrics {
       this.auditAppends.render(),
       this.auditFailures.render(),
       this.authFailures.render(),
+      this.limitRefusals.render(),
       '# HELP jitctl_long_polls_waiting Long polls waiting for a change right now.\n# TYPE jitctl_long_polls_waiting gauge\n' +
         `jitctl_long_polls_waiting ${this.gauges.longPolls()}\n`,
       '# HELP process_start_time_seconds Start time of the process since the epoch in seconds.\n# TYPE process_start_time_seconds gauge\n' +

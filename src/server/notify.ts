@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { RequestEventType } from '../api/schemas.js';
 import { VERSION } from '../api/version.js';
 import { safe } from '../cli/output.js';
+import { lifecycleText } from './notify-lifecycle.js';
 import type { NotifyTarget } from './policy/types.js';
 
 /**
@@ -30,6 +31,8 @@ export interface NotifyEvent {
   comment: string | null;
   /** RFC 3339 UTC. */
   at: string;
+  /** `high` for break-glass use, an overdue break-glass review and a flagged one. */
+  priority?: 'high' | 'normal';
 }
 
 export interface Notifier {
@@ -228,7 +231,16 @@ export function eventText(e: NotifyEvent): string {
     case 'request.revoked':
       return `${reviewer ?? 'someone'} revoked ${who}'s access to ${role}${note(e.comment)}${id}`;
     default:
-      return `${t(String((e as { type: unknown }).type))}: ${who}, ${role}${id}`;
+      return (
+        lifecycleText(e.type, {
+          who,
+          role,
+          reviewer,
+          id,
+          note: note(e.comment),
+          reason: note(e.reason),
+        }) ?? `${t(String((e as { type: unknown }).type))}: ${who}, ${role}${id}`
+      );
   }
 }
 

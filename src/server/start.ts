@@ -15,6 +15,7 @@ import { createLogger } from './log.js';
 import { Metrics } from './metrics.js';
 import { type KeyRing, loadKeyRingFromDb, loadKeyRingFromFile } from './mint/keys.js';
 import type { Notifier, NotifyEvent } from './notify.js';
+import type { OnCallList } from './on-call.js';
 import { loadPolicyFile, parsePolicy } from './policy/index.js';
 import type { Policy } from './policy/types.js';
 import { type RequestEvent, RequestService } from './requests/service.js';
@@ -62,7 +63,11 @@ export interface RunningBroker {
 /** The webhook payload of a committed change: names for people, never tokens. */
 export function toNotifyEvent(e: RequestEvent): NotifyEvent {
   const who = (i: { sub: string; name: string | null } | null) => (i ? (i.name ?? i.sub) : null);
-  const byReviewer = e.review !== null || e.type === 'request.revoked';
+  const byReviewer =
+    e.review !== null ||
+    e.type === 'request.revoked' ||
+    e.type === 'break_glass.acknowledged' ||
+    e.type === 'break_glass.flagged';
   return {
     type: e.type,
     request_id: e.request.id,
@@ -73,8 +78,11 @@ export function toNotifyEvent(e: RequestEvent): NotifyEvent {
     ticket: e.request.ticket,
     reviewer: byReviewer ? who(e.actor) : null,
     ...(e.type === 'review.recorded' ? { decision: e.review?.decision ?? null } : {}),
-    comment: e.review?.comment ?? null,
+    comment:
+      e.review?.comment ??
+      (e.type.startsWith('break_glass.') ? (e.request.break_glass?.comment ?? null) : null),
     at: e.at,
+    priority: e.priority,
   };
 }
 
@@ -218,7 +226,17 @@ export async function startBroker(
       clock,
       publicUrl,
     });
+    // Approval rules with `on_call: true` read this list (policy `on_call`).
+    let onCall: OnCallList | undefined;
+    if (policy.onCall) {
+      const { OnCallList } = await import('./on-call.js');
+      const list = new OnCallList(policy.onCall, config.policy ?? null, logger);
+      await list.start();
+      onCall = list;
+      cleanups.push(() => list.close());
+    }
     const service = new RequestService({
+      ...(onCall ? { onCall } : {}),
       db,
       policy,
       clock,

@@ -6,7 +6,9 @@
 
 import { Checker, checkKeys, describe, type ParsePolicyOptions } from './checks.js';
 import { checkNotify } from './notify-section.js';
+import { checkOnCall } from './on-call-section.js';
 import { checkRole } from './role.js';
+import { checkMaxPending, DEFAULT_MAX_PENDING } from './role-lifecycle.js';
 import { type Policy, PolicyError, type PolicyIssue, type RolePolicy } from './types.js';
 import { MAX_POLICY_BYTES, readYaml, type YamlValue } from './yaml-tree.js';
 
@@ -18,8 +20,9 @@ export {
   ROLE_KEYS,
   ROLE_NAME,
 } from './role.js';
+export { DEFAULT_MAX_PENDING } from './role-lifecycle.js';
 
-export const TOP_LEVEL_KEYS = ['roles', 'notify'] as const;
+export const TOP_LEVEL_KEYS = ['roles', 'notify', 'max_pending', 'on_call'] as const;
 
 export function parsePolicy(text: string, file: string, options: ParsePolicyOptions = {}): Policy {
   const c = new Checker(file, options);
@@ -70,6 +73,7 @@ function checkTop(c: Checker, root: YamlValue | null): Policy | undefined {
   }
   // `x-` keys hold anchors for `<<` merges (as in Compose files) and are otherwise ignored.
   const misspelt = checkKeys(c, root, '', TOP_LEVEL_KEYS, (k) => k.startsWith('x-'));
+  const maxPending = checkMaxPending(c, root.entries.get('max_pending'), '', DEFAULT_MAX_PENDING);
   const roles = new Map<string, RolePolicy>();
   const rolesEntry = root.entries.get('roles');
   if (!rolesEntry) {
@@ -81,7 +85,7 @@ function checkTop(c: Checker, root: YamlValue | null): Policy | undefined {
       c.add('roles', rolesEntry.keyLoc, '`roles` defines no roles');
     }
     for (const entry of rolesEntry.value.entries.values()) {
-      const role = checkRole(c, entry);
+      const role = checkRole(c, entry, { maxPending: maxPending ?? DEFAULT_MAX_PENDING });
       if (role) roles.set(role.name, role);
     }
   } else if (rolesEntry.value.kind !== 'invalid') {
@@ -92,5 +96,6 @@ function checkTop(c: Checker, root: YamlValue | null): Policy | undefined {
     );
   }
   const notify = checkNotify(c, root.entries.get('notify'));
-  return { roles, notify };
+  const onCall = checkOnCall(c, root.entries.get('on_call'));
+  return { roles, notify, onCall: onCall ?? null };
 }
