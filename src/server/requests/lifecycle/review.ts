@@ -124,12 +124,25 @@ export function checkReview(
   }
   const groups = groupsFor(row, target);
   if (groups && body.decision === 'approve') {
-    const progress = progressOf(groups, mine);
-    const mineGroups = countsFor(groups, who);
-    const useful = progress.filter((p) => p.approved < p.required && mineGroups.includes(p.from));
-    if (useful.length === 0) {
+    // Useful when it fills one more place, possibly by moving an earlier approver to another of
+    // their groups (someone in both groups approved first, and this one is in only one).
+    const filled = (reviews: readonly ReviewRow[]) =>
+      progressOf(groups, reviews).reduce((n, p) => n + p.approved, 0);
+    const hypothetical: ReviewRow = {
+      request_id: row.id,
+      reviewer_iss: who.identity.iss,
+      reviewer_sub: who.identity.sub,
+      reviewer_name: who.identity.name,
+      decision: 'approve',
+      comment: null,
+      at: 0,
+      round,
+      counts_for: JSON.stringify(countsFor(groups, who)),
+    };
+    if (filled([...mine, hypothetical]) <= filled(mine)) {
+      const missing = progressOf(groups, mine).filter((p) => p.approved < p.required);
       throw forbidden(
-        `your approval would not count: ${row.id} still needs ${describeProgress(progress.filter((p) => p.approved < p.required))}, and you are in none of those`,
+        `your approval would not count: ${row.id} still needs ${describeProgress(missing)}, and you are in none of those`,
         'ask someone in the missing group to approve; you may still deny',
       );
     }
