@@ -20,5 +20,6 @@ export {
   parsePrincipal,
 } from './principal.js';
 export { describeRole, type RoleDescription, roleSummary } from './summary.js';
+export { describeRule, inWindow, judgeRules, type RuleFacts, type RuleOutcome } from './judge-rules.js';
 export * from './types.js';
 export { MAX_POLICY_BYTES } from './yaml-tree.js';

@@ -10,7 +10,8 @@ import { filingCounts, findByIdempotencyKey, getReviews } from '../store/request
 import type { RequestRow } from '../store/schema.js';
 import type { RequestCore } from './core.js';
 import { newRequestId } from './ids.js';
-import { checkFiling, checkLimits, judgeRules, onFile, publishedOf } from './lifecycle/index.js';
+import { judgeRules } from '../policy/judge-rules.js';
+import { checkFiling, checkLimits, onFile, publishedOf } from './lifecycle/index.js';
 import { toWire } from './wire.js';
 import type { Written } from './writer.js';
 

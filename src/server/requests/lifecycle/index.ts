@@ -6,7 +6,6 @@
  * transition.
  */
 export * from './approvals.js';
-export * from './auto-rules.js';
 export * from './break-glass.js';
 export * from './change.js';
 export * from './decide.js';

@@ -1,7 +1,7 @@
-import { formatDuration } from '../../../api/duration.js';
-import { formatPrincipal, matchesAny } from '../../policy/principal.js';
-import { DAY_NAMES } from '../../policy/role-rules.js';
-import type { AutoRule, Caller, RolePolicy, TimeWindow } from '../../policy/types.js';
+import { formatDuration } from '../../api/duration.js';
+import { formatPrincipal, matchesAny } from './principal.js';
+import { DAY_NAMES } from './role-rules.js';
+import type { AutoRule, Caller, RolePolicy, TimeWindow } from './types.js';
 
 /**
  * A role's approval rules judged for one request (docs/policy.md "Approval rules"): in order,
@@ -72,7 +72,7 @@ export function conditionsOf(rule: AutoRule): Condition[] {
   if (rule.ticket) {
     const re = rule.ticket;
     out.push({
-      text: `the ticket matches ${re.source}`,
+      text: `the ticket matches ${re.source.replace(/^\^\(\?:(.*)\)\$$/, '$1')}`,
       test: (f) => f.ticket !== null && re.test(f.ticket),
     });
   }
