@@ -1,6 +1,7 @@
 import { Command, Option } from 'commander';
 import { VERSION } from '../api/version.js';
 import type { Context } from './context.js';
+import { addExtendCommand } from './program-lifecycle.js';
 
 /**
  * The commander tree. It only parses flags: each action imports its command module on demand
@@ -124,6 +125,9 @@ export function buildProgram(ctx: Context, result: ProgramResult): Command {
     .option('--for <duration>', "how long you need it, e.g. 15m or 1h30m (default: the role's)")
     .option('--reason <text>', 'why you need it (shown to reviewers)')
     .option('--ticket <id>', 'a ticket or incident id')
+    .option('--at <time>', 'start later: 14:00 today, or an RFC 3339 time (approvable now)')
+    .option('--in <duration>', 'start later: this long from now, e.g. 2h')
+    .option('--break-glass', 'emergency: approved at once, reviewed afterwards (needs --reason)')
     .option('--wait', 'wait for the decision (default)')
     .option('--no-wait', 'file the request and return')
     .option(
@@ -145,10 +149,15 @@ export function buildProgram(ctx: Context, result: ProgramResult): Command {
             wait: boolean;
             timeout?: string;
             json?: boolean;
+            at?: string;
+            in?: string;
+            breakGlass?: boolean;
           },
         ) => ({ ...o, role }),
       ),
     );
+
+  addExtendCommand(program, act, server);
 
   server(program.command('wait'))
     .description('resume waiting for a request you filed')
@@ -169,7 +178,14 @@ export function buildProgram(ctx: Context, result: ProgramResult): Command {
     .description('list requests')
     .addOption(new Option('--mine', 'only requests you filed').conflicts('reviewable'))
     .addOption(new Option('--reviewable', 'only requests you may review').conflicts('mine'))
-    .option('--state <state>', 'pending, approved, denied, cancelled, expired or revoked')
+    .option(
+      '--state <state>',
+      'pending, scheduled, approved, denied, cancelled, expired or revoked',
+    )
+    .option(
+      '--break-glass [review]',
+      'only break-glass grants: any, unreviewed, overdue, acknowledged or flagged',
+    )
     .option('--limit <n>', 'at most this many')
     .option('--json', 'print JSON')
     .action(
@@ -183,6 +199,7 @@ export function buildProgram(ctx: Context, result: ProgramResult): Command {
           state?: string;
           limit?: string;
           json?: boolean;
+          breakGlass?: string | boolean;
         }) => o,
       ),
     );
@@ -383,13 +400,33 @@ export function buildProgram(ctx: Context, result: ProgramResult): Command {
   const policy = program.command('policy').description('policy files');
   policy
     .command('check')
-    .description('validate a policy file and summarize its roles')
+    .description('validate a policy file and summarize its roles (--as: which rule would decide)')
     .argument('<file>', 'the policy YAML file')
     .option('--json', 'print JSON')
+    .option('--as <who>', 'explain a request by this person: user:<email or subject>')
+    .option('--group <group...>', 'with --as: their groups (repeat or list)')
+    .option('--role <role>', 'with --as: the role asked for')
+    .option('--at <time>', 'with --as: when it would start (14:00, or RFC 3339; default now)')
+    .option('--for <duration>', "with --as: the duration asked for (default: the role's)")
+    .option('--ticket <id>', 'with --as: the ticket given')
+    .option('--on-call', 'with --as: they are on call (default: read the policy on_call file)')
+    .option('--no-on-call', 'with --as: they are not on call')
     .action(
       act(
         () => import('../commands/policy.js'),
-        (file: string, o: { json?: boolean }) => ({ ...o, file }),
+        (
+          file: string,
+          o: {
+            json?: boolean;
+            as?: string;
+            group?: string[];
+            role?: string;
+            at?: string;
+            for?: string;
+            ticket?: string;
+            onCall?: boolean;
+          },
+        ) => ({ ...o, file }),
       ),
     );
 

@@ -2,9 +2,12 @@ import { Agent, type Dispatcher, request } from 'undici';
 import type {
   AccessRequest,
   AuditPage,
+  BreakGlassFilter,
+  BreakGlassReviewBody,
   ConfigResponse,
   CreateRequestBody,
   CredentialResponse,
+  ExtendBody,
   MeResponse,
   RequestPage,
   RequestState,
@@ -195,6 +198,7 @@ export class BrokerClient {
       reviewable?: boolean | undefined;
       cursor?: string | undefined;
       limit?: number | undefined;
+      break_glass?: BreakGlassFilter | undefined;
     } = {},
   ): Promise<RequestPage> {
     return this.#get('/v1/requests', {
@@ -224,6 +228,28 @@ export class BrokerClient {
       await this.call<AccessRequest>('POST', `${requestPath(id)}/revoke`, {
         body: {},
         idempotent: true,
+        expect: 'AccessRequest',
+      })
+    ).body;
+  }
+  /**
+   * Asks to extend an approved grant. Repeating the same ask answers the extension already
+   * waiting, so it is retried like a GET.
+   */
+  async extend(id: string, body: ExtendBody): Promise<AccessRequest> {
+    return (
+      await this.call<AccessRequest>('POST', `${requestPath(id)}/extend`, {
+        body,
+        idempotent: true,
+        expect: 'AccessRequest',
+      })
+    ).body;
+  }
+  /** Acknowledges or flags a break-glass grant afterwards (never repeated blindly, like a review). */
+  async reviewBreakGlass(id: string, body: BreakGlassReviewBody): Promise<AccessRequest> {
+    return (
+      await this.call<AccessRequest>('POST', `${requestPath(id)}/break-glass-review`, {
+        body,
         expect: 'AccessRequest',
       })
     ).body;

@@ -81,7 +81,10 @@ roles:
     credential: { audience: https://j.example.com }
 `;
 
-async function auditOf(b: TestBroker, id: string): Promise<{ type: string; data: any }[]> {
+async function auditOf(
+  b: TestBroker,
+  id: string,
+): Promise<{ type: string; data: Record<string, unknown> }[]> {
   const rows = (await rawSql(
     b.dbUrl,
     `select type, data from audit_events where request_id = '${id}' order by seq`,

@@ -10,6 +10,13 @@ export {
   type TemplateValues,
   type TemplateVariable,
 } from './env-template.js';
+export {
+  describeRule,
+  inWindow,
+  judgeRules,
+  type RuleFacts,
+  type RuleOutcome,
+} from './judge-rules.js';
 export { decodePolicyBytes, loadPolicyFile, readPolicyText } from './load.js';
 export { type ParsePolicyOptions, parsePolicy, ROLE_KEYS, TOP_LEVEL_KEYS } from './parse.js';
 export {
@@ -20,6 +27,5 @@ export {
   parsePrincipal,
 } from './principal.js';
 export { describeRole, type RoleDescription, roleSummary } from './summary.js';
-export { describeRule, inWindow, judgeRules, type RuleFacts, type RuleOutcome } from './judge-rules.js';
 export * from './types.js';
 export { MAX_POLICY_BYTES } from './yaml-tree.js';

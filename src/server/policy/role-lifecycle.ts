@@ -39,13 +39,13 @@ export function checkApprovals(
   approvers: Principal[] | undefined,
   fallback: Approvals,
 ): Approvals | undefined {
-  if (!entry || entry.value.kind !== 'map') {
+  if (!entry) return fallback;
+  const v = entry.value;
+  if (v.kind !== 'map') {
     const count = checkCount(c, entry, parentPath, 0, fallback.count);
-    if (count === undefined) return undefined;
-    return entry ? { count, groups: null } : fallback;
+    return count === undefined ? undefined : { count, groups: null };
   }
   const path = childPath(parentPath, entry.key);
-  const v = entry.value;
   if (v.entries.size === 0) {
     c.add(path, v.loc, 'names no group: write e.g. { group:leads: 1, group:security: 1 }');
     return undefined;

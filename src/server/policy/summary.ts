@@ -1,7 +1,7 @@
 import { formatDuration } from '../../api/duration.js';
 import type { RoleSummary } from '../../api/schemas.js';
-import { canRequest, canReview, formatPrincipal } from './principal.js';
 import { describeRule } from './judge-rules.js';
+import { canRequest, canReview, formatPrincipal } from './principal.js';
 import type { Caller, RolePolicy } from './types.js';
 
 /** A role as `GET /v1/roles` and `jitctl policy check --json` show it, without the caller's view. */
