@@ -179,7 +179,7 @@ export function explanationText(e: Explanation): string {
   for (const r of e.rules) {
     const checks = r.checks.map((c) => `${safe(c.condition)} ${c.held ? '✔' : '✘'}`).join('; ');
     lines.push(
-      `  rule ${safe(r.name)} (${r.decision}): ${checks || 'always'}${r.matched ? `  → ${r.decision}s` : ''}`,
+      `  rule ${safe(r.name)} (${r.decision}): ${checks || 'always'}${r.matched ? `  → ${r.decision === 'deny' ? 'denies' : 'approves'}` : ''}`,
     );
   }
   if (e.rule) lines.push(`  decided by rule ${safe(e.rule)}: ${e.decision}`);
