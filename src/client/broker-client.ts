@@ -385,6 +385,16 @@ export class BrokerClient {
         RETRYABLE_STATUS.has(status) && (mayRepeat || status === 503 || status === 429);
       if (retryableStatus) {
         lastError = errorFromBody(status, text, this.server);
+        // A limit of the broker (too many pending requests, break-glass uses): its own message
+        // says which, and when it lifts; that is an answer, not an outage.
+        if (
+          status === 429 &&
+          (lastError as ApiError).code === 'rate_limited' &&
+          retryAfter !== undefined &&
+          retryAfter > MAX_RETRY_AFTER_MS
+        ) {
+          throw lastError;
+        }
         if (retryAfter !== undefined && retryAfter > MAX_RETRY_AFTER_MS) {
           throw new UnreachableError(
             `the broker at ${this.server} is unavailable (HTTP ${status}) and asks to come back in ${Math.ceil(retryAfter / 1000)} s`,
