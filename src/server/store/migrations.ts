@@ -243,3 +243,13 @@ export async function isMigrated(db: Kysely<Database>, dialect: Dialect): Promis
   const all = await migrator(db, dialect).getMigrations();
   return all.every((m) => m.executedAt !== undefined);
 }
+
+/** Applies migrations up to and including `name` only (tests of upgrading an older database). */
+export async function migrateUpTo(
+  db: Kysely<Database>,
+  dialect: Dialect,
+  name: string,
+): Promise<void> {
+  const { error } = await migrator(db, dialect).migrateTo(name);
+  if (error) throw error;
+}
