@@ -34,6 +34,12 @@ export function checkExtender(
     throw forbidden('only the requester can extend a grant', 'they ask; approvers review it');
   }
   const r = roleOf(row, role, 'extended');
+  if (!who.eligible) {
+    throw forbidden(
+      `you are no longer a requester of role ${r.name}, so request ${row.id} cannot be extended`,
+      'your sign-in no longer shows a requester group of the role',
+    );
+  }
   if (!r.extend) {
     throw forbidden(
       `role ${r.name} does not allow extensions`,
