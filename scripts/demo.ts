@@ -5,6 +5,7 @@
  *   alice (developer) signs in, lists her roles, asks for prod-deploy for 15m and waits;
  *   lee (lead) lists what waits for him and approves, with a fresh MFA sign-in;
  *   alice's waiting command receives the credential; `status` and `exec` use it;
+ *   alice asks to extend it by 30m, lee approves the extension, her credential gets the new end;
  *   alice asks for another role and lee reviews it on the broker's review page, in a browser;
  *   ada (auditor) verifies the audit log's hash chain.
  *
@@ -307,7 +308,34 @@ async function tour(root: string): Promise<void> {
     throw new TourError('the command did not see the credential');
   }
 
-  narrate('8. alice asks for staging-admin; lee reviews it in a browser, from the link she got');
+  narrate('8. alice needs longer: she asks to extend the grant by 30 minutes, and lee reviews it');
+  const extend = jitctl(alice, [
+    'extend',
+    'prod-deploy',
+    '--for',
+    '30m',
+    '--reason',
+    'the rollout is slower than planned',
+  ]);
+  await extend.waitFor(/waiting for approval of the extension of req_/);
+  say(paint('magenta', "  ↳ the grant keeps working until its current end; alice's command waits"));
+  const approveExtension = jitctl(lee, ['approve', id, '--comment', 'take the time', '--yes']);
+  // Lee signed in with MFA a moment ago; should the broker want it fresher, jitctl steps up again.
+  const stepUp = approveExtension.waitFor(/user_code=/).then(
+    () => signIn(approveExtension, lee, true),
+    () => undefined,
+  );
+  outputs.push(await finished(approveExtension, 'jitctl approve (extension)'));
+  await stepUp;
+  const extended = await finished(extend, 'jitctl extend');
+  outputs.push(extended);
+  if (!/extended req_\w+ by 30m \(approved by Lee Lead\): valid until \d\d:\d\d/.test(extended)) {
+    throw new TourError('jitctl extend did not report the new end');
+  }
+  const statusAfter = await finished(jitctl(alice, ['status']), 'jitctl status');
+  outputs.push(statusAfter);
+
+  narrate('9. alice asks for staging-admin; lee reviews it in a browser, from the link she got');
   const browserRequest = jitctl(alice, [
     'request',
     'staging-admin',
@@ -348,7 +376,7 @@ async function tour(root: string): Promise<void> {
     ),
   );
 
-  narrate("9. ada, an auditor, checks the audit log's hash chain");
+  narrate("10. ada, an auditor, checks the audit log's hash chain");
   const adaLogin = jitctl(ada, ['login', '--server', url]);
   await signIn(adaLogin, ada, true);
   outputs.push(await finished(adaLogin, "ada's login"));

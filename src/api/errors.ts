@@ -35,8 +35,13 @@ export const ErrorCode = {
   FingerprintMismatch: 'fingerprint_mismatch',
   /** 422: the same Idempotency-Key was used with a different body. */
   IdempotencyKeyReused: 'idempotency_key_reused',
-  /** 429 */
+  /** 429 (with Retry-After): too many at once, e.g. pending requests per role, break-glass uses per week. */
   RateLimited: 'rate_limited',
+  // ---- the lifecycle's ----
+  /** 400: `starts_at` is unparsable, past, or too far ahead. */
+  InvalidStart: 'invalid_start',
+  /** 400: the role has `require_review_comment` and the review has none. */
+  CommentRequired: 'comment_required',
   /** 503: the database or the audit log cannot take the change; nothing changed. */
   Unavailable: 'unavailable',
   /** 500: a bug; the broker logs it with a request id. */

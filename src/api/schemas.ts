@@ -11,6 +11,8 @@ const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null
 
 export const REQUEST_STATES = [
   'pending',
+  /** Approved, with a window that opens later (`--at`, `--in`). */
+  'scheduled',
   'approved',
   'denied',
   'cancelled',
@@ -40,6 +42,96 @@ export const Review = Type.Object({
 });
 export type Review = Static<typeof Review>;
 
+// ---- the lifecycle's additions: extensions, scheduled start, break-glass, approval rules ----
+
+/** What a request waits for, if anything (`awaiting`); pages and the CLI show unknown ones as is. */
+export const AWAITING = ['approval', 'start', 'extension_review', 'break_glass_review'] as const;
+
+/** Multi-party approvals: per group, how many are needed and how many it has. */
+export const ApprovalProgress = Type.Object({
+  from: Type.String(),
+  required: Type.Integer(),
+  approved: Type.Integer(),
+});
+export type ApprovalProgress = Static<typeof ApprovalProgress>;
+
+export const EXTENSION_STATES = ['pending', 'approved', 'denied', 'cancelled', 'expired'] as const;
+
+/** The latest extension asked for on a grant (`POST /v1/requests/:id/extend`). */
+export const Extension = Type.Object({
+  /** 1 for the first extension of the grant, 2 for the second, … */
+  round: Type.Integer(),
+  state: Type.Union(EXTENSION_STATES.map((s) => Type.Literal(s))),
+  /** How much longer. */
+  duration: Type.String(),
+  reason: Nullable(Type.String()),
+  requested_at: Type.String(),
+  approvals_required: Type.Integer(),
+  approvals_by: Nullable(Type.Array(ApprovalProgress)),
+  reviews: Type.Array(Review),
+  /** Name it in a review (`fingerprint`) to be sure the review is of this extension. */
+  fingerprint: Type.String(),
+});
+export type Extension = Static<typeof Extension>;
+
+export const BREAK_GLASS_VERDICTS = ['acknowledged', 'flagged'] as const;
+
+/** A break-glass grant's review after the fact. */
+export const BreakGlass = Type.Object({
+  review_by: Type.String(),
+  /** Unreviewed past `review_by`. */
+  overdue: Type.Boolean(),
+  verdict: Nullable(Type.Union(BREAK_GLASS_VERDICTS.map((s) => Type.Literal(s)))),
+  reviewer: Nullable(Identity),
+  comment: Nullable(Type.String()),
+  reviewed_at: Nullable(Type.String()),
+});
+export type BreakGlass = Static<typeof BreakGlass>;
+
+/** Optional on the wire so that a newer CLI reads an older broker's requests. */
+const LIFECYCLE_FIELDS = {
+  /** When the window opens (scheduled requests); null: at approval. */
+  starts_at: Type.Optional(Nullable(Type.String())),
+  /** What the request waits for now: values of {@link AWAITING}; empty when nothing. */
+  awaiting: Type.Optional(Type.Array(Type.String())),
+  /** Multi-party approvals: progress per group; null for a plain count. */
+  approvals_by: Type.Optional(Nullable(Type.Array(ApprovalProgress))),
+  /** The approval rule that approved or denied it at filing. */
+  decided_by_rule: Type.Optional(Nullable(Type.String())),
+  /** Approved extensions in total (`1h`); null when never extended. */
+  extended: Type.Optional(Nullable(Type.String())),
+  extension: Type.Optional(Nullable(Extension)),
+  break_glass: Type.Optional(Nullable(BreakGlass)),
+};
+
+export const ExtendBody = Type.Object(
+  {
+    duration: Type.String({ minLength: 1, maxLength: 32 }),
+    reason: Type.Optional(Type.String({ maxLength: 1000 })),
+  },
+  { additionalProperties: false },
+);
+export type ExtendBody = Static<typeof ExtendBody>;
+
+export const BreakGlassReviewBody = Type.Object(
+  {
+    verdict: Type.Union([Type.Literal('acknowledge'), Type.Literal('flag')]),
+    comment: Type.Optional(Type.String({ maxLength: 1000 })),
+  },
+  { additionalProperties: false },
+);
+export type BreakGlassReviewBody = Static<typeof BreakGlassReviewBody>;
+
+/** `GET /v1/requests?break_glass=…` */
+export const BREAK_GLASS_FILTERS = [
+  'any',
+  'unreviewed',
+  'overdue',
+  'acknowledged',
+  'flagged',
+] as const;
+export type BreakGlassFilter = (typeof BREAK_GLASS_FILTERS)[number];
+
 /** A request object (docs/api.md). */
 export const AccessRequest = Type.Object({
   id: Type.String(),
@@ -58,6 +150,7 @@ export const AccessRequest = Type.Object({
   approvers: Type.Array(Type.String()),
   /** A short digest of what a reviewer decides on; a review may name it to refuse a changed request. */
   fingerprint: Type.String(),
+  ...LIFECYCLE_FIELDS,
 });
 export type AccessRequest = Static<typeof AccessRequest>;
 
@@ -79,6 +172,10 @@ export const CreateRequestBody = Type.Object(
     duration: Type.Optional(Type.String({ maxLength: LIMITS.duration })),
     reason: Type.Optional(Type.String({ maxLength: LIMITS.reason })),
     ticket: Type.Optional(Type.String({ maxLength: LIMITS.ticket })),
+    /** RFC 3339: the window opens then (the duration counts from it, or from approval if later). */
+    starts_at: Type.Optional(Type.String({ maxLength: 64 })),
+    /** Take the role at once, reviewed afterwards (roles with `break_glass`); needs a reason. */
+    break_glass: Type.Optional(Type.Boolean()),
   },
   { additionalProperties: false },
 );
@@ -144,6 +241,27 @@ export const RoleSummary = Type.Object({
   env: Type.Array(Type.String()),
   can_request: Type.Boolean(),
   can_review: Type.Boolean(),
+  // ---- lifecycle (optional: older brokers leave them out) ----
+  approvals_by: Type.Optional(
+    Nullable(Type.Array(Type.Object({ from: Type.String(), count: Type.Integer() }))),
+  ),
+  require_review_comment: Type.Optional(Type.Boolean()),
+  extend: Type.Optional(
+    Nullable(
+      Type.Object({
+        max_total: Type.String(),
+        approvals: Type.Integer(),
+        require_reason: Type.Boolean(),
+      }),
+    ),
+  ),
+  break_glass: Type.Optional(
+    Nullable(Type.Object({ review_within: Type.String(), max_per_week: Type.Integer() })),
+  ),
+  max_pending: Type.Optional(Type.Integer()),
+  rules: Type.Optional(
+    Type.Array(Type.Object({ name: Type.String(), decision: Type.String(), when: Type.String() })),
+  ),
 });
 export type RoleSummary = Static<typeof RoleSummary>;
 
@@ -173,8 +291,26 @@ export const REQUEST_EVENT_TYPES = [
   'request.cancelled',
   'request.expired',
   'request.revoked',
+  // the lifecycle's: a scheduled window opens; extensions; break-glass use and its review
+  'request.activated',
+  'extension.requested',
+  'extension.approved',
+  'extension.denied',
+  'extension.cancelled',
+  'extension.expired',
+  'break_glass.used',
+  'break_glass.acknowledged',
+  'break_glass.flagged',
+  'break_glass.overdue',
 ] as const;
 export type RequestEventType = (typeof REQUEST_EVENT_TYPES)[number];
+
+/** Events that want someone's attention now (their webhook payload says `priority: "high"`). */
+export const HIGH_PRIORITY_EVENTS: readonly RequestEventType[] = [
+  'break_glass.used',
+  'break_glass.overdue',
+  'break_glass.flagged',
+];
 
 /** Every audit event type: the request events, each credential minted, and each pipeline sign-in
  * by token exchange (RFC 8693). */

@@ -3,8 +3,11 @@ import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
 import { VERSION } from '../api/version.js';
 import type { Context } from './context.js';
+import { addAuditCommands } from './program-audit.js';
 import { addBrokerCommands } from './program-broker.js';
 import type { Act, CommandModule, RunResult } from './program-kit.js';
+import { addExtendCommand } from './program-lifecycle.js';
+import { addToolCommands } from './program-tools.js';
 
 /**
  * The commander tree. It only parses flags: each action imports its command module on demand
@@ -141,6 +144,9 @@ export function buildProgram(ctx: Context, result: ProgramResult): Command {
     .option('--for <duration>', "how long you need it, e.g. 15m or 1h30m (default: the role's)")
     .option('--reason <text>', 'why you need it (shown to reviewers)')
     .option('--ticket <id>', 'a ticket or incident id')
+    .option('--at <time>', 'start later: 14:00 today, or an RFC 3339 time (approvable now)')
+    .option('--in <duration>', 'start later: this long from now, e.g. 2h')
+    .option('--break-glass', 'emergency: approved at once, reviewed afterwards (needs --reason)')
     .option('--wait', 'wait for the decision (default)')
     .option('--no-wait', 'file the request and return')
     .option(
@@ -162,10 +168,15 @@ export function buildProgram(ctx: Context, result: ProgramResult): Command {
             wait: boolean;
             timeout?: string;
             json?: boolean;
+            at?: string;
+            in?: string;
+            breakGlass?: boolean;
           },
         ) => ({ ...o, role }),
       ),
     );
+
+  addExtendCommand(program, act, server);
 
   server(program.command('wait'))
     .description('resume waiting for a request you filed')
@@ -186,7 +197,14 @@ export function buildProgram(ctx: Context, result: ProgramResult): Command {
     .description('list requests')
     .addOption(new Option('--mine', 'only requests you filed').conflicts('reviewable'))
     .addOption(new Option('--reviewable', 'only requests you may review').conflicts('mine'))
-    .option('--state <state>', 'pending, approved, denied, cancelled, expired or revoked')
+    .option(
+      '--state <state>',
+      'pending, scheduled, approved, denied, cancelled, expired or revoked',
+    )
+    .option(
+      '--break-glass [review]',
+      'only break-glass grants: any, unreviewed, overdue, acknowledged or flagged',
+    )
     .option('--limit <n>', 'at most this many')
     .option('--json', 'print JSON')
     .action(
@@ -200,6 +218,7 @@ export function buildProgram(ctx: Context, result: ProgramResult): Command {
           state?: string;
           limit?: string;
           json?: boolean;
+          breakGlass?: string | boolean;
         }) => o,
       ),
     );
@@ -379,117 +398,11 @@ export function buildProgram(ctx: Context, result: ProgramResult): Command {
       ),
     );
 
-  program.commandsGroup('Audit and policy:');
-
-  const audit = program.command('audit').description('the tamper-evident audit log');
-  server(audit.command('verify'))
-    .description('walk the hash chain and name the first bad event')
-    .option('--db <url>', 'verify the database directly (sqlite:PATH or postgres://…)')
-    .option('--json', 'print JSON')
-    .action(
-      act(
-        () => import('../commands/audit.js'),
-        (o: { server?: string; store?: string; db?: string; json?: boolean }) => ({
-          ...o,
-          action: 'verify' as const,
-        }),
-      ),
-    );
-  server(audit.command('list'))
-    .description('list audit events (auditors)')
-    .option('--after <seq>', 'events after this sequence number')
-    .option('--limit <n>', 'at most this many')
-    .option('--json', 'print JSON')
-    .action(
-      act(
-        () => import('../commands/audit.js'),
-        (o: {
-          server?: string;
-          store?: string;
-          after?: string;
-          limit?: string;
-          json?: boolean;
-        }) => ({ ...o, action: 'list' as const }),
-      ),
-    );
-
-  const policy = program.command('policy').description('policy files');
-  policy
-    .command('check')
-    .description('validate a policy file and summarize its roles')
-    .argument('<file>', 'the policy YAML file')
-    .option('--json', 'print JSON')
-    .action(
-      act(
-        () => import('../commands/policy.js'),
-        (file: string, o: { json?: boolean }) => ({ ...o, file }),
-      ),
-    );
+  addAuditCommands(program, act, server);
 
   addBrokerCommands(program, act);
 
-  // ---- Tools: doctor, completion, lock, and the hidden helpers they use ----
-  program.commandsGroup('Tools:');
-
-  server(program.command('doctor'))
-    .description('check this machine: Node, config, broker, TLS, clock, store, session, kubectl')
-    .option('--json', 'print JSON')
-    .action(
-      act(
-        () => import('../commands/doctor.js'),
-        (o: { server?: string; store?: string; json?: boolean }) => o,
-      ),
-    );
-
-  program
-    .command('completion')
-    .description('print a shell completion script: jitctl completion bash|zsh|fish')
-    .argument('<shell>', 'bash, zsh or fish')
-    .addHelpText(
-      'after',
-      '\nInstall:\n' +
-        '  bash: jitctl completion bash > ~/.local/share/bash-completion/completions/jitctl\n' +
-        '  zsh:  jitctl completion zsh > ~/.zfunc/_jitctl   (a directory on $fpath)\n' +
-        '  fish: jitctl completion fish > ~/.config/fish/completions/jitctl.fish',
-    )
-    .action(
-      act(
-        () => import('../commands/completion.js'),
-        (shell: string) => ({ shell, program }),
-      ),
-    );
-
-  program
-    .command('lock')
-    .description('forget the unlocked file store: the unlock agent drops its key and stops')
-    .action(
-      act(
-        () => import('../commands/lock.js'),
-        () => ({}),
-      ),
-    );
-
-  program
-    .command('__agent', { hidden: true })
-    .option('--socket <path>')
-    .action(
-      act(
-        () => import('../commands/agent.js'),
-        (o: { socket?: string }) => o,
-      ),
-    );
-
-  program
-    .command('__complete', { hidden: true })
-    .argument('<what>', 'roles or requests')
-    .option('--server <url>')
-    .option('--store <kind>')
-    .action(
-      act(
-        () => import('../commands/complete.js'),
-        (what: string, o: { server?: string; store?: string }) => ({ ...o, what }),
-      ),
-    );
+  addToolCommands(program, act, server);
 
   return program;
 }

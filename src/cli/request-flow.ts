@@ -5,7 +5,13 @@ import { reviewPageUrl } from '../api/links.js';
 import { type AccessRequest, LIMITS } from '../api/schemas.js';
 import { Secret } from '../api/secret.js';
 import { waitForDecision } from '../client/await-approval.js';
-import { type CredentialRecord, credentialKey, encodeCredential } from '../credentials/records.js';
+import {
+  type CredentialRecord,
+  credentialKey,
+  encodeCredential,
+  encodeScheduled,
+  scheduledKey,
+} from '../credentials/records.js';
 import type { Connection } from './connect.js';
 import type { Context } from './context.js';
 import {
@@ -35,6 +41,10 @@ export interface RequestInput {
   duration?: string | undefined;
   reason?: string | undefined;
   ticket?: string | undefined;
+  /** A scheduled start (ms), from `--at` or `--in`. */
+  startsAt?: number | undefined;
+  /** `--break-glass`: approved at once, reviewed afterwards (needs a reason). */
+  breakGlass?: boolean | undefined;
 }
 
 /**
@@ -109,6 +119,8 @@ export async function fileRequest(
     ...(input.duration !== undefined ? { duration: input.duration } : {}),
     ...(input.reason !== undefined && input.reason !== '' ? { reason: input.reason } : {}),
     ...(input.ticket !== undefined && input.ticket !== '' ? { ticket: input.ticket } : {}),
+    ...(input.startsAt !== undefined ? { starts_at: new Date(input.startsAt).toISOString() } : {}),
+    ...(input.breakGlass ? { break_glass: true } : {}),
   };
   try {
     return await conn.client.createRequest(body, randomUUID());
@@ -124,15 +136,20 @@ export async function fileRequest(
       });
     }
     const reason = await ctx.prompter
-      .input('Reason (shown to the reviewers):', {
-        orFlag: '--reason',
-        validate: (v) =>
-          v.trim() === ''
-            ? 'a reason is required for this role'
-            : v.length > LIMITS.reason
-              ? `at most ${LIMITS.reason} characters`
-              : true,
-      })
+      .input(
+        input.breakGlass
+          ? 'Reason (break-glass: what is on fire; shown to the approvers):'
+          : 'Reason (shown to the reviewers):',
+        {
+          orFlag: '--reason',
+          validate: (v) =>
+            v.trim() === ''
+              ? 'a reason is required for this role'
+              : v.length > LIMITS.reason
+                ? `at most ${LIMITS.reason} characters`
+                : true,
+        },
+      )
       .catch((err: unknown) => {
         if (err instanceof InterruptedError) {
           throw new InterruptedError('interrupted; nothing was filed', {
@@ -182,6 +199,8 @@ export type Keep =
 
 export type Outcome =
   | { kind: 'approved'; request: AccessRequest; credential: CredentialRecord | undefined }
+  /** Approved, with a window that opens later: nothing to fetch yet. */
+  | { kind: 'scheduled'; request: AccessRequest }
   | { kind: 'ended'; request: AccessRequest }
   | { kind: 'timeout'; request: AccessRequest };
 
@@ -189,6 +208,8 @@ export interface AwaitOptions {
   /** Stop waiting after this long (exit 5; the request stays filed). */
   timeoutMs?: number | undefined;
   keep: Keep;
+  /** Keep waiting through a scheduled start, then fetch the credential (`jitctl wait`). */
+  throughStart?: boolean | undefined;
 }
 
 /**
@@ -236,10 +257,13 @@ export async function awaitOutcome(
     result = await waitForDecision(conn.client, request, {
       clock,
       deadline,
+      ...(opts.throughStart
+        ? { settled: (r) => r.state !== 'pending' && r.state !== 'scheduled' }
+        : {}),
       signal: ctx.interruptSignal(),
       onChange: (r) => {
         latest = r;
-        if (r.state === 'pending') progress.update(line());
+        if (r.state === 'pending' || r.state === 'scheduled') progress.update(line());
       },
       onUnreachable: () => {
         outage = true;
@@ -267,6 +291,14 @@ export async function awaitOutcome(
     return { kind: 'timeout', request: result.request };
   }
   const decided = result.request;
+  if (decided.state === 'scheduled') {
+    if (opts.keep === 'store') await rememberScheduled(conn, decided);
+    progress.succeed(`${id} approved${approvedBy(decided)} · ${progressOf(decided, now)}`);
+    io.err(
+      `${style(io, 'dim', `  from then: jitctl wait ${id}   (it waits for the start and fetches the credential)`)}\n`,
+    );
+    return { kind: 'scheduled', request: decided };
+  }
   if (decided.state !== 'approved') {
     // Said once, by the error the caller turns this outcome into (outcomeError).
     progress.stop();
@@ -284,6 +316,7 @@ export async function awaitOutcome(
         credentialKey(conn.server, credential.role),
         encodeCredential(credential),
       );
+      await conn.store.delete(scheduledKey(conn.server, credential.role));
     }
   } catch (err) {
     progress.stop();
@@ -327,9 +360,25 @@ function quietProgress(io: Context['io']): Progress {
   };
 }
 
+/** Notes a scheduled grant in the store (no secret in it) so `jitctl status` shows it offline. */
+export async function rememberScheduled(conn: Connection, request: AccessRequest): Promise<void> {
+  if (!request.starts_at) return;
+  await conn.store.set(
+    scheduledKey(conn.server, request.role),
+    encodeScheduled({
+      role: request.role,
+      requestId: request.id,
+      startsAt: request.starts_at,
+      expiresAt: request.expires_at,
+    }),
+  );
+}
+
 function approvedBy(request: AccessRequest): string {
   const by = approvals(request).map((r) => whoShort(r.reviewer));
   if (by.length > 0) return ` by ${by.join(', ')}`;
+  if (request.decided_by_rule) return ` by rule ${safe(request.decided_by_rule)}`;
+  if (request.break_glass) return ' (break-glass: to be reviewed afterwards)';
   return request.approvals_required === 0 ? ' (no review needed)' : '';
 }
 
@@ -355,6 +404,7 @@ export function outcomeError(outcome: Outcome, now: number): JitError | undefine
   const id = safe(outcome.request.id);
   switch (outcome.kind) {
     case 'approved':
+    case 'scheduled':
       return undefined;
     case 'ended':
       return new DeniedError(endingOf(outcome.request), {

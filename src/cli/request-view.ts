@@ -47,25 +47,81 @@ export function progressOf(request: AccessRequest, now: number): string {
   const end = Date.parse(request.expires_at);
   switch (request.state) {
     case 'pending': {
-      const parts = [
-        `${approvals(request).length} of ${request.approvals_required} approvals from ${approverList(request)}`,
-      ];
+      const parts = [approvalProgress(request)];
+      if (request.starts_at) parts.push(`starts ${when(Date.parse(request.starts_at), now)}`);
       const d = denials(request).length;
       if (d > 0) parts.push(`${d} ${d === 1 ? 'denial' : 'denials'}`);
       parts.push(end > now ? `expires ${relative(end, now)}` : 'expiring now');
       return parts.join('; ');
     }
-    case 'approved':
-      return end > now
-        ? `valid until ${clockTime(end)} (${relative(end, now).replace(/^in /, '')} left)`
-        : `its window ended at ${clockTime(end)}`;
+    case 'scheduled': {
+      const start = Date.parse(request.starts_at ?? request.expires_at);
+      return `starts ${when(start, now)}, valid until ${clockTime(end)}`;
+    }
+    case 'approved': {
+      const parts = [
+        end > now
+          ? `valid until ${clockTime(end)} (${relative(end, now).replace(/^in /, '')} left)`
+          : `its window ended at ${clockTime(end)}`,
+      ];
+      const ext = request.extension;
+      if (ext?.state === 'pending') {
+        parts.push(
+          `extension +${safe(ext.duration)} waiting for review (${extensionProgress(ext)})`,
+        );
+      }
+      if (request.break_glass && request.break_glass.verdict === null) {
+        parts.push(
+          request.break_glass.overdue
+            ? 'break-glass: review OVERDUE'
+            : `break-glass: to be reviewed by ${clockTime(Date.parse(request.break_glass.review_by))}`,
+        );
+      }
+      return parts.join('; ');
+    }
     default:
       return '';
   }
 }
 
+/** "14:00 (in 2h)" */
+function when(at: number, now: number): string {
+  return `${clockTime(at)} (${relative(at, now)})`;
+}
+
+/**
+ * "0 of 1 approvals from group:leads", or per group for multi-party approvals: "still needs
+ * 1 from group:security (leads: 1 of 1)".
+ */
+export function approvalProgress(request: AccessRequest): string {
+  const groups = request.approvals_by;
+  if (!groups) {
+    return `${approvals(request).length} of ${request.approvals_required} approvals from ${approverList(request)}`;
+  }
+  const missing = groups.filter((g) => g.approved < g.required);
+  const done = groups.filter((g) => g.approved >= g.required);
+  const need = missing.map((g) => `${g.required - g.approved} from ${safe(g.from)}`).join(' and ');
+  const have = done.map((g) => `${safe(g.from)} ✔`).join(', ');
+  return missing.length === 0
+    ? `all groups approved (${have})`
+    : `still needs ${need}${have ? ` (${have})` : ''}`;
+}
+
+function extensionProgress(ext: NonNullable<AccessRequest['extension']>): string {
+  if (ext.approvals_by) {
+    return ext.approvals_by
+      .map((g) => `${g.approved} of ${g.required} from ${safe(g.from)}`)
+      .join(', ');
+  }
+  const n = ext.reviews.filter((r) => r.decision === 'approve').length;
+  return `${n} of ${ext.approvals_required} approvals`;
+}
+
 /** The line a waiting `jitctl request` shows (spinner text or a plain log line). */
 export function waitingLine(request: AccessRequest, now: number): string {
+  if (request.state === 'scheduled') {
+    return `waiting for the start of ${safe(request.id)} (${progressOf(request, now)})`;
+  }
   return `waiting for approval of ${safe(request.id)} (${progressOf(request, now)})`;
 }
 
@@ -83,6 +139,9 @@ export function endingOf(request: AccessRequest): string {
       const comments = by
         .filter((r) => r.comment)
         .map((r) => `${whoShort(r.reviewer)}: "${safe(r.comment)}"`);
+      if (request.decided_by_rule && by.length === 0) {
+        return `${id} (${role}) was denied by rule ${safe(request.decided_by_rule)} of the policy`;
+      }
       return (
         `${id} (${role}) was denied${names ? ` by ${names}` : ''}` +
         (comments.length > 0 ? ` (${comments.join('; ')})` : '')
@@ -102,6 +161,8 @@ export function endingOf(request: AccessRequest): string {
       return `${id} (${role}) is approved`;
     case 'pending':
       return `${id} (${role}) is pending`;
+    default:
+      return `${id} (${role}) is ${safe(request.state)}`;
   }
 }
 
@@ -130,6 +191,7 @@ export function detailView(request: AccessRequest, now: number): string {
     ['Filed', `${clockTime(created)} (${relative(created, now)}), ${safe(request.created_at)}`],
     ['Approvers', `${approverList(request)}; ${request.approvals_required} needed`],
   ];
+  rows.push(...lifecycleRows(request, now));
   if (request.reviews.length === 0) rows.push(['Reviews', 'none yet']);
   request.reviews.forEach((r, i) => {
     rows.push([i === 0 ? 'Reviews' : '', reviewLine(r, now)]);
@@ -139,15 +201,59 @@ export function detailView(request: AccessRequest, now: number): string {
   return `${rows.map(([label, value]) => `${label.padEnd(width)}${value}`.trimEnd()).join('\n')}\n`;
 }
 
+/** Rows of `show` for scheduled starts, rules, multi-party approvals, extensions and break-glass. */
+function lifecycleRows(request: AccessRequest, now: number): Array<[string, string]> {
+  const rows: Array<[string, string]> = [];
+  if (request.starts_at) rows.push(['Starts', when(Date.parse(request.starts_at), now)]);
+  if (request.approvals_by) {
+    rows.push([
+      'Approvals',
+      request.approvals_by
+        .map((g) => `${g.approved} of ${g.required} from ${safe(g.from)}`)
+        .join(', '),
+    ]);
+  }
+  if (request.decided_by_rule) rows.push(['Decided by', `rule ${safe(request.decided_by_rule)}`]);
+  if (request.extended) rows.push(['Extended', `by ${safe(request.extended)} in all`]);
+  const ext = request.extension;
+  if (ext) {
+    const reason = ext.reason ? `: "${safe(ext.reason)}"` : '';
+    rows.push([
+      'Extension',
+      `#${ext.round} +${safe(ext.duration)} ${ext.state}${ext.state === 'pending' ? ` (${extensionProgress(ext)})` : ''}${reason}`,
+    ]);
+    for (const r of ext.reviews) rows.push(['', reviewLine(r, now)]);
+    if (ext.state === 'pending') rows.push(['', `fingerprint ${safe(ext.fingerprint)}`]);
+  }
+  const bg = request.break_glass;
+  if (bg) {
+    const verdict = bg.verdict
+      ? `${bg.verdict} by ${bg.reviewer ? who(bg.reviewer) : 'someone'}${bg.comment ? `: "${safe(bg.comment)}"` : ''}`
+      : `awaiting review by ${clockTime(Date.parse(bg.review_by))}${bg.overdue ? ' (OVERDUE)' : ''}`;
+    rows.push(['Break-glass', verdict]);
+  }
+  return rows;
+}
+
 export const LIST_HEADERS = ['id', 'role', 'requester', 'state', 'age', 'duration', 'reason'];
 
 /** One row of `jitctl list`. */
 export function listRow(request: AccessRequest, now: number): string[] {
   const age = relative(Date.parse(request.created_at), now).replace(/ ago$/, '');
-  const state =
+  let state: string =
     request.state === 'pending'
       ? `pending ${approvals(request).length}/${request.approvals_required}`
-      : request.state;
+      : request.state === 'scheduled' && request.starts_at
+        ? `scheduled ${clockTime(Date.parse(request.starts_at))}`
+        : safe(request.state);
+  if (request.extension?.state === 'pending') state += ` +${safe(request.extension.duration)}?`;
+  if (request.break_glass) {
+    state += request.break_glass.verdict
+      ? ` (break-glass ${request.break_glass.verdict})`
+      : request.break_glass.overdue
+        ? ' (break-glass OVERDUE)'
+        : ' (break-glass)';
+  }
   return [
     safe(request.id),
     safe(request.role),

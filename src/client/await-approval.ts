@@ -31,6 +31,8 @@ export interface WaitOptions extends WaitHooks {
   /** First backoff step after a failed poll (default 250 ms, doubling up to 5 s). */
   backoffMs?: number;
   random?: () => number;
+  /** Whether the request is where the caller stops waiting (default: no longer pending). */
+  settled?: (request: AccessRequest) => boolean;
 }
 
 export type WaitResult =
@@ -57,9 +59,10 @@ export async function waitForDecision(
   let etag: string | undefined;
   let failures = 0;
   let first = true;
+  const settled = opts.settled ?? ((r: AccessRequest) => r.state !== 'pending');
   opts.onChange?.(current);
   for (;;) {
-    if (current.state !== 'pending') return { outcome: 'decided', request: current };
+    if (settled(current)) return { outcome: 'decided', request: current };
     const left = opts.deadline === undefined ? pollMs : opts.deadline - clock.now();
     if (left <= 0 && !first) return { outcome: 'timeout', request: current };
     const waitMs = first ? 0 : Math.min(pollMs, left);

@@ -2,9 +2,12 @@ import { Agent, type Dispatcher, request } from 'undici';
 import type {
   AccessRequest,
   AuditPage,
+  BreakGlassFilter,
+  BreakGlassReviewBody,
   ConfigResponse,
   CreateRequestBody,
   CredentialResponse,
+  ExtendBody,
   MeResponse,
   RequestPage,
   RequestState,
@@ -202,6 +205,7 @@ export class BrokerClient {
       reviewable?: boolean | undefined;
       cursor?: string | undefined;
       limit?: number | undefined;
+      break_glass?: BreakGlassFilter | undefined;
     } = {},
   ): Promise<RequestPage> {
     return this.#get('/v1/requests', {
@@ -231,6 +235,28 @@ export class BrokerClient {
       await this.call<AccessRequest>('POST', `${requestPath(id)}/revoke`, {
         body: {},
         idempotent: true,
+        expect: 'AccessRequest',
+      })
+    ).body;
+  }
+  /**
+   * Asks to extend an approved grant. Repeating the same ask answers the extension already
+   * waiting, so it is retried like a GET.
+   */
+  async extend(id: string, body: ExtendBody): Promise<AccessRequest> {
+    return (
+      await this.call<AccessRequest>('POST', `${requestPath(id)}/extend`, {
+        body,
+        idempotent: true,
+        expect: 'AccessRequest',
+      })
+    ).body;
+  }
+  /** Acknowledges or flags a break-glass grant afterwards (never repeated blindly, like a review). */
+  async reviewBreakGlass(id: string, body: BreakGlassReviewBody): Promise<AccessRequest> {
+    return (
+      await this.call<AccessRequest>('POST', `${requestPath(id)}/break-glass-review`, {
+        body,
         expect: 'AccessRequest',
       })
     ).body;
@@ -366,6 +392,16 @@ export class BrokerClient {
         RETRYABLE_STATUS.has(status) && (mayRepeat || status === 503 || status === 429);
       if (retryableStatus) {
         lastError = errorFromBody(status, text, this.server);
+        // A limit of the broker (too many pending requests, break-glass uses): its own message
+        // says which, and when it lifts; that is an answer, not an outage.
+        if (
+          status === 429 &&
+          (lastError as ApiError).code === 'rate_limited' &&
+          retryAfter !== undefined &&
+          retryAfter > MAX_RETRY_AFTER_MS
+        ) {
+          throw lastError;
+        }
         if (retryAfter !== undefined && retryAfter > MAX_RETRY_AFTER_MS) {
           throw new UnreachableError(
             status === 429

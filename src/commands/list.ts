@@ -1,4 +1,10 @@
-import { type AccessRequest, REQUEST_STATES, type RequestState } from '../api/schemas.js';
+import {
+  type AccessRequest,
+  BREAK_GLASS_FILTERS,
+  type BreakGlassFilter,
+  REQUEST_STATES,
+  type RequestState,
+} from '../api/schemas.js';
 import { type ConnectOptions, withConnection } from '../cli/connect.js';
 import type { Context } from '../cli/context.js';
 import { UsageError } from '../cli/errors.js';
@@ -16,6 +22,8 @@ export interface Options extends ConnectOptions {
   state?: string | undefined;
   limit?: string | undefined;
   json?: boolean | undefined;
+  /** `--break-glass [any|unreviewed|overdue|acknowledged|flagged]` (true: any). */
+  breakGlass?: string | boolean | undefined;
 }
 
 export const DEFAULT_LIMIT = 50;
@@ -34,6 +42,18 @@ export function parseState(value: string | undefined): RequestState | undefined 
   return state as RequestState;
 }
 
+export function parseBreakGlass(value: string | boolean | undefined): BreakGlassFilter | undefined {
+  if (value === undefined || value === false) return undefined;
+  if (value === true) return 'any';
+  const v = value.trim().toLowerCase();
+  if (!(BREAK_GLASS_FILTERS as readonly string[]).includes(v)) {
+    throw new UsageError(`--break-glass ${safe(value)} is not a filter`, {
+      hint: `filters: ${BREAK_GLASS_FILTERS.join(', ')}`,
+    });
+  }
+  return v as BreakGlassFilter;
+}
+
 export function parseLimit(value: string | undefined): number {
   if (value === undefined) return DEFAULT_LIMIT;
   const n = /^\d{1,7}$/.test(value.trim()) ? Number(value.trim()) : Number.NaN;
@@ -49,6 +69,7 @@ export async function run(options: Options, ctx: Context): Promise<number> {
   }
   const state = parseState(options.state);
   const limit = parseLimit(options.limit);
+  const breakGlass = parseBreakGlass(options.breakGlass);
   const items: AccessRequest[] = [];
   const more = await withConnection(ctx, options, async ({ client }) => {
     let cursor: string | undefined;
@@ -59,6 +80,7 @@ export async function run(options: Options, ctx: Context): Promise<number> {
         reviewable: options.reviewable,
         cursor,
         limit: Math.min(PAGE, limit - items.length),
+        break_glass: breakGlass,
       });
       items.push(...page.items);
       cursor = page.next_cursor ?? undefined;

@@ -12,6 +12,15 @@ import type { NotifyTarget, Policy, PolicyIssue, RoleDescription } from '../serv
 export interface Options {
   file: string;
   json?: boolean;
+  /** `--as user:alice`: explain which rule would decide this person's request (with --role). */
+  as?: string | undefined;
+  group?: string[] | undefined;
+  role?: string | undefined;
+  at?: string | undefined;
+  for?: string | undefined;
+  ticket?: string | undefined;
+  /** true/false: say whether they are on call; absent: read the policy's on-call file. */
+  onCall?: boolean | undefined;
 }
 
 const STDIN_NAME = '<stdin>';
@@ -37,6 +46,12 @@ export async function run(options: Options, ctx: Context): Promise<number> {
     return ExitCode.Error;
   }
 
+  if (options.as !== undefined) return explainFor(ctx, options, parsed, policy);
+  if (options.role !== undefined || options.group !== undefined || options.at !== undefined) {
+    throw new UsageError('--role, --group and --at go with --as: whose request to explain', {
+      hint: 'e.g. jitctl policy check policy.yaml --as user:alice@example.com --group developers --role prod --at 22:00',
+    });
+  }
   const roles = [...parsed.roles.values()].map(policy.describeRole);
   const notify = parsed.notify.map(describeTarget);
   if (options.json) {
@@ -80,6 +95,51 @@ function describeTarget(t: NotifyTarget) {
     to: t.to.map((r) => (r.kind === 'address' ? r.address : r.kind)),
     ...filter,
   };
+}
+
+async function explainFor(
+  ctx: Context,
+  options: Options,
+  parsed: Policy,
+  policy: typeof import('../server/policy/index.js'),
+): Promise<number> {
+  const { explain, explanationText } = await import('../cli/policy-explain.js');
+  const source = parsed.onCall?.source;
+  let onCallEntries = null;
+  if (source && options.onCall === undefined) {
+    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(source)) {
+      ctx.io.err(
+        `note: the on-call list is read from a URL by the broker; pass --on-call (or --no-on-call) to say whether they are on call\n`,
+      );
+    } else {
+      const { dirname, resolve } = await import('node:path');
+      const { readFile } = await import('node:fs/promises');
+      const { parseOnCall } = await import('../server/on-call.js');
+      const base = options.file === '-' ? process.cwd() : dirname(resolve(options.file));
+      onCallEntries = async () => {
+        try {
+          return parseOnCall(await readFile(resolve(base, source), 'utf8')).entries;
+        } catch (err) {
+          throw new UsageError(
+            `the on-call list ${safe(source)} cannot be read: ${safe((err as Error).message)}`,
+            {
+              hint: 'pass --on-call or --no-on-call instead',
+            },
+          );
+        }
+      };
+    }
+  }
+  const e = await explain(
+    policy,
+    parsed,
+    options as Parameters<typeof explain>[2],
+    ctx.clock.now(),
+    onCallEntries,
+  );
+  if (options.json) printJson(ctx.io, { ok: true, file: options.file, explanation: e });
+  else ctx.io.out(explanationText(e));
+  return ExitCode.Ok;
 }
 
 function summaryLine(file: string, roles: RoleDescription[], notify: TargetDescription[]): string {

@@ -45,11 +45,19 @@ function row(r: RoleSummary): string[] {
   const approvals =
     r.approvals === 0
       ? 'none (granted on request)'
-      : `${r.approvals} of ${r.approvers.map(safe).join(', ')}`;
+      : r.approvals_by
+        ? r.approvals_by.map((g) => `${g.count} of ${safe(g.from)}`).join(' + ')
+        : `${r.approvals} of ${r.approvers.map(safe).join(', ')}`;
+  // The lifecycle's options, where the role has them: extensions, break-glass, approval rules.
+  const extras = [
+    r.extend ? `extendable by ${safe(r.extend.max_total)}` : '',
+    r.break_glass && r.can_request ? 'break-glass' : '',
+    r.rules && r.rules.length > 0 ? `${r.rules.length} rule${r.rules.length === 1 ? '' : 's'}` : '',
+  ].filter(Boolean);
   return [
     safe(r.name),
     may || '-',
-    `${safe(r.default_duration)}, max ${safe(r.max_duration)}`,
+    `${safe(r.default_duration)}, max ${safe(r.max_duration)}${extras.length > 0 ? ` (${extras.join(', ')})` : ''}`,
     approvals,
     r.step_up ? `${safe(r.step_up.acr)} within ${safe(r.step_up.max_age)}` : '-',
     safe(r.description) || '-',

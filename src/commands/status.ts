@@ -2,13 +2,20 @@ import { describeGroups, describeIdentity } from '../auth/describe.js';
 import { needsRefresh } from '../auth/expiry.js';
 import type { Context } from '../cli/context.js';
 import { AuthError } from '../cli/errors.js';
-import { printJson, relative, safe, table } from '../cli/output.js';
+import { clockTime, printJson, relative, safe, table } from '../cli/output.js';
 import {
   type CredentialSource,
   openCredentialSource,
   storedCredentials,
 } from '../credentials/active.js';
-import { decodeSession, type SessionRecord, sessionKey } from '../credentials/records.js';
+import {
+  decodeScheduled,
+  decodeSession,
+  roleOfScheduledKey,
+  type SessionRecord,
+  serverPrefix,
+  sessionKey,
+} from '../credentials/records.js';
 
 /**
  * `jitctl status [--json]`: who you are at the broker, your session and your active credentials,
@@ -53,9 +60,27 @@ export interface StatusJson {
     expired: boolean;
     token: string;
   }>;
+  /** Grants approved to start later (`jitctl request --at`), as this machine last saw them. */
+  scheduled: Array<{ role: string; request_id: string; starts_at: string; expires_at: string }>;
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();
+
+/** Scheduled grants noted in the store whose window has not ended. */
+async function scheduledGrants(
+  source: CredentialSource,
+  now: number,
+): Promise<StatusJson['scheduled']> {
+  const out: StatusJson['scheduled'] = [];
+  for (const key of await source.store.list(serverPrefix(source.server))) {
+    const role = roleOfScheduledKey(source.server, key);
+    if (role === undefined) continue;
+    const g = decodeScheduled(await source.store.get(key));
+    if (!g || g.role !== role || Date.parse(g.expiresAt) <= now) continue;
+    out.push({ role, request_id: g.requestId, starts_at: g.startsAt, expires_at: g.expiresAt });
+  }
+  return out.sort((a, b) => a.starts_at.localeCompare(b.starts_at));
+}
 
 function sessionJson(s: SessionRecord, now: number): NonNullable<StatusJson['session']> {
   return {
@@ -85,6 +110,7 @@ export async function run(options: Options, ctx: Context): Promise<number | unde
         store: null,
         session: null,
         credentials: [],
+        scheduled: [],
       };
       printJson(ctx.io, doc);
     }
@@ -106,12 +132,16 @@ export async function run(options: Options, ctx: Context): Promise<number | unde
   });
   credentials.sort((a, b) => a.role.localeCompare(b.role));
 
+  const scheduled = (await scheduledGrants(source, now)).filter(
+    (g) => !credentials.some((c) => c.request_id === g.request_id),
+  );
   const doc: StatusJson = {
     server,
     signed_in: session !== undefined,
     store: { kind: store.kind, description: store.description },
     session: session ? sessionJson(session, now) : null,
     credentials,
+    scheduled,
   };
   const notSignedIn = () =>
     new AuthError(`not signed in to ${server}`, {
@@ -154,6 +184,22 @@ export async function run(options: Options, ctx: Context): Promise<number | unde
   field('Store', safe(store.description));
   io.out(`${lines.join('\n')}\n`);
 
+  if (scheduled.length > 0) {
+    io.out('\nScheduled:\n');
+    io.out(
+      table(
+        io,
+        ['role', 'request', 'starts', 'until'],
+        scheduled.map((g) => [
+          safe(g.role),
+          safe(g.request_id),
+          `${clockTime(Date.parse(g.starts_at))} (${relative(Date.parse(g.starts_at), now)})`,
+          clockTime(Date.parse(g.expires_at)),
+        ]),
+      ),
+    );
+    io.err(`  at the start: jitctl wait <request> fetches the credential\n`);
+  }
   if (credentials.length === 0) {
     io.out('\nNo active credentials.\n');
     return 0;

@@ -165,3 +165,53 @@ export function decodeCredential(text: string | undefined): CredentialRecord | u
     return undefined;
   }
 }
+
+// ---- scheduled grants (`jitctl request --at`): no secret, so `status` can show them offline ----
+
+export function scheduledKey(server: string, role: string): string {
+  return `${server}${SEP}scheduled${SEP}${role}`;
+}
+/** The role of a scheduled-grant key of this server, or undefined for other keys. */
+export function roleOfScheduledKey(server: string, key: string): string | undefined {
+  const prefix = `${server}${SEP}scheduled${SEP}`;
+  return key.startsWith(prefix) ? key.slice(prefix.length) : undefined;
+}
+
+export interface ScheduledRecord {
+  role: string;
+  requestId: string;
+  /** RFC 3339 */
+  startsAt: string;
+  expiresAt: string;
+}
+
+export function encodeScheduled(s: ScheduledRecord): string {
+  return JSON.stringify({
+    v: 1,
+    role: s.role,
+    request_id: s.requestId,
+    starts_at: s.startsAt,
+    expires_at: s.expiresAt,
+  });
+}
+
+export function decodeScheduled(text: string | undefined): ScheduledRecord | undefined {
+  if (!text) return undefined;
+  try {
+    const v = JSON.parse(text) as unknown;
+    if (!isObject(v) || v.v !== 1) return undefined;
+    if (!isString(v.role) || !isString(v.request_id)) return undefined;
+    if (!isString(v.starts_at) || !isString(v.expires_at)) return undefined;
+    if (Number.isNaN(Date.parse(v.starts_at)) || Number.isNaN(Date.parse(v.expires_at))) {
+      return undefined;
+    }
+    return {
+      role: v.role,
+      requestId: v.request_id,
+      startsAt: v.starts_at,
+      expiresAt: v.expires_at,
+    };
+  } catch {
+    return undefined;
+  }
+}

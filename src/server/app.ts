@@ -22,6 +22,7 @@ import { configRoutes } from './routes/config.js';
 import { credentialRoutes } from './routes/credential.js';
 import { healthRoutes } from './routes/health.js';
 import { identityRoutes } from './routes/identity.js';
+import { lifecycleRoutes } from './routes/lifecycle.js';
 import { requestRoutes } from './routes/requests.js';
 import { reviewRoutes } from './routes/reviews.js';
 import { tokenRoutes } from './routes/token.js';
@@ -155,6 +156,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     await signedIn.register(reviewRoutes, { deps });
     await signedIn.register(credentialRoutes, { deps });
     await signedIn.register(auditRoutes, { deps });
+    // The lifecycle: extend a grant, review a break-glass grant afterwards.
+    await signedIn.register(lifecycleRoutes, { deps });
   });
   // The review pages: their own cookies, forms, CSP and error pages, scoped to /ui.
   if (deps.pages) await app.register(pagesPlugin, { prefix: '/ui', deps: deps.pages });

@@ -123,6 +123,10 @@ export class Metrics {
   );
   /** Updated by the notification worker; read at each scrape. */
   readonly notificationQueue = { depth: 0, oldestAgeSeconds: 0 };
+  readonly limitRefusals = new Counter(
+    'jitctl_request_limit_refusals_total',
+    'Requests refused with 429 by a per-person limit (max_pending, break_glass_per_week), by limit and role.',
+  );
   readonly #started = Date.now() / 1000;
 
   constructor(private readonly gauges: { longPolls: () => number } = { longPolls: () => 0 }) {}
@@ -148,6 +152,7 @@ export class Metrics {
         `jitctl_notification_queue_depth ${this.notificationQueue.depth}\n`,
       '# HELP jitctl_notification_queue_oldest_seconds Age of the oldest notification due and not yet delivered (0 when none).\n# TYPE jitctl_notification_queue_oldest_seconds gauge\n' +
         `jitctl_notification_queue_oldest_seconds ${this.notificationQueue.oldestAgeSeconds}\n`,
+      this.limitRefusals.render(),
       '# HELP jitctl_long_polls_waiting Long polls waiting for a change right now.\n# TYPE jitctl_long_polls_waiting gauge\n' +
         `jitctl_long_polls_waiting ${this.gauges.longPolls()}\n`,
       '# HELP process_start_time_seconds Start time of the process since the epoch in seconds.\n# TYPE process_start_time_seconds gauge\n' +

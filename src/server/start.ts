@@ -19,6 +19,7 @@ import type { KeyRing, LiveKeyRing } from './mint/keys.js';
 import { openKeyStore } from './mint/open-key-store.js';
 import { openChannels } from './notify/channels.js';
 import { NotificationWorker, type NotifyTuning } from './notify/worker.js';
+import type { OnCallList } from './on-call.js';
 import { setupPages } from './pages/setup.js';
 import { PeopleDirectory } from './people/directory.js';
 import { loadPolicyFile, parsePolicy } from './policy/index.js';
@@ -306,7 +307,17 @@ export async function startBroker(
       publicUrl,
       onVerified: (caller) => people.seen(caller),
     });
+    // Approval rules with `on_call: true` read this list (policy `on_call`).
+    let onCall: OnCallList | undefined;
+    if (policy.onCall) {
+      const { OnCallList } = await import('./on-call.js');
+      const list = new OnCallList(policy.onCall, config.policy ?? null, logger);
+      await list.start();
+      onCall = list;
+      cleanups.push(() => list.close());
+    }
     const service = new RequestService({
+      ...(onCall ? { onCall } : {}),
       db,
       policy,
       clock,

@@ -96,6 +96,14 @@ describe('jitctl list', () => {
       'reviews',
       'approvers',
       'fingerprint',
+      // the lifecycle's (docs/api.md)
+      'starts_at',
+      'awaiting',
+      'approvals_by',
+      'decided_by_rule',
+      'extended',
+      'extension',
+      'break_glass',
     ]);
     t.home.cleanup();
   });

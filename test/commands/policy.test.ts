@@ -105,6 +105,12 @@ describe('jitctl policy check', () => {
       approvers: ['group:leads'],
       audience: 'https://k8s.prod.example.com',
       env: ['KUBE_TOKEN'],
+      approvals_by: null,
+      require_review_comment: false,
+      extend: null,
+      break_glass: null,
+      max_pending: 3,
+      rules: [],
     });
     expect(out.notify).toEqual([
       {

@@ -105,7 +105,14 @@ describe('jitctl status', () => {
     const r = await runCli(['status', '--json'], { env: h.env });
     expect(r.code).toBe(0);
     const doc = JSON.parse(r.stdout);
-    expect(Object.keys(doc)).toEqual(['server', 'signed_in', 'store', 'session', 'credentials']);
+    expect(Object.keys(doc)).toEqual([
+      'server',
+      'signed_in',
+      'store',
+      'session',
+      'credentials',
+      'scheduled',
+    ]);
     expect(Object.keys(doc.session)).toEqual([
       'kind',
       'issuer',
@@ -174,6 +181,7 @@ describe('jitctl status', () => {
         store: null,
         session: null,
         credentials: [],
+        scheduled: [],
       });
       expect(r.stderr).toContain('no broker configured');
     } finally {

@@ -408,7 +408,7 @@ describe('bad input', () => {
     const s = await lee.run(['list', '--state', 'open']);
     expect(s.code).toBe(2);
     expect(s.stderr).toContain(
-      'hint: states: pending, approved, denied, cancelled, expired, revoked',
+      'hint: states: pending, scheduled, approved, denied, cancelled, expired, revoked',
     );
     expect((await lee.run(['list', '--limit', '0'])).code).toBe(2);
   });

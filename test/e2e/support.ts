@@ -40,6 +40,8 @@ import { passwordOnlySession } from '../support/password-session.js';
  * matters to them), one approved at once, and one whose pending requests lapse after 3 s.
  */
 export const E2E_POLICY = `
+# The stories file many requests per person; the per-person cap has its own tests (e2e/lifecycle).
+max_pending: 50
 roles:
   prod-deploy:
     description: Deploy to production

@@ -450,6 +450,12 @@ describe('configuration, identity and roles', () => {
       env: ['KUBE_TOKEN', 'JIT_INFO'],
       can_request: true,
       can_review: false,
+      approvals_by: null,
+      require_review_comment: false,
+      extend: null,
+      break_glass: null,
+      max_pending: 50,
+      rules: [],
     });
   });
 });

@@ -4,6 +4,8 @@ import type { Person } from '../support/test-issuer.js';
 
 /** The policy most broker tests run against, and the people in it. */
 export const POLICY = `
+# Tests file many requests per person; the per-person cap has its own tests (lifecycle-api).
+max_pending: 50
 roles:
   prod-deploy:
     description: Deploy to production

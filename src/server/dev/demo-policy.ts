@@ -1,7 +1,8 @@
 /**
  * The policy of `jitctl server --dev`, written for the demo users (users.ts): alice and bob ask,
  * lee approves, ada audits. It shows the three shapes of role a newcomer meets: one that needs a
- * lead's approval and fresh MFA, one approved at once, and one with a longer window.
+ * lead's approval and fresh MFA (and may be extended, or taken in an emergency and reviewed
+ * afterwards), one approved at once, and one with a longer window.
  */
 export const DEMO_POLICY = `# jitctl server --dev: demo policy (docs/policy.md in the jitctl package explains every key)
 roles:
@@ -15,6 +16,10 @@ roles:
     pending_ttl: 1h
     require_reason: true
     step_up: { acr: mfa, max_age: 5m }
+    # jitctl extend: up to 2h more in all, reviewed by a lead like the request
+    extend: { max_total: 2h, require_reason: true }
+    # jitctl request prod-deploy --break-glass --reason "…": at once, a lead reviews it afterwards
+    break_glass: { review_within: 24h, max_per_week: 2 }
     credential:
       audience: https://k8s.prod.example.com
       env:

@@ -67,6 +67,8 @@ export interface NotificationEventSpec {
 }
 
 const note = (s: string | null) => (s ? `: ${s}` : '');
+/** A text fact from an event's own data (already cut to length by the dispatcher). */
+const text = (v: unknown): string | null => (typeof v === 'string' && v !== '' ? v : null);
 
 export const NOTIFICATION_EVENTS = {
   'request.created': {
@@ -110,6 +112,60 @@ export const NOTIFICATION_EVENTS = {
     headline: (f) =>
       `${f.actor ?? 'someone'} revoked ${f.requester}'s access to ${f.role}${note(f.comment)}`,
     audiences: (f) => (f.actorIsRequester ? [] : ['requester']),
+  },
+  // The lifecycle's events (src/server/requests/lifecycle): scheduled starts, extensions and
+  // break-glass. Break-glass is high priority: approvers and the security contacts hear of it.
+  'request.activated': {
+    headline: (f) => `${f.requester}'s scheduled access to ${f.role} starts now (${f.duration})`,
+    audiences: () => ['requester'],
+  },
+  'extension.requested': {
+    headline: (f) =>
+      `${f.requester} asks to extend their access to ${f.role} by ${text(f.data.duration) ?? 'more time'}${note(text(f.data.reason))}`,
+    audiences: (f) => (f.data.approvals_required === 0 ? [] : ['approvers']),
+  },
+  'extension.approved': {
+    headline: (f) =>
+      `${f.actor ?? 'policy'} extended ${f.requester}'s access to ${f.role} until ${text(f.data.expires_at) ?? f.expiresAt ?? 'later'}${note(f.comment)}`,
+    audiences: (f) => (f.actor ? ['requester'] : []),
+    // The window has a new end: its reminder is scheduled anew (keyed by the end).
+    schedulesReminder: true,
+  },
+  'extension.denied': {
+    headline: (f) =>
+      `${f.actor ?? 'a reviewer'} denied extending ${f.requester}'s access to ${f.role}${note(f.comment)}`,
+    audiences: () => ['requester'],
+  },
+  'extension.cancelled': {
+    headline: (f) => `${f.requester} withdrew their extension of ${f.role}`,
+    audiences: () => [],
+  },
+  'extension.expired': {
+    headline: (f) => `${f.requester}'s extension of ${f.role} lapsed with the grant`,
+    audiences: () => [],
+  },
+  'break_glass.used': {
+    headline: (f) =>
+      `BREAK-GLASS: ${f.requester} took ${f.role} without approval${note(f.reason)}; review it by ${text(f.data.review_by) ?? 'the deadline'}`,
+    audiences: () => ['approvers', 'security_contacts'],
+    priority: 'high',
+    schedulesReminder: true,
+  },
+  'break_glass.acknowledged': {
+    headline: (f) =>
+      `${f.actor ?? 'an approver'} acknowledged ${f.requester}'s break-glass use of ${f.role}${note(f.comment)}`,
+    audiences: () => [],
+  },
+  'break_glass.flagged': {
+    headline: (f) =>
+      `FLAGGED: ${f.actor ?? 'an approver'} flagged ${f.requester}'s break-glass use of ${f.role}${note(f.comment)}`,
+    audiences: () => ['requester', 'security_contacts'],
+    priority: 'high',
+  },
+  'break_glass.overdue': {
+    headline: (f) => `OVERDUE: ${f.requester}'s break-glass use of ${f.role} is still unreviewed`,
+    audiences: () => ['approvers', 'security_contacts'],
+    priority: 'high',
   },
   'request.expiring': {
     headline: (f) => `${f.requester}'s access to ${f.role} ends at ${f.expiresAt ?? 'soon'}`,

@@ -10,6 +10,13 @@ export {
   type TemplateValues,
   type TemplateVariable,
 } from './env-template.js';
+export {
+  describeRule,
+  inWindow,
+  judgeRules,
+  type RuleFacts,
+  type RuleOutcome,
+} from './judge-rules.js';
 export { decodePolicyBytes, loadPolicyFile, readPolicyText } from './load.js';
 export { type ParsePolicyOptions, parsePolicy, ROLE_KEYS, TOP_LEVEL_KEYS } from './parse.js';
 export {

@@ -7,7 +7,9 @@
 import { docPath } from '../../api/docs.js';
 import { Checker, checkKeys, describe, type ParsePolicyOptions } from './checks.js';
 import { checkNotify } from './notify-section.js';
+import { checkOnCall } from './on-call-section.js';
 import { checkRole } from './role.js';
+import { checkMaxPending, DEFAULT_MAX_PENDING } from './role-lifecycle.js';
 import { type Policy, PolicyError, type PolicyIssue, type RolePolicy } from './types.js';
 import { MAX_POLICY_BYTES, readYaml, type YamlValue } from './yaml-tree.js';
 
@@ -19,8 +21,9 @@ export {
   ROLE_KEYS,
   ROLE_NAME,
 } from './role.js';
+export { DEFAULT_MAX_PENDING } from './role-lifecycle.js';
 
-export const TOP_LEVEL_KEYS = ['roles', 'notify'] as const;
+export const TOP_LEVEL_KEYS = ['roles', 'notify', 'max_pending', 'on_call'] as const;
 
 export function parsePolicy(text: string, file: string, options: ParsePolicyOptions = {}): Policy {
   const c = new Checker(file, options);
@@ -75,6 +78,7 @@ function checkTop(c: Checker, root: YamlValue | null): Policy | undefined {
   }
   // `x-` keys hold anchors for `<<` merges (as in Compose files) and are otherwise ignored.
   const misspelt = checkKeys(c, root, '', TOP_LEVEL_KEYS, (k) => k.startsWith('x-'));
+  const maxPending = checkMaxPending(c, root.entries.get('max_pending'), '', DEFAULT_MAX_PENDING);
   const roles = new Map<string, RolePolicy>();
   const rolesEntry = root.entries.get('roles');
   if (!rolesEntry) {
@@ -86,7 +90,7 @@ function checkTop(c: Checker, root: YamlValue | null): Policy | undefined {
       c.add('roles', rolesEntry.keyLoc, '`roles` defines no roles');
     }
     for (const entry of rolesEntry.value.entries.values()) {
-      const role = checkRole(c, entry);
+      const role = checkRole(c, entry, { maxPending: maxPending ?? DEFAULT_MAX_PENDING });
       if (role) roles.set(role.name, role);
     }
   } else if (rolesEntry.value.kind !== 'invalid') {
@@ -98,5 +102,6 @@ function checkTop(c: Checker, root: YamlValue | null): Policy | undefined {
   }
   const declared = new Set(rolesEntry?.value.kind === 'map' ? rolesEntry.value.entries.keys() : []);
   const notify = checkNotify(c, root.entries.get('notify'), declared);
-  return { roles, notify };
+  const onCall = checkOnCall(c, root.entries.get('on_call'));
+  return { roles, notify, onCall: onCall ?? null };
 }

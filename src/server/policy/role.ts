@@ -13,6 +13,14 @@ import {
 } from './checks.js';
 import { formatPrincipal, principalKey } from './principal.js';
 import { checkCredential } from './role-credential.js';
+import {
+  checkApprovals,
+  checkBreakGlass,
+  checkExtend,
+  checkMaxPending,
+  DEFAULT_MAX_PENDING,
+} from './role-lifecycle.js';
+import { checkRules } from './role-rules.js';
 import { closest } from './suggest.js';
 import type { Principal, RolePolicy, StepUpRule } from './types.js';
 import { childPath, type YamlEntry } from './yaml-tree.js';
@@ -31,6 +39,11 @@ export const ROLE_KEYS = [
   'require_reason',
   'step_up',
   'credential',
+  'require_review_comment',
+  'extend',
+  'break_glass',
+  'max_pending',
+  'rules',
 ] as const;
 const STEP_UP_KEYS = ['acr', 'max_age'] as const;
 
@@ -42,7 +55,16 @@ export const DEFAULT_PENDING_TTL_MS = 60 * MINUTE;
 /** Longer than this is standing access with extra steps, which is what jitctl replaces. */
 export const DURATION_CEILING_MS = 7 * 24 * 60 * MINUTE;
 
-export function checkRole(c: Checker, entry: YamlEntry): RolePolicy | undefined {
+export interface RoleDefaults {
+  /** The policy's top-level `max_pending`. */
+  maxPending: number;
+}
+
+export function checkRole(
+  c: Checker,
+  entry: YamlEntry,
+  defaults: RoleDefaults = { maxPending: DEFAULT_MAX_PENDING },
+): RolePolicy | undefined {
   const name = entry.key;
   const path = childPath('roles', name);
   const before = c.issues.length;
@@ -84,7 +106,11 @@ export function checkRole(c: Checker, entry: YamlEntry): RolePolicy | undefined 
   if (!approvers) missing('approvers', 'who may approve requests, e.g. [group:leads]');
   const approverList = approvers && checkPrincipals(c, approvers, path);
 
-  const approvals = checkCount(c, field('approvals'), path, 0, 1);
+  const approvalsRead = checkApprovals(c, field('approvals'), path, approverList, {
+    count: 1,
+    groups: null,
+  });
+  const approvals = approvalsRead?.count;
   const denials = checkCount(c, field('denials'), path, 1, 1);
 
   const maxEntry = field('max_duration');
@@ -115,6 +141,19 @@ export function checkRole(c: Checker, entry: YamlEntry): RolePolicy | undefined 
   const requireReason = checkBoolean(c, field('require_reason'), path, false);
   const stepUp = checkStepUp(c, field('step_up'), path);
 
+  const requireReviewComment = checkBoolean(c, field('require_review_comment'), path, false);
+  const extend = checkExtend(
+    c,
+    field('extend'),
+    path,
+    approverList,
+    approvalsRead,
+    DURATION_CEILING_MS,
+  );
+  const breakGlass = checkBreakGlass(c, field('break_glass'), path);
+  const maxPending = checkMaxPending(c, field('max_pending'), path, defaults.maxPending);
+  const rules = checkRules(c, field('rules'), path, DURATION_CEILING_MS);
+
   const credentialEntry = field('credential');
   if (!credentialEntry) {
     missing('credential', 'at least its `audience`, e.g. { audience: https://k8s.example.com }');
@@ -143,7 +182,13 @@ export function checkRole(c: Checker, entry: YamlEntry): RolePolicy | undefined 
     requireReason === undefined ||
     stepUp === undefined ||
     !credential ||
-    description === undefined
+    description === undefined ||
+    !approvalsRead ||
+    requireReviewComment === undefined ||
+    extend === undefined ||
+    breakGlass === undefined ||
+    maxPending === undefined ||
+    !rules
   ) {
     return undefined;
   }
@@ -160,6 +205,12 @@ export function checkRole(c: Checker, entry: YamlEntry): RolePolicy | undefined 
     requireReason,
     stepUp,
     credential,
+    approvalGroups: approvalsRead.groups,
+    requireReviewComment,
+    extend,
+    breakGlass,
+    maxPending,
+    rules,
   };
 }
 

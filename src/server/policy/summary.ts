@@ -1,5 +1,6 @@
 import { formatDuration } from '../../api/duration.js';
 import type { RoleSummary } from '../../api/schemas.js';
+import { describeRule } from './judge-rules.js';
 import { canRequest, canReview, formatPrincipal } from './principal.js';
 import type { Caller, RolePolicy } from './types.js';
 
@@ -24,6 +25,25 @@ export function describeRole(role: RolePolicy): RoleDescription {
     approvers: role.approvers.map(formatPrincipal),
     audience: role.credential.audience,
     env: Object.keys(role.credential.env),
+    approvals_by: role.approvalGroups
+      ? role.approvalGroups.map((g) => ({ from: formatPrincipal(g.from), count: g.count }))
+      : null,
+    require_review_comment: role.requireReviewComment,
+    extend: role.extend
+      ? {
+          max_total: formatDuration(role.extend.maxTotalMs),
+          approvals: role.extend.approvals,
+          require_reason: role.extend.requireReason,
+        }
+      : null,
+    break_glass: role.breakGlass
+      ? {
+          review_within: formatDuration(role.breakGlass.reviewWithinMs),
+          max_per_week: role.breakGlass.maxPerWeek,
+        }
+      : null,
+    max_pending: role.maxPending,
+    rules: role.rules.map((r) => ({ name: r.name, decision: r.decision, when: describeRule(r) })),
   };
 }
 

@@ -52,6 +52,76 @@ export interface RolePolicy {
     /** Variable name → template; `{{token}}`, `{{role}}`, `{{request_id}}`, `{{expires_at}}`. */
     env: Record<string, string>;
   };
+  // ---- the lifecycle's keys (docs/policy.md "Extensions", "Break-glass", "Approval rules") ----
+  /**
+   * Multi-party approval: distinct approvals needed from each principal, all together (a reviewer
+   * counts for one of them); null when `approvals` is a plain number. `approvals` is their sum.
+   */
+  approvalGroups: ApprovalGroup[] | null;
+  /** Approvers must give a comment with each review. */
+  requireReviewComment: boolean;
+  /** Whether and how a live grant may be extended; null: never. */
+  extend: ExtendPolicy | null;
+  /** Whether a requester may take the role at once and be reviewed afterwards; null: never. */
+  breakGlass: BreakGlassPolicy | null;
+  /** Pending requests one person may have for this role at a time. */
+  maxPending: number;
+  /** Decide a request at filing (first match); none matching: reviewed as usual. */
+  rules: AutoRule[];
+}
+
+export interface ApprovalGroup {
+  from: Principal;
+  count: number;
+}
+
+export interface ExtendPolicy {
+  /** All extensions of one grant together, at most. */
+  maxTotalMs: number;
+  /** Approvals an extension needs (0: at once); the role's own by default. */
+  approvals: number;
+  approvalGroups: ApprovalGroup[] | null;
+  requireReason: boolean;
+}
+
+export interface BreakGlassPolicy {
+  /** How soon after use an approver must acknowledge or flag it. */
+  reviewWithinMs: number;
+  /** Break-glass uses per person and role in any 7 days. */
+  maxPerWeek: number;
+}
+
+/** Days 0 (Sunday) to 6, minutes from midnight; `to` before `from` wraps past midnight. */
+export interface TimeWindow {
+  days: number[];
+  fromMinute: number;
+  toMinute: number;
+  timeZone: string;
+  /** As written, for messages. */
+  text: string;
+}
+
+export interface AutoRule {
+  name: string;
+  decision: 'approve' | 'deny';
+  /** The requester is on the broker's on-call list (policy `on_call`). */
+  onCall?: boolean;
+  /** The access starts inside this window. */
+  within?: TimeWindow;
+  /** The access starts outside this window. */
+  outside?: TimeWindow;
+  /** The ticket matches (the whole ticket). */
+  ticket?: RegExp;
+  /** The duration asked for is at most this. */
+  maxDurationMs?: number;
+  /** The requester is one of these. */
+  requesters?: Principal[];
+}
+
+export interface OnCallSource {
+  /** A file path (relative to the policy file) or an https:// URL. */
+  source: string;
+  refreshMs: number;
 }
 
 /** The body a webhook receives: jitctl's signed JSON event, or a Slack incoming-webhook message. */
@@ -88,6 +158,8 @@ export type NotifyTarget = WebhookTarget | EmailTarget;
 export interface Policy {
   roles: ReadonlyMap<string, RolePolicy>;
   notify: NotifyTarget[];
+  /** Where the on-call list comes from (rules with `on_call: true`); null: nobody is on call. */
+  onCall?: OnCallSource | null;
 }
 
 /** One problem in a policy file: where (file, line, column, path) and why. */

@@ -69,8 +69,7 @@ export class RequestCore {
     if (!isDue(row, this.now())) return row;
     const written = await this.writer.transaction(async (tx): Promise<Written> => {
       const locked = await this.writer.lock(tx, row.id);
-      const settled = await this.writer.settleLocked(tx, locked, this.now());
-      return settled ?? { row: locked, reviews: [], events: [], actor: null };
+      return this.writer.settleLocked(tx, locked, this.now());
     });
     this.writer.published(written);
     return written.row;

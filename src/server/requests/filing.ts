@@ -4,13 +4,14 @@ import { ErrorCode } from '../../api/errors.js';
 import type { AccessRequest, CreateRequestBody } from '../../api/schemas.js';
 import { requireStepUp } from '../auth/step-up.js';
 import { HttpError } from '../errors.js';
+import { judgeRules } from '../policy/judge-rules.js';
 import type { Caller } from '../policy/types.js';
 import { isUniqueViolation } from '../store/database.js';
-import { findByIdempotencyKey, getReviews } from '../store/requests.js';
+import { filingCounts, findByIdempotencyKey, getReviews } from '../store/requests.js';
 import type { RequestRow } from '../store/schema.js';
 import type { RequestCore } from './core.js';
 import { newRequestId } from './ids.js';
-import { checkFiling, identityOf, onFile, publishedOf } from './lifecycle/index.js';
+import { checkFiling, checkLimits, onFile, publishedOf } from './lifecycle/index.js';
 import { toWire } from './wire.js';
 import type { Written } from './writer.js';
 
@@ -28,9 +29,17 @@ export async function fileRequest(
 ): Promise<{ request: AccessRequest; replayed: boolean }> {
   const now = core.now();
   const role = core.role(body.role);
-  const filing = checkFiling(role, body.role, caller, body, requestable);
+  const filing = checkFiling(role, body.role, caller, body, requestable, now);
   const r = role!;
   requireStepUp(caller, r.stepUp, core.deps.access.acrLevels, now, `requesting ${r.name}`);
+  // Rules judge the access's start, and the on-call list as the broker last read it.
+  const { decided } = judgeRules(r, {
+    caller,
+    durationMs: filing.durationMs,
+    ticket: body.ticket ?? null,
+    at: filing.startsAt ?? now,
+    onCall: core.deps.onCall?.has(caller) ?? false,
+  });
 
   const bodyHash = createHash('sha256')
     .update(
@@ -39,6 +48,9 @@ export async function fileRequest(
         duration: body.duration ?? null,
         reason: body.reason ?? null,
         ticket: body.ticket ?? null,
+        // Only when given, so keys of earlier bodies still match.
+        ...(body.starts_at !== undefined ? { starts_at: body.starts_at } : {}),
+        ...(body.break_glass !== undefined ? { break_glass: body.break_glass } : {}),
       }),
     )
     .digest('hex');
@@ -63,6 +75,22 @@ export async function fileRequest(
           return null;
         }
       }
+      const counts = await filingCounts(
+        tx,
+        core.deps.db.dialect,
+        caller,
+        r.name,
+        now - 7 * 24 * 3_600_000,
+      );
+      try {
+        checkLimits(r, filing, counts, now);
+      } catch (err) {
+        core.deps.metrics.limitRefusals.inc({
+          limit: filing.breakGlass ? 'break_glass_per_week' : 'max_pending',
+          role: r.name,
+        });
+        throw err;
+      }
       const { change } = onFile(
         {
           id: newRequestId(),
@@ -72,11 +100,12 @@ export async function fileRequest(
           ticket: body.ticket ?? null,
           idempotency:
             idempotencyKey !== undefined ? { key: idempotencyKey, hash: bodyHash } : null,
+          rule: decided,
         },
         now,
       );
       const row = await writer.commit(tx, null, change, now);
-      return { row, reviews: [], events: publishedOf(change), actor: identityOf(caller) };
+      return { row, reviews: [], events: publishedOf(change) };
     });
 
   let written: Written | null;

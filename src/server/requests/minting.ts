@@ -35,9 +35,9 @@ export async function mintCredential(
   const { writer } = core;
   const written = await writer.transaction(async (tx): Promise<Written> => {
     const now = core.now();
-    const locked = await writer.lock(tx, id);
-    const settled = await writer.settleLocked(tx, locked, now);
-    if (settled) return settled;
+    const settled = await writer.settleLocked(tx, await writer.lock(tx, id), now);
+    if (settled.expiredInstead) return settled;
+    const locked = settled.row;
     const reviews = await getReviews(tx, id);
     mintWindow(locked, reviews, now);
     const signed =
@@ -52,7 +52,7 @@ export async function mintCredential(
       issuedAt: signed.issuedAt,
       expiresAt: signed.expiresAt,
     };
-    const change = decide(locked, reviews, { kind: 'mint', who, minted: facts }, now);
+    const change = decide(locked, reviews, { kind: 'mint', who, minted: facts }, role, now);
     if (change === 'unchanged') throw new Error('minting always changes something');
     await writer.commit(tx, locked, change, now);
     const expiresIso = iso(signed.expiresAt * 1000);
@@ -67,12 +67,10 @@ export async function mintCredential(
         expires_at: expiresIso,
       }),
     };
-    return { row: locked, reviews: [], events: [], actor: who.identity };
+    return { ...settled, row: locked };
   });
-  if (written.expiredInstead) {
-    writer.published(written);
-    throw expiredError(written.row);
-  }
+  writer.published(written);
+  if (written.expiredInstead) throw expiredError(written.row);
   core.deps.metrics.mints.inc({ role: role.name });
   // Only after the commit: a token whose audit event was rolled back is never handed out.
   return minted!;

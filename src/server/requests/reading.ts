@@ -30,6 +30,7 @@ export async function listFor(
   const seesAll = core.isAdmin(caller) || core.isAuditor(caller);
   const base = {
     ...(q.state ? { state: q.state } : {}),
+    ...(q.breakGlass ? { breakGlass: q.breakGlass } : {}),
     ...(q.beforeSeq !== undefined ? { beforeSeq: q.beforeSeq } : {}),
     limit: q.limit + 1,
   };

@@ -1,18 +1,22 @@
 import type {
   AccessRequest,
+  BreakGlassReviewBody,
   CreateRequestBody,
   CredentialResponse,
+  ExtendBody,
   ReviewBody,
 } from '../../api/schemas.js';
 import { acceptableAcrValues, requireStepUp, strongestStepUp } from '../auth/step-up.js';
 import { canRequest, canReview } from '../policy/principal.js';
-import type { Caller, Policy, StepUpRule } from '../policy/types.js';
+import type { Caller, Policy, RolePolicy, StepUpRule } from '../policy/types.js';
 import { dueForExpiry, getRequest, getReviews } from '../store/requests.js';
 import type { RequestRow } from '../store/schema.js';
 import { RequestCore } from './core.js';
 import { fileRequest } from './filing.js';
 import {
+  checkBreakGlassReviewer,
   checkCanceller,
+  checkExtender,
   checkReview,
   checkReviewer,
   checkRevoker,
@@ -20,6 +24,7 @@ import {
   expiredError,
   type PersonEvent,
   publishedOf,
+  roleOf,
   type Who,
 } from './lifecycle/index.js';
 import { mintCredential } from './minting.js';
@@ -120,23 +125,19 @@ export class RequestService {
     return revocationsOf(this.#core);
   }
 
+  /**
+   * A review of a pending request, or of the extension waiting on a grant (the same endpoint and
+   * rules: what it lands on is what the request awaits; a `fingerprint` makes sure of it).
+   */
   async review(caller: Caller, id: string, body: ReviewBody): Promise<AccessRequest> {
     const core = this.#core;
     const first = await core.load(id);
     const role = checkReviewer(first, core.role(first.role), core.who(first, caller));
     const row = await core.settle(first);
-    const who = core.who(row, caller);
-    checkReview(row, await getReviews(this.deps.db.kysely, id), who, body);
-    requireStepUp(
-      caller,
-      role.stepUp ?? this.deps.access.reviewStepUp,
-      this.deps.access.acrLevels,
-      core.now(),
-      `reviewing ${id}`,
-    );
+    checkReview(row, await getReviews(this.deps.db.kysely, id), core.who(row, caller), body, role);
+    this.#stepUpToReview(caller, role, id);
     const written = await this.#apply(id, caller, (w) => ({ kind: 'review', who: w, body }));
-    const comment = body.comment ?? null;
-    written.review = { decision: body.decision, comment };
+    written.review = { decision: body.decision, comment: body.comment ?? null };
     this.deps.metrics.reviews.inc({ decision: body.decision });
     return this.#answer(written);
   }
@@ -151,6 +152,38 @@ export class RequestService {
     const row = await this.#core.load(id);
     checkRevoker(this.#core.who(row, caller));
     return this.#answer(await this.#apply(id, caller, (who) => ({ kind: 'revoke', who })));
+  }
+
+  /**
+   * The requester asks to lengthen an approved grant (`POST /v1/requests/:id/extend`). With the
+   * step-up of requesting the role; reviewed like a request unless `extend.approvals` is 0. The
+   * answer is the request, whose `extension` says what became of the ask.
+   */
+  async extend(caller: Caller, id: string, body: ExtendBody): Promise<AccessRequest> {
+    const core = this.#core;
+    const row = await core.load(id);
+    const { role } = checkExtender(row, core.role(row.role), core.who(row, caller), body);
+    requireStepUp(caller, role.stepUp, this.deps.access.acrLevels, core.now(), `extending ${id}`);
+    return this.#answer(await this.#apply(id, caller, (who) => ({ kind: 'extend', who, body })));
+  }
+
+  /**
+   * An approver's review after the fact of a break-glass grant: `acknowledge`, or `flag` with a
+   * comment (`POST /v1/requests/:id/break-glass-review`); the step-up of reviewing.
+   */
+  async acknowledgeBreakGlass(
+    caller: Caller,
+    id: string,
+    body: BreakGlassReviewBody,
+  ): Promise<AccessRequest> {
+    const core = this.#core;
+    const row = await core.load(id);
+    const role = roleOf(row, core.role(row.role), 'reviewed');
+    checkBreakGlassReviewer(row, core.who(row, caller));
+    this.#stepUpToReview(caller, role, id);
+    return this.#answer(
+      await this.#apply(id, caller, (who) => ({ kind: 'acknowledge', who, body })),
+    );
   }
 
   mint(caller: Caller, id: string): Promise<CredentialResponse> {
@@ -171,31 +204,42 @@ export class RequestService {
     return n;
   }
 
+  #stepUpToReview(caller: Caller, role: RolePolicy, id: string): void {
+    requireStepUp(
+      caller,
+      role.stepUp ?? this.deps.access.reviewStepUp,
+      this.deps.access.acrLevels,
+      this.#core.now(),
+      `reviewing ${id}`,
+    );
+  }
+
   /**
-   * One event in one transaction: lock the request, apply what time changed first (then the
-   * event is refused: the request expired), ask the lifecycle what the event does, write it.
+   * One event in one transaction: lock the request, apply what time changed first (when that
+   * ended it, the event is refused: the request expired), ask the lifecycle what the event does,
+   * write it.
    */
   async #apply(id: string, caller: Caller, event: (who: Who) => PersonEvent): Promise<Written> {
-    const { writer } = this.#core;
+    const core = this.#core;
+    const { writer } = core;
     const written = await writer.transaction(async (tx): Promise<Written> => {
-      const now = this.#core.now();
-      const locked = await writer.lock(tx, id);
-      const who = this.#core.who(locked, caller);
+      const now = core.now();
+      const settled = await writer.settleLocked(tx, await writer.lock(tx, id), now);
+      if (settled.expiredInstead) return settled;
+      const row = settled.row;
+      const who = core.who(row, caller);
       const before = await getReviews(tx, id);
-      const settled = await writer.settleLocked(tx, locked, now);
-      if (settled) return settled;
-      const change = decide(locked, before, event(who), now);
-      if (change === 'unchanged') return { row: locked, reviews: before, events: [], actor: null };
-      const row = await writer.commit(tx, locked, change, now);
+      const change = decide(row, before, event(who), core.role(row.role), now);
+      if (change === 'unchanged') return { ...settled, reviews: before };
+      const next = await writer.commit(tx, row, change, now);
       return {
-        row,
+        row: next,
         reviews: change.review ? await getReviews(tx, id) : before,
-        events: publishedOf(change),
-        actor: who.identity,
+        events: [...settled.events, ...publishedOf(change)],
       };
     });
     if (written.expiredInstead) {
-      this.#core.writer.published(written);
+      writer.published(written);
       throw expiredError(written.row);
     }
     return written;

@@ -1,9 +1,15 @@
-import type { AccessRequest, Identity, RequestEventType, RequestState } from '../../api/schemas.js';
+import type {
+  AccessRequest,
+  BreakGlassFilter,
+  Identity,
+  RequestEventType,
+  RequestState,
+} from '../../api/schemas.js';
 import type { ChangeHub } from '../changes.js';
 import type { ServerClock } from '../clock.js';
 import type { Metrics } from '../metrics.js';
 import type { KeyRing } from '../mint/keys.js';
-import type { Policy, StepUpRule } from '../policy/types.js';
+import type { Caller, Policy, StepUpRule } from '../policy/types.js';
 import type { Db } from '../store/database.js';
 
 /** The request service's settings and events, apart from the service so its parts can share them. */
@@ -27,6 +33,11 @@ export interface RequestEvent {
   /** The review that caused it (review.recorded, and the approval or denial it completed). */
   review: { decision: 'approve' | 'deny'; comment: string | null } | null;
   at: string;
+  /**
+   * `high` for break-glass use, a break-glass use left unreviewed past its deadline, and a flagged
+   * one: routing (security contacts, paging) should not wait for a digest.
+   */
+  priority: 'high' | 'normal';
 }
 
 export interface ServiceDeps {
@@ -41,10 +52,13 @@ export interface ServiceDeps {
   access: AccessSettings;
   /** Told about state changes after commit; must not throw or block (webhooks run on their own). */
   onEvent?: (event: RequestEvent) => void;
+  /** Who is on call now (approval rules with `on_call: true`); absent: nobody. */
+  onCall?: { has(caller: Caller): boolean };
 }
 
 export interface RequestQuery {
   state?: RequestState;
+  breakGlass?: BreakGlassFilter;
   mine?: boolean;
   reviewable?: boolean;
   beforeSeq?: number;

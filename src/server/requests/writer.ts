@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely';
-import type { Identity, RequestEventType } from '../../api/schemas.js';
+import { HIGH_PRIORITY_EVENTS } from '../../api/schemas.js';
 import { appendAudit, type NewAuditEvent } from '../audit/log.js';
 import { type ChangeHub, notifyReplicas } from '../changes.js';
 import type { ServerClock } from '../clock.js';
@@ -14,7 +14,15 @@ import {
   updateRequest,
 } from '../store/requests.js';
 import type { Database, RequestRow, ReviewRow } from '../store/schema.js';
-import { alreadyReviewed, type Change, publishedOf, settle } from './lifecycle/index.js';
+import {
+  alreadyReviewed,
+  auditOf,
+  type Change,
+  endsRequest,
+  type Published,
+  publishedOf,
+  settle,
+} from './lifecycle/index.js';
 
 import type { RequestEvent } from './types.js';
 import { toWire } from './wire.js';
@@ -31,8 +39,7 @@ type Tx = Kysely<Database>;
 export interface Written {
   row: RequestRow;
   reviews: ReviewRow[];
-  events: RequestEventType[];
-  actor: Identity | null;
+  events: Published[];
   /** Set when the transaction found the request's time up (and expired it) instead of acting. */
   expiredInstead?: boolean;
   review?: { decision: 'approve' | 'deny'; comment: string | null };
@@ -85,7 +92,7 @@ export class RequestWriter {
     await this.audit(
       tx,
       now,
-      change.audit.map((a) => ({
+      auditOf(change).map((a) => ({
         type: a.type,
         request_id: next.id,
         actor: a.actor,
@@ -96,20 +103,19 @@ export class RequestWriter {
   }
 
   /**
-   * Inside a transaction, on a locked row: applies what time alone changes (its deadline passed).
-   * Returns the Written outcome when it expired the request, for the caller to return instead of
-   * acting; undefined when the request's time is not up.
+   * Inside a transaction, on a locked row: applies what time alone changes (a deadline passed, a
+   * start came). Returns the row as it now is and what happened; `expiredInstead` when that ended
+   * the request, for the caller to answer instead of acting.
    */
-  async settleLocked(tx: Tx, locked: RequestRow, now: number): Promise<Written | undefined> {
+  async settleLocked(tx: Tx, locked: RequestRow, now: number): Promise<Written> {
     const change = settle(locked, now);
-    if (!change) return undefined;
+    if (!change) return { row: locked, reviews: [], events: [] };
     const row = await this.commit(tx, locked, change, now);
     return {
       row,
       reviews: await getReviews(tx, row.id),
       events: publishedOf(change),
-      actor: null,
-      expiredInstead: true,
+      ...(endsRequest(change, row) ? { expiredInstead: true } : {}),
     };
   }
 
@@ -132,16 +138,23 @@ export class RequestWriter {
   published(w: Written): void {
     if (w.events.length === 0) return;
     this.deps.hub.publish(w.row.id);
-    for (const type of w.events) {
-      if (type !== 'request.created' && type !== 'review.recorded')
+    for (const { type } of w.events) {
+      if (type.startsWith('request.') && type !== 'request.created')
         this.deps.metrics.transitions.inc({ to: type.slice('request.'.length) });
     }
     if (!this.deps.onEvent) return;
     const request = toWire(w.row, w.reviews);
     const at = new Date(this.deps.clock.now()).toISOString();
-    for (const type of w.events) {
+    for (const { type, actor } of w.events) {
       try {
-        this.deps.onEvent({ type, request, actor: w.actor, review: w.review ?? null, at });
+        this.deps.onEvent({
+          type,
+          request,
+          actor,
+          review: w.review ?? null,
+          at,
+          priority: HIGH_PRIORITY_EVENTS.includes(type) ? 'high' : 'normal',
+        });
       } catch {
         // notification is best effort and never undoes a committed change
       }

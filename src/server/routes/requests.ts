@@ -1,6 +1,8 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import {
   AccessRequest,
+  BREAK_GLASS_FILTERS,
+  type BreakGlassFilter,
   CreateRequestBody,
   Headers,
   LIMITS,
@@ -12,6 +14,7 @@ import {
 } from '../../api/schemas.js';
 import type { AppDeps } from '../app-deps.js';
 import { badRequest, durationOf } from '../errors.js';
+import { nextDeadline } from '../requests/lifecycle/time.js';
 import { etagOf } from '../requests/wire.js';
 import { emptyBody, queryOf, wholeNumber } from './input.js';
 
@@ -44,7 +47,7 @@ export const requestRoutes: FastifyPluginAsync<{ deps: AppDeps }> = async (app, 
   );
 
   app.get('/v1/requests', { schema: { response: { 200: RequestPage } } }, async (req) => {
-    const q = queryOf(req, ['state', 'mine', 'reviewable', 'cursor', 'limit']);
+    const q = queryOf(req, ['state', 'mine', 'reviewable', 'cursor', 'limit', 'break_glass']);
     let state: RequestState | undefined;
     if (q.state !== undefined) {
       if (!(REQUEST_STATES as readonly string[]).includes(q.state))
@@ -59,8 +62,10 @@ export const requestRoutes: FastifyPluginAsync<{ deps: AppDeps }> = async (app, 
     if (mine && reviewable) throw badRequest('`mine` and `reviewable` cannot both be true');
     const limit = q.limit === undefined ? 50 : wholeNumber(q.limit, 'limit', 1, 200);
     const beforeSeq = q.cursor === undefined ? undefined : decodeCursor(q.cursor);
+    const breakGlass = breakGlassFilter(q.break_glass);
     const page = await service.list(req.caller!, {
       ...(state ? { state } : {}),
+      ...(breakGlass ? { breakGlass } : {}),
       mine,
       reviewable,
       ...(beforeSeq !== undefined ? { beforeSeq } : {}),
@@ -101,10 +106,9 @@ export const requestRoutes: FastifyPluginAsync<{ deps: AppDeps }> = async (app, 
           const left = deadline - Date.now();
           if (left <= 0) break;
           // Wake at the request's own deadline too, so a lapse is reported when it happens.
+          const next = nextDeadline(row);
           const untilDue =
-            row.state === 'pending' || row.state === 'approved'
-              ? Math.max(0, row.expires_at - deps.clock.now()) + 5
-              : Number.POSITIVE_INFINITY;
+            next === null ? Number.POSITIVE_INFINITY : Math.max(0, next - deps.clock.now()) + 5;
           const outcome = await deps.hub.wait(row.id, Math.min(left, untilDue), gone.signal);
           if (outcome === 'aborted') return reply;
           const fresh = await service.peek(row.id);
@@ -142,6 +146,15 @@ export const requestRoutes: FastifyPluginAsync<{ deps: AppDeps }> = async (app, 
     items: await service.revocations(),
   }));
 };
+
+function breakGlassFilter(value: string | undefined): BreakGlassFilter | undefined {
+  if (value === undefined) return undefined;
+  if ((BREAK_GLASS_FILTERS as readonly string[]).includes(value)) return value as BreakGlassFilter;
+  throw badRequest(
+    `\`break_glass\` ${JSON.stringify(value.slice(0, 40))} is not a filter`,
+    `filters: ${BREAK_GLASS_FILTERS.join(', ')}`,
+  );
+}
 
 function answer(reply: FastifyReply, request: AccessRequest, etag: string) {
   return reply.header('etag', etag).send(request);

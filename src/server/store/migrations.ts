@@ -252,6 +252,85 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         );
       },
     },
+    // ---- 0400–0449: the request lifecycle (extend, scheduled start, break-glass, approval rules)
+    '0400-lifecycle': {
+      async up(db: Kysely<unknown>) {
+        const columns: [string, 'text' | 'integer' | typeof bigint, unknown?][] = [
+          ['starts_at', bigint],
+          ['revision', 'integer', 0],
+          ['decided_by_rule', 'text'],
+          ['approval_groups', 'text'],
+          ['extended_ms', bigint, 0],
+          ['extension_round', 'integer', 0],
+          ['extension_state', 'text'],
+          ['extension_ms', bigint],
+          ['extension_reason', 'text'],
+          ['extension_requested_at', bigint],
+          ['extension_approvals_required', 'integer'],
+          ['extension_approval_groups', 'text'],
+          ['extension_fingerprint', 'text'],
+          ['break_glass', 'integer', 0],
+          ['break_glass_review_by', bigint],
+          ['break_glass_verdict', 'text'],
+          ['break_glass_reviewer', 'text'],
+          ['break_glass_comment', 'text'],
+          ['break_glass_reviewed_at', bigint],
+          ['break_glass_overdue_at', bigint],
+        ];
+        for (const [name, type, fallback] of columns) {
+          await db.schema
+            .alterTable('requests')
+            .addColumn(name, type, (c) =>
+              fallback === undefined ? c : c.notNull().defaultTo(fallback),
+            )
+            .execute();
+        }
+        // The sweep finds unreviewed break-glass grants past their deadline through this.
+        await db.schema
+          .createIndex('requests_break_glass_review_by')
+          .on('requests')
+          .columns(['break_glass_review_by'])
+          .execute();
+        // Reviews of a request (round 0) and of each of its extensions (round n): one review per
+        // reviewer per round. `counts_for`: the multi-party approval groups the reviewer was in.
+        if (dialect === 'postgres') {
+          await sql`alter table reviews add column round integer not null default 0`.execute(db);
+          await sql`alter table reviews add column counts_for text`.execute(db);
+          await sql`alter table reviews drop constraint reviews_pk`.execute(db);
+          await sql`alter table reviews add constraint reviews_pk primary key (request_id, round, reviewer_iss, reviewer_sub)`.execute(
+            db,
+          );
+        } else {
+          // SQLite cannot change a primary key in place: rebuild the table.
+          await db.schema
+            .createTable('reviews_next')
+            .addColumn('request_id', 'text', (c) =>
+              c.notNull().references('requests.id').onDelete('cascade'),
+            )
+            .addColumn('round', 'integer', (c) => c.notNull().defaultTo(0))
+            .addColumn('reviewer_iss', 'text', (c) => c.notNull())
+            .addColumn('reviewer_sub', 'text', (c) => c.notNull())
+            .addColumn('reviewer_name', 'text')
+            .addColumn('decision', 'text', (c) => c.notNull())
+            .addColumn('comment', 'text')
+            .addColumn('at', bigint, (c) => c.notNull())
+            .addColumn('counts_for', 'text')
+            .addPrimaryKeyConstraint('reviews_pk', [
+              'request_id',
+              'round',
+              'reviewer_iss',
+              'reviewer_sub',
+            ])
+            .execute();
+          await sql`insert into reviews_next (request_id, round, reviewer_iss, reviewer_sub, reviewer_name, decision, comment, at)
+            select request_id, 0, reviewer_iss, reviewer_sub, reviewer_name, decision, comment, at from reviews`.execute(
+            db,
+          );
+          await db.schema.dropTable('reviews').execute();
+          await db.schema.alterTable('reviews_next').renameTo('reviews').execute();
+        }
+      },
+    },
   };
 }
 
@@ -287,4 +366,14 @@ export async function migrateToLatest(db: Kysely<Database>, dialect: Dialect): P
 export async function isMigrated(db: Kysely<Database>, dialect: Dialect): Promise<boolean> {
   const all = await migrator(db, dialect).getMigrations();
   return all.every((m) => m.executedAt !== undefined);
+}
+
+/** Applies migrations up to and including `name` only (tests of upgrading an older database). */
+export async function migrateUpTo(
+  db: Kysely<Database>,
+  dialect: Dialect,
+  name: string,
+): Promise<void> {
+  const { error } = await migrator(db, dialect).migrateTo(name);
+  if (error) throw error;
 }

@@ -5,7 +5,7 @@ import {
   sql,
   type Updateable,
 } from 'kysely';
-import type { RequestState } from '../../api/schemas.js';
+import type { BreakGlassFilter, RequestState } from '../../api/schemas.js';
 import type { Dialect } from './database.js';
 import type { Database, RequestRow, RequestsTable, ReviewRow, ReviewsTable } from './schema.js';
 
@@ -112,33 +112,98 @@ export async function hasReviewed(
 }
 
 /**
- * Pending requests past their TTL and approved ones past their window, oldest deadline first. One
- * query per state, each an ordered range of the (state, expires_at) index that stops at `limit`:
- * with `state IN (…) ORDER BY expires_at` PostgreSQL cannot read that index in deadline order, so
- * it fetched every live request and sorted them (13 ms at 100,000 requests, before every listing).
+ * Requests time has changed, soonest first: pending ones past their TTL, approved ones past their
+ * window, scheduled ones whose start (or whole window) has come, and break-glass grants left
+ * unreviewed past their deadline (not yet marked overdue). One query per kind, each an ordered
+ * range of an index that stops at `limit`: with `state IN (…) ORDER BY expires_at` PostgreSQL
+ * cannot read the (state, expires_at) index in deadline order, so it fetched every live request
+ * and sorted them (13 ms at 100,000 requests, before every listing).
  */
 export async function dueForExpiry(q: Q, now: number, limit: number): Promise<string[]> {
-  const due = await Promise.all(
-    (['pending', 'approved'] as const).map((state) =>
+  const due = await Promise.all([
+    ...(['pending', 'approved'] as const).map((state) =>
       q
         .selectFrom('requests')
-        .select(['id', 'expires_at'])
+        .select(['id', 'expires_at as at'])
         .where('state', '=', state)
         .where('expires_at', '<=', now)
         .orderBy('expires_at', 'asc')
         .limit(limit)
         .execute(),
     ),
-  );
-  return due
+    q
+      .selectFrom('requests')
+      .select(['id', 'starts_at as at'])
+      .where('state', '=', 'scheduled')
+      .where((eb) => eb.or([eb('starts_at', '<=', now), eb('expires_at', '<=', now)]))
+      .limit(limit)
+      .execute(),
+    q
+      .selectFrom('requests')
+      .select(['id', 'break_glass_review_by as at'])
+      .where('break_glass_review_by', '<=', now)
+      .where('break_glass_verdict', 'is', null)
+      .where('break_glass_overdue_at', 'is', null)
+      .orderBy('break_glass_review_by', 'asc')
+      .limit(limit)
+      .execute(),
+  ]);
+  const ids = due
     .flat()
-    .sort((a, b) => a.expires_at - b.expires_at)
-    .slice(0, limit)
+    .sort((a, b) => Number(a.at ?? 0) - Number(b.at ?? 0))
     .map((r) => r.id);
+  return [...new Set(ids)].slice(0, limit);
+}
+
+/** What limits a filing (FilingCounts of lifecycle/filing.ts), read in the filing's transaction. */
+export async function filingCounts(
+  q: Q,
+  dialect: Dialect,
+  requester: { iss: string; sub: string },
+  role: string,
+  weekAgo: number,
+): Promise<{
+  pending: number;
+  oldestPendingDeadline: number | null;
+  breakGlassThisWeek: number;
+  oldestBreakGlass: number | null;
+}> {
+  // PostgreSQL: two filings by one person for one role queue here, so both cannot count the
+  // same number and pass the limit together (SQLite's writers are serialized already).
+  if (dialect === 'postgres') {
+    await sql`select pg_advisory_xact_lock(hashtext(${`${requester.iss}|${requester.sub}|${role}`}))`.execute(
+      q,
+    );
+  }
+  const mine = q
+    .selectFrom('requests')
+    .where('requester_sub', '=', requester.sub)
+    .where('requester_iss', '=', requester.iss)
+    .where('role', '=', role);
+  const [pending, breakGlass] = await Promise.all([
+    mine
+      .where('state', '=', 'pending')
+      .select((eb) => [eb.fn.countAll<number>().as('n'), eb.fn.min('expires_at').as('oldest')])
+      .executeTakeFirstOrThrow(),
+    mine
+      .where('break_glass', '=', 1)
+      .where('created_at', '>', weekAgo)
+      .select((eb) => [eb.fn.countAll<number>().as('n'), eb.fn.min('created_at').as('oldest')])
+      .executeTakeFirstOrThrow(),
+  ]);
+  const num = (v: unknown) => (v === null || v === undefined ? null : Number(v));
+  return {
+    pending: Number(pending.n),
+    oldestPendingDeadline: num(pending.oldest),
+    breakGlassThisWeek: Number(breakGlass.n),
+    oldestBreakGlass: num(breakGlass.oldest),
+  };
 }
 
 export interface ListFilter {
   state?: RequestState;
+  /** Break-glass grants only, by the state of their review afterwards. */
+  breakGlass?: BreakGlassFilter;
   /** Only requests filed by this identity. */
   requester?: { iss: string; sub: string };
   /**
@@ -167,6 +232,18 @@ export async function listRequests(q: Q, f: ListFilter): Promise<RequestRow[]> {
   const where = <O>(query: SelectQueryBuilder<Database, 'requests', O>) => {
     let b = query;
     if (f.state) b = b.where('state', '=', f.state);
+    if (f.breakGlass) {
+      b = b.where('break_glass', '=', 1);
+      if (f.breakGlass === 'unreviewed') b = b.where('break_glass_verdict', 'is', null);
+      if (f.breakGlass === 'overdue') {
+        b = b
+          .where('break_glass_verdict', 'is', null)
+          .where('break_glass_overdue_at', 'is not', null);
+      }
+      if (f.breakGlass === 'acknowledged' || f.breakGlass === 'flagged') {
+        b = b.where('break_glass_verdict', '=', f.breakGlass);
+      }
+    }
     if (f.requester) {
       const { iss, sub } = f.requester;
       b = b.where('requester_sub', '=', sub).where('requester_iss', '=', iss);

@@ -48,7 +48,40 @@ export interface RequestsTable {
   idempotency_key: string | null;
   /** SHA-256 of the create body, to refuse one key reused for a different request. */
   idempotency_hash: string | null;
+  // ---- the lifecycle's additions (migration 0400) ----
+  /** A scheduled start (`--at`, `--in`); the window opens then, or at approval if later. */
+  starts_at: Generated<number | null>;
+  /** Part of the ETag: bumped by changes that keep state and review count (extensions, break-glass reviews). */
+  revision: Generated<number>;
+  /** The approval rule that approved or denied the request at filing. */
+  decided_by_rule: Generated<string | null>;
+  /** JSON `[{"from": "group:leads", "count": 1}, …]`: multi-party approvals, snapshot at filing. */
+  approval_groups: Generated<string | null>;
+  /** The approved extensions so far, in total. */
+  extended_ms: Generated<number>;
+  /** How many extensions were asked for; the last one's fields follow (its reviews have this round). */
+  extension_round: Generated<number>;
+  extension_state: Generated<ExtensionState | null>;
+  extension_ms: Generated<number | null>;
+  extension_reason: Generated<string | null>;
+  extension_requested_at: Generated<number | null>;
+  extension_approvals_required: Generated<number | null>;
+  extension_approval_groups: Generated<string | null>;
+  extension_fingerprint: Generated<string | null>;
+  /** 1 for a break-glass request (approved at once, reviewed afterwards). */
+  break_glass: Generated<number>;
+  break_glass_review_by: Generated<number | null>;
+  break_glass_verdict: Generated<BreakGlassVerdict | null>;
+  /** JSON identity of who acknowledged or flagged it. */
+  break_glass_reviewer: Generated<string | null>;
+  break_glass_comment: Generated<string | null>;
+  break_glass_reviewed_at: Generated<number | null>;
+  /** When the overdue event was written (once). */
+  break_glass_overdue_at: Generated<number | null>;
 }
+
+export type ExtensionState = 'pending' | 'approved' | 'denied' | 'cancelled' | 'expired';
+export type BreakGlassVerdict = 'acknowledged' | 'flagged';
 
 export interface ReviewsTable {
   request_id: string;
@@ -58,6 +91,10 @@ export interface ReviewsTable {
   decision: Decision;
   comment: string | null;
   at: number;
+  /** 0: a review of the request; n: of its n-th extension. */
+  round: Generated<number>;
+  /** JSON array of the multi-party approval groups the reviewer was in when reviewing. */
+  counts_for: Generated<string | null>;
 }
 
 export interface AuditEventsTable {

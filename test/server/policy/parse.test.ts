@@ -40,6 +40,12 @@ describe('parsePolicy: a valid policy', () => {
       requireReason: true,
       stepUp: { acr: 'mfa', maxAgeMs: 5 * MIN },
       credential: { audience: 'https://k8s.prod.example.com', env: { KUBE_TOKEN: '{{token}}' } },
+      approvalGroups: null,
+      requireReviewComment: false,
+      extend: null,
+      breakGlass: null,
+      maxPending: 3,
+      rules: [],
     });
     expect(policy.notify).toEqual([
       {
@@ -203,7 +209,7 @@ describe('parsePolicy: the top level', () => {
       '1:1 rolse: unknown key `rolse`; did you mean `roles`?',
     ]);
     expect(brief(issuesOf(`${role()}version: 2\n`))).toEqual([
-      '7:1 version: unknown key `version` (allowed here: roles, notify)',
+      '7:1 version: unknown key `version` (allowed here: roles, notify, max_pending, on_call)',
     ]);
   });
 });

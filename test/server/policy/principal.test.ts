@@ -119,6 +119,12 @@ describe('canRequest, canReview and roleSummary', () => {
       env: ['KUBE_TOKEN', 'KUBE_ROLE'],
       can_request: true,
       can_review: false,
+      approvals_by: null,
+      require_review_comment: false,
+      extend: null,
+      break_glass: null,
+      max_pending: 3,
+      rules: [],
     });
     expect(Value.Check(RoleSummary, summary)).toBe(true);
     const { can_request: _r, can_review: _v, ...rest } = summary;

@@ -1,7 +1,10 @@
-import type { ReviewBody } from '../../../api/schemas.js';
+import type { BreakGlassReviewBody, ExtendBody, ReviewBody } from '../../../api/schemas.js';
+import type { RolePolicy } from '../../policy/types.js';
 import type { RequestRow, ReviewRow } from '../../store/schema.js';
+import { onAcknowledge } from './break-glass.js';
 import type { Change } from './change.js';
 import { onCancel, onRevoke } from './ending.js';
+import { onExtend } from './extending.js';
 import { type Minted, onMint } from './minting.js';
 import { onReview } from './review.js';
 import { expiredError, settle } from './time.js';
@@ -21,22 +24,29 @@ export type PersonEvent =
   | { kind: 'review'; who: Who; body: ReviewBody }
   | { kind: 'cancel'; who: Who }
   | { kind: 'revoke'; who: Who }
-  | { kind: 'mint'; who: Who; minted: Minted };
+  | { kind: 'mint'; who: Who; minted: Minted }
+  | { kind: 'extend'; who: Who; body: ExtendBody }
+  | { kind: 'acknowledge'; who: Who; body: BreakGlassReviewBody };
 
 /**
- * What `event` does to a request whose time is settled (call {@link settle} first: when it
- * changes the request, the event is refused with {@link expiredError}). `unchanged` for a repeat
- * of what already happened (cancelling a cancelled request).
+ * What `event` does to a request whose time is settled (call {@link settle} first and apply what
+ * it returns: when that ends the request, the event is refused with {@link expiredError}).
+ * `unchanged` for a repeat of what already happened (cancelling a cancelled request).
  */
 export function decide(
   row: RequestRow,
   reviews: readonly ReviewRow[],
   event: PersonEvent,
+  role: RolePolicy | undefined,
   now: number,
 ): Change | 'unchanged' {
   switch (event.kind) {
     case 'review':
-      return onReview(row, reviews, event.who, event.body, now);
+      return onReview(row, reviews, event.who, event.body, role, now);
+    case 'extend':
+      return onExtend(row, role, event.who, event.body, now);
+    case 'acknowledge':
+      return onAcknowledge(row, role, event.who, event.body, now);
     case 'cancel':
       return onCancel(row, event.who, now);
     case 'revoke':

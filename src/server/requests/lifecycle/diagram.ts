@@ -1,4 +1,4 @@
-import { ALL_TRANSITIONS, FINAL_STATES, type Transition } from './table.js';
+import { ALL_TRANSITIONS, FINAL_STATES, MACHINES, type Transition } from './table.js';
 
 /**
  * The lifecycle section of docs/architecture.md, printed from the transition table: a Mermaid
@@ -10,13 +10,13 @@ const BEGIN = '<!-- lifecycle:begin';
 export const BEGIN_MARK = `${BEGIN} (printed from src/server/requests/lifecycle/table.ts by scripts/lifecycle-diagram.ts) -->`;
 export const END_MARK = '<!-- lifecycle:end -->';
 
-const node = (s: string) => (s === 'new' ? '[*]' : s);
+const node = (s: string) => (s === 'new' || s === 'none' ? '[*]' : s);
 
 function edges(transitions: readonly Transition[]): string[] {
   // One arrow per (from, to), labelled with the events that take it.
   const labels = new Map<string, string[]>();
   for (const t of transitions) {
-    const key = `${node(t.from)} --> ${t.to}`;
+    const key = `${node(t.from)} --> ${node(t.to)}`;
     const list = labels.get(key) ?? [];
     if (!list.includes(t.event)) list.push(t.event);
     labels.set(key, list);
@@ -24,10 +24,10 @@ function edges(transitions: readonly Transition[]): string[] {
   return [...labels].map(([edge, events]) => `  ${edge} : ${events.join(', ')}`);
 }
 
-export function renderLifecycle(transitions: readonly Transition[] = ALL_TRANSITIONS): string {
+function machineSection(title: string, transitions: readonly Transition[]): string[] {
   const finals = FINAL_STATES.filter((s) => transitions.some((t) => t.to === s));
-  const lines = [
-    BEGIN_MARK,
+  return [
+    `#### ${title}`,
     '',
     '```mermaid',
     'stateDiagram-v2',
@@ -42,10 +42,21 @@ export function renderLifecycle(transitions: readonly Transition[] = ALL_TRANSIT
         `| \`${t.id}\` | ${t.from} | ${t.event} | ${t.to} | ${t.who} | ${t.when.replace(/\|/g, '\\|')} | ${t.audit.map((a) => `\`${a}\``).join(', ')} |`,
     ),
     '',
-    `Final states: ${finals.join(', ')}. No event leaves them.`,
+  ];
+}
+
+export function renderLifecycle(transitions: readonly Transition[] = ALL_TRANSITIONS): string {
+  const lines = [BEGIN_MARK, ''];
+  for (const { machine, title } of MACHINES) {
+    const mine = transitions.filter((t) => t.machine === machine);
+    if (mine.length > 0) lines.push(...machineSection(title, mine));
+  }
+  lines.push(
+    `Final states of a request: ${FINAL_STATES.join(', ')}. No event leaves them; a break-glass`,
+    'grant is still reviewed afterwards when its window is over.',
     '',
     END_MARK,
-  ];
+  );
   return lines.join('\n');
 }
 

@@ -2,31 +2,46 @@ import { forbidden, invalidState } from '../../errors.js';
 import type { RequestRow } from '../../store/schema.js';
 import { iso } from '../wire.js';
 import { type Change, changeOf } from './change.js';
-import type { Who } from './who.js';
+import { lapseExtension } from './time.js';
+import { nextRevision, type Who } from './who.js';
 
-/** Ending a request early: the requester cancels a pending one, a revoker ends a window. */
+/**
+ * Ending early: the requester cancels a pending or scheduled request (or the extension waiting
+ * on a grant), a revoker ends a grant, scheduled or open (and with it a pending extension).
+ */
 
-/** Cancelling is the requester's; `unchanged` when it is already cancelled (a repeat). */
+/** Cancelling is the requester's. */
 export function checkCanceller(who: Who): void {
   if (!who.requester) {
     throw forbidden('only the requester can cancel a request', 'reviewers deny it instead');
   }
 }
 
+/** `unchanged` when it is already cancelled (a repeat). */
 export function onCancel(row: RequestRow, who: Who, now: number): Change | 'unchanged' {
   checkCanceller(who);
   if (row.state === 'cancelled') return 'unchanged';
-  if (row.state !== 'pending') {
-    throw invalidState(
-      `request ${row.id} is ${row.state}; only pending requests can be cancelled`,
-      row.state === 'approved' ? 'an approved request is ended with `jitctl revoke`' : undefined,
+  const cancelled = { 'request.cancelled': { actor: who.identity, data: { role: row.role } } };
+  if (row.state === 'pending') return changeOf('cancel', row, { ended_at: now }, cancelled);
+  if (row.state === 'scheduled') {
+    return changeOf('cancel-scheduled', row, { ended_at: now }, cancelled);
+  }
+  if (row.state === 'approved' && row.extension_state === 'pending') {
+    return changeOf(
+      'extension-cancel',
+      row,
+      { extension_state: 'cancelled', ...nextRevision(row) },
+      {
+        'extension.cancelled': {
+          actor: who.identity,
+          data: { round: row.extension_round },
+        },
+      },
     );
   }
-  return changeOf(
-    'cancel',
-    row,
-    { ended_at: now },
-    { 'request.cancelled': { actor: who.identity, data: { role: row.role } } },
+  throw invalidState(
+    `request ${row.id} is ${row.state}; only pending requests can be cancelled`,
+    row.state === 'approved' ? 'an approved request is ended with `jitctl revoke`' : undefined,
   );
 }
 
@@ -38,24 +53,27 @@ export function checkRevoker(who: Who): void {
   }
 }
 
+/** `unchanged` when it is already revoked (a repeat). */
 export function onRevoke(row: RequestRow, who: Who, now: number): Change | 'unchanged' {
   checkRevoker(who);
   if (row.state === 'revoked') return 'unchanged';
+  const revoked = {
+    'request.revoked': {
+      actor: who.identity,
+      data: { window_ends_at: iso(row.expires_at) },
+    },
+  };
+  if (row.state === 'scheduled') {
+    return changeOf('revoke-scheduled', row, { ended_at: now }, revoked);
+  }
   if (row.state !== 'approved') {
     throw invalidState(
       `request ${row.id} is ${row.state}; only approved requests can be revoked`,
       row.state === 'pending' ? 'a pending request is withdrawn with `jitctl cancel`' : undefined,
     );
   }
-  return changeOf(
-    'revoke',
-    row,
-    { ended_at: now },
-    {
-      'request.revoked': {
-        actor: who.identity,
-        data: { window_ends_at: iso(row.expires_at) },
-      },
-    },
-  );
+  const change = changeOf('revoke', row, { ended_at: now }, revoked);
+  return row.extension_state === 'pending'
+    ? lapseExtension(change, row, 'the grant was revoked')
+    : change;
 }

@@ -2,13 +2,37 @@ import { formatDuration } from '../../../api/duration.js';
 import { ErrorCode } from '../../../api/errors.js';
 import type { ReviewBody } from '../../../api/schemas.js';
 import { forbidden, HttpError, invalidState } from '../../errors.js';
+import { matchesAny, parsePrincipal } from '../../policy/principal.js';
 import type { RolePolicy } from '../../policy/types.js';
 import type { RequestRow, ReviewRow } from '../../store/schema.js';
 import { iso } from '../wire.js';
+import {
+  describeProgress,
+  isApproved,
+  progressOf,
+  readGroups,
+  type StoredGroup,
+} from './approvals.js';
 import { type Change, changeOf } from './change.js';
-import { approvalsOf, denialsOf, roleOf, type Who } from './who.js';
+import { approvalsOf, denialsOf, nextRevision, roleOf, roundOf, type Who } from './who.js';
 
-/** Reviews of a pending request: who may, and when one approves or denies it. */
+/**
+ * Reviews: of a pending request (round 0) and of the extension waiting on a live grant (its
+ * round). Same rules for both: an approver of the role, never the requester, one review per
+ * person per round, the step-up of reviewing, a comment where the role requires one, and for
+ * multi-party approvals an approval only from someone in a group still needed.
+ */
+
+/** What a review lands on now: the request, or its pending extension. */
+export type ReviewTarget = { kind: 'request' } | { kind: 'extension'; round: number };
+
+export function targetOf(row: RequestRow): ReviewTarget | undefined {
+  if (row.state === 'pending') return { kind: 'request' };
+  if (row.state === 'approved' && row.extension_state === 'pending') {
+    return { kind: 'extension', round: row.extension_round };
+  }
+  return undefined;
+}
 
 /** Whether `who` may review requests of this role at all (before the request's state matters). */
 export function checkReviewer(row: RequestRow, role: RolePolicy | undefined, who: Who): RolePolicy {
@@ -37,32 +61,93 @@ function checkReviewerOf(row: RequestRow, who: Who): void {
   }
 }
 
-/** Whether the request, as it is now, takes this review from `who`. */
+/** The multi-party groups of the review target, if any. */
+function groupsFor(row: RequestRow, target: ReviewTarget): StoredGroup[] | null {
+  return readGroups(
+    target.kind === 'request' ? row.approval_groups : row.extension_approval_groups,
+  );
+}
+
+/** The groups of `groups` the reviewer is in (recorded with the review). */
+function countsFor(groups: StoredGroup[] | null, who: Who): string[] {
+  if (!groups) return [];
+  return groups
+    .filter((g) => {
+      const p = parsePrincipal(g.from);
+      return 'principal' in p && matchesAny([p.principal], who.caller);
+    })
+    .map((g) => g.from);
+}
+
+/** Whether the request, as it is now, takes this review from `who`; returns what it lands on. */
 export function checkReview(
   row: RequestRow,
   reviews: readonly ReviewRow[],
   who: Who,
   body: ReviewBody,
-): void {
+  role: RolePolicy | undefined,
+): ReviewTarget {
   checkReviewerOf(row, who);
-  if (row.state !== 'pending') {
+  const target = targetOf(row);
+  if (!target) {
     throw invalidState(
-      `request ${row.id} is ${row.state}; only pending requests can be reviewed`,
-      row.state === 'approved' ? 'to end it early, revoke it' : undefined,
+      `request ${row.id} is ${row.state}; only pending requests (and extensions waiting on a grant) can be reviewed`,
+      row.break_glass && row.break_glass_verdict === null
+        ? `it is a break-glass grant awaiting review afterwards: acknowledge or flag it (jitctl approve/deny ${row.id})`
+        : row.state === 'approved'
+          ? 'to end it early, revoke it'
+          : undefined,
     );
   }
-  if (body.fingerprint !== undefined && body.fingerprint !== row.fingerprint) {
+  const expected = target.kind === 'request' ? row.fingerprint : row.extension_fingerprint;
+  if (body.fingerprint !== undefined && body.fingerprint !== expected) {
     throw new HttpError(
       409,
       ErrorCode.FingerprintMismatch,
-      `request ${row.id} no longer matches fingerprint ${body.fingerprint} (it is ${row.fingerprint})`,
+      target.kind === 'extension' && body.fingerprint === row.fingerprint
+        ? `request ${row.id} is approved; what awaits review is its extension ${expected}, not the request ${row.fingerprint}`
+        : `request ${row.id} no longer matches fingerprint ${body.fingerprint} (it is ${expected})`,
       'show the request again and review what it says now',
     );
   }
-  if (
-    reviews.some((r) => r.reviewer_iss === who.identity.iss && r.reviewer_sub === who.identity.sub)
-  )
+  const round = target.kind === 'request' ? 0 : target.round;
+  const mine = roundOf(reviews, round);
+  if (mine.some((r) => r.reviewer_iss === who.identity.iss && r.reviewer_sub === who.identity.sub))
     throw alreadyReviewed();
+  if (role?.requireReviewComment && (body.comment === undefined || body.comment.trim() === '')) {
+    throw new HttpError(
+      400,
+      ErrorCode.CommentRequired,
+      `role ${row.role} requires a comment with each review`,
+      'say why, e.g. --comment "matches INC-4211; change is reviewed"',
+    );
+  }
+  const groups = groupsFor(row, target);
+  if (groups && body.decision === 'approve') {
+    // Useful when it fills one more place, possibly by moving an earlier approver to another of
+    // their groups (someone in both groups approved first, and this one is in only one).
+    const filled = (reviews: readonly ReviewRow[]) =>
+      progressOf(groups, reviews).reduce((n, p) => n + p.approved, 0);
+    const hypothetical: ReviewRow = {
+      request_id: row.id,
+      reviewer_iss: who.identity.iss,
+      reviewer_sub: who.identity.sub,
+      reviewer_name: who.identity.name,
+      decision: 'approve',
+      comment: null,
+      at: 0,
+      round,
+      counts_for: JSON.stringify(countsFor(groups, who)),
+    };
+    if (filled([...mine, hypothetical]) <= filled(mine)) {
+      const missing = progressOf(groups, mine).filter((p) => p.approved < p.required);
+      throw forbidden(
+        `your approval would not count: ${row.id} still needs ${describeProgress(missing)}, and you are in none of those`,
+        'ask someone in the missing group to approve; you may still deny',
+      );
+    }
+  }
+  return target;
 }
 
 export function alreadyReviewed(): HttpError {
@@ -70,17 +155,21 @@ export function alreadyReviewed(): HttpError {
 }
 
 /**
- * A review of a pending request: recorded, and the request approved or denied when it reaches a
- * threshold (denials are counted first only for a deny, approvals only for an approve).
+ * A review: recorded, and the request (or its extension) approved or denied when it reaches a
+ * threshold. An approved request opens its window now, or at its scheduled start if that is later;
+ * an approved extension moves the grant's end.
  */
 export function onReview(
   row: RequestRow,
   reviews: readonly ReviewRow[],
   who: Who,
   body: ReviewBody,
+  role: RolePolicy | undefined,
   now: number,
 ): Change {
-  checkReview(row, reviews, who, body);
+  const target = checkReview(row, reviews, who, body, role);
+  const round = target.kind === 'request' ? 0 : target.round;
+  const groups = groupsFor(row, target);
   const comment = body.comment ?? null;
   const review = {
     reviewer_iss: who.identity.iss,
@@ -89,15 +178,32 @@ export function onReview(
     decision: body.decision,
     comment,
     at: now,
+    round,
+    counts_for: groups ? JSON.stringify(countsFor(groups, who)) : null,
   };
-  const approvals = approvalsOf(reviews) + (body.decision === 'approve' ? 1 : 0);
-  const denials = denialsOf(reviews) + (body.decision === 'deny' ? 1 : 0);
+  const after = [...roundOf(reviews, round), { request_id: row.id, ...review }];
+  const approvals = approvalsOf(after);
+  const denials = denialsOf(after);
+  const required =
+    target.kind === 'request' ? row.approvals_required : (row.extension_approvals_required ?? 1);
+  const approved = body.decision === 'approve' && isApproved(required, groups, after);
+  const denied = body.decision === 'deny' && denials >= row.denials_required;
   const recorded = {
     actor: who.identity,
-    data: { decision: body.decision, comment, approvals, denials },
+    data: {
+      decision: body.decision,
+      comment,
+      approvals,
+      denials,
+      ...(round > 0 ? { extension: round } : {}),
+      ...(groups ? { approvals_by: progressOf(groups, after) } : {}),
+    },
   };
+  if (target.kind === 'extension')
+    return onExtensionReview(row, who, review, recorded, approved, denied);
+
   const patch = { review_count: row.review_count + 1 };
-  if (body.decision === 'deny' && denials >= row.denials_required) {
+  if (denied) {
     return changeOf(
       'deny',
       row,
@@ -112,10 +218,11 @@ export function onReview(
       review,
     );
   }
-  if (body.decision === 'approve' && approvals >= row.approvals_required) {
-    const expiresAt = now + row.duration_ms;
+  if (approved) {
+    const scheduled = row.starts_at !== null && row.starts_at > now;
+    const expiresAt = (scheduled ? row.starts_at! : now) + row.duration_ms;
     return changeOf(
-      'approve',
+      scheduled ? 'approve-scheduled' : 'approve',
       row,
       { ...patch, approved_at: now, expires_at: expiresAt },
       {
@@ -127,6 +234,7 @@ export function onReview(
             approvals_required: row.approvals_required,
             duration: formatDuration(row.duration_ms),
             expires_at: iso(expiresAt),
+            ...(scheduled ? { starts_at: iso(row.starts_at!) } : {}),
           },
         },
       },
@@ -134,4 +242,58 @@ export function onReview(
     );
   }
   return changeOf('review', row, patch, { 'review.recorded': recorded }, review);
+}
+
+function onExtensionReview(
+  row: RequestRow,
+  who: Who,
+  review: Omit<ReviewRow, 'request_id'>,
+  recorded: { actor: Who['identity']; data: Record<string, unknown> },
+  approved: boolean,
+  denied: boolean,
+): Change {
+  const bump = nextRevision(row);
+  if (denied) {
+    return changeOf(
+      'extension-deny',
+      row,
+      { ...bump, extension_state: 'denied' },
+      {
+        'review.recorded': recorded,
+        'extension.denied': {
+          actor: who.identity,
+          data: { round: row.extension_round, expires_at: iso(row.expires_at) },
+        },
+      },
+      review,
+    );
+  }
+  if (approved) {
+    const ms = row.extension_ms ?? 0;
+    const expiresAt = row.expires_at + ms;
+    return changeOf(
+      'extension-approve',
+      row,
+      {
+        ...bump,
+        extension_state: 'approved',
+        expires_at: expiresAt,
+        extended_ms: row.extended_ms + ms,
+      },
+      {
+        'review.recorded': recorded,
+        'extension.approved': {
+          actor: who.identity,
+          data: {
+            round: row.extension_round,
+            duration: formatDuration(ms),
+            previous_expires_at: iso(row.expires_at),
+            expires_at: iso(expiresAt),
+          },
+        },
+      },
+      review,
+    );
+  }
+  return changeOf('extension-review', row, bump, { 'review.recorded': recorded }, review);
 }

@@ -1,6 +1,6 @@
 import type { Identity } from '../../../api/schemas.js';
 import { invalidState } from '../../errors.js';
-import { canReview } from '../../policy/principal.js';
+import { canRequest, canReview } from '../../policy/principal.js';
 import type { Caller, RolePolicy } from '../../policy/types.js';
 import type { RequestRow, ReviewRow } from '../../store/schema.js';
 
@@ -15,6 +15,10 @@ export interface Who {
   approver: boolean;
   /** In one of the broker's `admins` groups. */
   admin: boolean;
+  /** A requester of the role now (by this sign-in's groups and identity). */
+  eligible: boolean;
+  /** The sign-in itself, for what depends on its groups (multi-party approvals). */
+  caller: Caller;
 }
 
 export const identityOf = (c: Caller): Identity => ({ iss: c.iss, sub: c.sub, name: c.name });
@@ -33,6 +37,8 @@ export function whoIs(
     requester: isRequester(row, caller),
     approver: role !== undefined && canReview(role, caller),
     admin,
+    eligible: role !== undefined && canRequest(role, caller),
+    caller,
   };
 }
 
@@ -40,6 +46,15 @@ export const approvalsOf = (reviews: readonly ReviewRow[]) =>
   reviews.filter((r) => r.decision === 'approve').length;
 export const denialsOf = (reviews: readonly ReviewRow[]) =>
   reviews.filter((r) => r.decision === 'deny').length;
+
+/** The reviews of one round: 0 for the request, n for its n-th extension. */
+export const roundOf = (reviews: readonly ReviewRow[], round: number) =>
+  reviews.filter((r) => (r.round ?? 0) === round);
+
+/** The bumped revision (part of the ETag) for changes that keep state and review count. */
+export const nextRevision = (row: Pick<RequestRow, 'revision'>) => ({
+  revision: (row.revision ?? 0) + 1,
+});
 
 export function roleOf(row: RequestRow, role: RolePolicy | undefined, what: string): RolePolicy {
   if (!role) {
