@@ -8,6 +8,7 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
+  statSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -105,7 +106,9 @@ describe('the npm package', () => {
         'dist/cli.js',
       ]),
     );
-    for (const doc of readdirSync(join(ROOT, 'docs'))) expect(files).toContain(`docs/${doc}`);
+    for (const doc of readdirSync(join(ROOT, 'docs'), { recursive: true, encoding: 'utf8' })) {
+      if (statSync(join(ROOT, 'docs', doc)).isFile()) expect(files).toContain(`docs/${doc}`);
+    }
     expect(files.some((f) => /^(src|test|scripts|bench)\//.test(f))).toBe(false);
     const license = readFileSync(join(installed, 'LICENSE'), 'utf8');
     expect(license).toContain('Apache License');

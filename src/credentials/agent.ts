@@ -1,8 +1,8 @@
 import { join } from 'node:path';
 import type { Context } from '../cli/context.js';
 import { ExitCode } from '../cli/errors.js';
-import type { KeyCache } from './file-store.js';
 import { checkPrivateDir, UnsafePathError } from './private-files.js';
+import type { KeyCache } from './store-key.js';
 
 /**
  * The unlock agent, client side: an opt-in cache of the unlocked file store, the way ssh-agent

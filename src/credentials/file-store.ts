@@ -36,6 +36,7 @@ import {
   ENTRY_ALG,
   entryHeader,
   isStoreKey,
+  type KeyCache,
   MAX_P2C,
   newStoreKey,
   openStoreKey,
@@ -86,13 +87,6 @@ const LEGACY_VERIFIER = 'passphrase-check';
 const LEGACY_VERIFIER_TEXT = 'jitctl file store v1';
 
 /** Where an unlocked store key can be kept for a while and found again (the unlock agent). */
-export interface KeyCache {
-  /** The key cached under `kid`, if any; the store checks that it is that key. */
-  get(kid: string): Promise<Uint8Array | undefined>;
-  /** Keeps `key` under `kid`. */
-  put(kid: string, key: Uint8Array): Promise<void>;
-}
-
 export interface FileStoreOptions {
   /** The store's directory (0700): `<data dir>/store`. */
   dir: string;

@@ -98,3 +98,11 @@ export function entryHeader(text: string): { alg: string; kid: string | undefine
     return undefined;
   }
 }
+
+/** Where an unlocked store key may be kept meanwhile (the unlock agent), by key id. */
+export interface KeyCache {
+  /** The key cached under `kid`, if any; the store checks that it is that key. */
+  get(kid: string): Promise<Uint8Array | undefined>;
+  /** Keeps `key` under `kid`. */
+  put(kid: string, key: Uint8Array): Promise<void>;
+}
