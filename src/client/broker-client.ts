@@ -18,8 +18,6 @@ import type {
 import type { Secret } from '../api/secret.js';
 import { parseStepUpChallenge } from '../api/step-up.js';
 import { VERSION } from '../api/version.js';
-import type { SessionManager } from '../auth/session.js';
-import type { Clock } from '../cli/context.js';
 import {
   ApiError,
   AuthError,
@@ -40,6 +38,20 @@ import {
   RETRYABLE_STATUS,
   readBody,
 } from './http.js';
+import type {
+  BrokerClientOptions,
+  CallOptions,
+  CallResult,
+  PollOptions,
+  ResponseSchema,
+} from './types.js';
+
+/**
+ * The broker's 401 messages for a token it can never accept (signed with keys it does not know,
+ * or by an issuer it does not trust), as opposed to one that merely expired.
+ */
+const FOREIGN_SESSION =
+  /signed with a key .* does not (publish|have)|signature does not verify|which this broker does not trust/;
 
 export { backoffDelay, MAX_BACKOFF_MS, MAX_RETRY_AFTER_MS, parseRetryAfter } from './http.js';
 
@@ -58,82 +70,14 @@ export { backoffDelay, MAX_BACKOFF_MS, MAX_RETRY_AFTER_MS, parseRetryAfter } fro
  * broker would answer `already_reviewed` to a review that went through, which is worse than
  * saying the broker is unreachable and letting the person look.
  */
-export interface BrokerClientOptions {
-  server: string;
-  /** Absent for unauthenticated calls (GET /v1/config). */
-  session?: SessionManager;
-  clock: Clock;
-  /** Aborts waits and retries (Ctrl-C). */
-  signal?: AbortSignal;
-  /** Attempts for retryable failures (default 5). */
-  attempts?: number;
-  /** First backoff step in ms (default 250; doubles up to {@link MAX_BACKOFF_MS}). */
-  backoffMs?: number;
-  connectTimeoutMs?: number;
-  readTimeoutMs?: number;
-  /** Jitter source in [0, 1) (default Math.random; tests pin it). */
-  random?: () => number;
-  debug?: (line: string) => void;
-  /** Told about each failure that is about to be retried, with the delay before the retry. */
-  onRetry?: (event: RetryEvent) => void;
-}
-
-export interface RetryEvent {
-  method: string;
-  path: string;
-  attempt: number;
-  /** `ECONNREFUSED`, `HTTP 503`, … */
-  reason: string;
-  delayMs: number;
-}
-
-export interface CallOptions {
-  query?: Record<string, string | number | boolean | undefined>;
-  body?: unknown;
-  /** Sent as application/x-www-form-urlencoded instead of a JSON body (the OAuth token endpoint). */
-  form?: Record<string, string>;
-  headers?: Record<string, string>;
-  auth?: boolean;
-  /** Header/body timeout for this call (long polls need more than the default). */
-  readTimeoutMs?: number;
-  /** Whether a POST may be retried after the request may have reached the broker. */
-  idempotent?: boolean;
-  /** Attempts for this call (default: the client's). A long poll loop retries on its own. */
-  attempts?: number;
-  /** The wire type the answer must have (src/api/schemas.ts); checked before it is returned. */
-  expect?: ResponseSchema;
-}
-
-export interface CallResult<T> {
-  status: number;
-  body: T;
-  headers: Record<string, string | string[] | undefined>;
-}
-
-/** Schemas of src/api/schemas.ts that answers are checked against. */
-export type ResponseSchema =
-  | 'MeResponse'
-  | 'AccessRequest'
-  | 'RequestPage'
-  | 'CredentialResponse'
-  | 'RolesResponse'
-  | 'AuditPage'
-  | 'TokenExchangeResponse';
-
-/**
- * The broker's 401 messages for a token it can never accept (signed with keys it does not know,
- * or by an issuer it does not trust), as opposed to one that merely expired.
- */
-const FOREIGN_SESSION =
-  /signed with a key .* does not (publish|have)|signature does not verify|which this broker does not trust/;
-
-export interface PollOptions {
-  /** How long the broker may hold the answer (0: answer at once). Capped by the broker at 60 s. */
-  waitMs: number;
-  /** The ETag of the version already seen: the broker answers when the request differs from it. */
-  etag?: string | undefined;
-  attempts?: number;
-}
+export type {
+  BrokerClientOptions,
+  CallOptions,
+  CallResult,
+  PollOptions,
+  ResponseSchema,
+  RetryEvent,
+} from './types.js';
 
 export class BrokerClient {
   readonly server: string;

@@ -148,9 +148,10 @@ describe('retries and backoff', () => {
       headers: { 'retry-after': '280' },
     });
     const err = await c.getRequest(REQUEST.id).catch((e: unknown) => e);
+    // The broker answered: its limit is the outcome (exit 1 with its words), not an outage.
     expect(err).toMatchObject({
-      exitCode: ExitCode.Unreachable,
-      message: expect.stringContaining('is limiting requests: too many failed sign-ins'),
+      exitCode: ExitCode.Error,
+      message: expect.stringContaining('too many failed sign-ins from your address'),
       hint: 'fix the token the client sends',
     });
     expect(clock.sleeps).toEqual([]);

@@ -328,6 +328,7 @@ describe('shell completion', () => {
     );
     expect(bashComplete(['jitctl', 'list', '--state', ''])).toEqual([
       'pending',
+      'scheduled',
       'approved',
       'denied',
       'cancelled',
@@ -388,7 +389,7 @@ t jitctl policy check ''
       .split('\n');
     expect(out[0]).toMatch(/^describe: login:sign in to a broker .*\|doctor:check this machine/);
     expect(out[1]).toMatch(/^describe: (.*\|)?prod-deploy:Deploy to production/);
-    expect(out[2]).toBe('compadd: -- pending approved denied cancelled expired revoked');
+    expect(out[2]).toBe('compadd: -- pending scheduled approved denied cancelled expired revoked');
     expect(out[3]).toBe('_normal: ls');
     expect(out[4]).toBe('_files');
   });

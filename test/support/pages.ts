@@ -105,6 +105,8 @@ export function fingerprintOf(html: string): string {
 
 /** The review pages' test policy: step-up to request and review, a two-approval role. */
 export const PAGES_POLICY = `
+# The stories here leave several requests of one person pending at once.
+max_pending: 20
 roles:
   prod-deploy:
     description: Deploy to production
