@@ -69,7 +69,7 @@ export async function openCheckpoint(jws: string): Promise<SignedCheckpoint> {
   } catch (err) {
     const code = (err as { code?: string }).code;
     if (code === 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED')
-      throw new CheckpointError('the signature does not verify (changed or forged)');
+      throw new CheckpointError('has a signature that does not verify (changed or forged)');
     throw new CheckpointError(`cannot be verified: ${(err as Error).message}`);
   }
   const header = verified.protectedHeader;

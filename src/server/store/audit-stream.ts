@@ -219,3 +219,38 @@ export async function releaseSink(q: Q, name: string, owner: string): Promise<vo
     .where('claimed_by', '=', owner)
     .execute();
 }
+
+// `jitctl audit verify --db … --checkpoints`: what the checkpoints are compared with.
+
+/** The stored hash of each of `seqs` that exists. */
+export async function hashesAt(q: Q, seqs: readonly number[]): Promise<Map<number, string>> {
+  const out = new Map<number, string>();
+  for (let i = 0; i < seqs.length; i += 500) {
+    const rows = await q
+      .selectFrom('audit_events')
+      .select(['seq', 'hash'])
+      .where('seq', 'in', seqs.slice(i, i + 500))
+      .execute();
+    for (const r of rows) out.set(Number(r.seq), r.hash);
+  }
+  return out;
+}
+
+/** The signing keys the log records up to `seq` (`key.created`, `key.rotated`: data.kid). */
+export async function keyEventsUpTo(q: Q, seq: number): Promise<{ seq: number; kid: string }[]> {
+  const rows = await q
+    .selectFrom('audit_events')
+    .select(['seq', 'data'])
+    .where('type', 'in', ['key.created', 'key.rotated'])
+    .where('seq', '<=', seq)
+    .orderBy('seq')
+    .execute();
+  return rows.flatMap((r) => {
+    try {
+      const kid = (JSON.parse(r.data) as { kid?: unknown }).kid;
+      return typeof kid === 'string' ? [{ seq: Number(r.seq), kid }] : [];
+    } catch {
+      return [];
+    }
+  });
+}
