@@ -142,6 +142,20 @@ export type CheckpointVerdict =
       reason: string;
     };
 
+export const KEY_EVENT_TYPES: readonly string[] = ['key.created', 'key.rotated', 'key.retired'];
+
+/**
+ * The kids a key event names as the broker's: `key.created` and `key.retired` one (data.kid),
+ * `key.rotated` the new one and the one it replaced (data.previous), which is how a broker's
+ * first key, created without an event, is on record.
+ */
+export function keysNamedBy(type: string, data: Record<string, unknown>): string[] {
+  if (!KEY_EVENT_TYPES.includes(type)) return [];
+  return [data.kid, type === 'key.rotated' ? data.previous : undefined].filter(
+    (k): k is string => typeof k === 'string' && k !== '',
+  );
+}
+
 /** What the verifier learnt from walking the log. */
 export interface LogFacts {
   /** The last event that chained (all of them when the chain is intact). */

@@ -206,18 +206,15 @@ export async function trustAnchors(
       hint: "give --jwks FILE (a saved copy of the broker's /.well-known/jwks.json) or --server URL to fetch them",
     });
   }
-  const { request } = await import('undici');
   const url = `${server}/.well-known/jwks.json`;
   let body: string;
   try {
-    const res = await request(url, {
-      headersTimeout: 15_000,
-      bodyTimeout: 15_000,
-      signal: ctx.interruptSignal(),
+    const res = await fetch(url, {
+      signal: AbortSignal.any([ctx.interruptSignal(), AbortSignal.timeout(15_000)]),
     });
-    body = await res.body.text();
-    if (res.statusCode !== 200)
-      throw new JitError(`${url} answered HTTP ${res.statusCode}`, 1, {
+    body = await res.text();
+    if (res.status !== 200)
+      throw new JitError(`${url} answered HTTP ${res.status}`, 1, {
         hint: 'is --server the URL of a jitctl broker?',
       });
   } catch (err) {

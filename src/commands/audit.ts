@@ -198,9 +198,10 @@ async function verifyDatabase(url: string, threads: number, wanted?: Wanted): Pr
 }
 
 async function verifyApi(options: Options, ctx: Context, wanted?: Wanted): Promise<Verdict> {
-  const [{ withConnection }, { ChainVerifier }] = await Promise.all([
+  const [{ withConnection }, { ChainVerifier }, { keysNamedBy }] = await Promise.all([
     import('../cli/connect.js'),
     import('../api/audit-chain.js'),
+    import('../api/audit-checkpoint.js'),
   ]);
   return withConnection(ctx, options, async ({ client }): Promise<Verdict> => {
     const verifier = new ChainVerifier();
@@ -232,11 +233,8 @@ async function verifyApi(options: Options, ctx: Context, wanted?: Wanted): Promi
           });
         }
         if (seqs.has(event.seq)) hashes.set(event.seq, event.hash);
-        if (
-          (event.type === 'key.created' || event.type === 'key.rotated') &&
-          typeof event.data.kid === 'string'
-        )
-          keyEvents.push({ seq: event.seq, kid: event.data.kid });
+        for (const kid of keysNamedBy(event.type, event.data))
+          keyEvents.push({ seq: event.seq, kid });
       }
       if (page.next_after === null || page.items.length === 0) break;
       after = page.next_after;

@@ -1,4 +1,5 @@
 import type { Kysely } from 'kysely';
+import { KEY_EVENT_TYPES, keysNamedBy } from '../../api/audit-checkpoint.js';
 import type { AuditRequestContext } from '../../api/schemas.js';
 import type { AuditCheckpointsTable, AuditSinkCursorRow, Database } from './schema.js';
 
@@ -236,19 +237,25 @@ export async function hashesAt(q: Q, seqs: readonly number[]): Promise<Map<numbe
   return out;
 }
 
-/** The signing keys the log records up to `seq` (`key.created`, `key.rotated`: data.kid). */
+/**
+ * The signing keys the log records up to `seq`: `key.created` and `key.retired` name one
+ * (data.kid), `key.rotated` the new one and the one it replaced (data.previous), which is how the
+ * first key of a broker, created without an event, is on record.
+ */
 export async function keyEventsUpTo(q: Q, seq: number): Promise<{ seq: number; kid: string }[]> {
   const rows = await q
     .selectFrom('audit_events')
-    .select(['seq', 'data'])
-    .where('type', 'in', ['key.created', 'key.rotated'])
+    .select(['seq', 'type', 'data'])
+    .where('type', 'in', [...KEY_EVENT_TYPES])
     .where('seq', '<=', seq)
     .orderBy('seq')
     .execute();
   return rows.flatMap((r) => {
     try {
-      const kid = (JSON.parse(r.data) as { kid?: unknown }).kid;
-      return typeof kid === 'string' ? [{ seq: Number(r.seq), kid }] : [];
+      return keysNamedBy(r.type, JSON.parse(r.data) as Record<string, unknown>).map((kid) => ({
+        seq: Number(r.seq),
+        kid,
+      }));
     } catch {
       return [];
     }
