@@ -118,12 +118,11 @@ describe.each<Dialect>(['sqlite', 'postgres'])(
     let b: TestBroker;
     let archive: string;
     let jwks: string;
-    let a: AuditCheckpoint;
     let c: AuditCheckpoint;
     beforeAll(async () => {
       ({ b, archive, jwks } = await brokerWithArchive(dialect, `main-${dialect}`));
       await activity(b, 3);
-      a = await checkpoint(b);
+      await checkpoint(b);
       await activity(b, 3);
       c = await checkpoint(b);
       await activity(b, 2);
