@@ -1,4 +1,12 @@
-import { type CompactVerifyResult, calculateJwkThumbprint, compactVerify, EmbeddedJWK } from 'jose';
+import {
+  type CompactVerifyResult,
+  calculateJwkThumbprint,
+  compactVerify,
+  decodeJwt,
+  decodeProtectedHeader,
+  importJWK,
+  type JWK,
+} from 'jose';
 import { canonicalJson } from './audit-chain.js';
 
 /**
@@ -54,30 +62,61 @@ export interface SignedCheckpoint {
   jws: string;
 }
 
+/** Public keys imported once per kid and algorithm: an archive holds thousands per key. */
+export type KeyCache = Map<string, Promise<CryptoKey | Uint8Array>>;
+
+const isJwk = (v: unknown): v is JWK =>
+  typeof v === 'object' && v !== null && !Array.isArray(v) && typeof (v as JWK).kty === 'string';
+
 /**
  * Checks a checkpoint's form and signature against the public key in its own header, and that
  * the `kid` is that key's thumbprint. Throws CheckpointError saying what is wrong. Says nothing
  * about whether the key is the broker's: that is the caller's trust decision.
  */
-export async function openCheckpoint(jws: string): Promise<SignedCheckpoint> {
+export async function openCheckpoint(
+  jws: string,
+  keys: KeyCache = new Map(),
+): Promise<SignedCheckpoint> {
   const compact = jws.trim();
   if (!/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/.test(compact) || compact.length > 16_384)
     throw new CheckpointError('is not a compact JWS');
+  let header: ReturnType<typeof decodeProtectedHeader>;
+  try {
+    header = decodeProtectedHeader(compact);
+  } catch {
+    throw new CheckpointError('is not a compact JWS');
+  }
+  if (header.typ !== CHECKPOINT_TYP)
+    throw new CheckpointError(`is not an audit checkpoint (typ ${JSON.stringify(header.typ)})`);
+  const { kid, jwk, alg } = header;
+  if (typeof alg !== 'string' || !CHECKPOINT_ALGS.includes(alg))
+    throw new CheckpointError(
+      `is signed with ${JSON.stringify(alg)}, not ${CHECKPOINT_ALGS.join(', ')}`,
+    );
+  if (!isJwk(jwk)) throw new CheckpointError('carries no public key (jwk)');
+  if ('d' in jwk) throw new CheckpointError('carries a private key');
+  let thumbprint: string;
+  try {
+    thumbprint = await calculateJwkThumbprint(jwk);
+  } catch {
+    throw new CheckpointError('carries a key that cannot be read');
+  }
+  if (typeof kid !== 'string' || kid !== thumbprint)
+    throw new CheckpointError("names a kid that is not its key's thumbprint");
+  let key = keys.get(`${alg}:${kid}`);
+  if (!key) {
+    key = importJWK(jwk, alg);
+    keys.set(`${alg}:${kid}`, key);
+  }
   let verified: CompactVerifyResult;
   try {
-    verified = await compactVerify(compact, EmbeddedJWK, { algorithms: CHECKPOINT_ALGS });
+    verified = await compactVerify(compact, await key, { algorithms: [alg] });
   } catch (err) {
     const code = (err as { code?: string }).code;
     if (code === 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED')
       throw new CheckpointError('has a signature that does not verify (changed or forged)');
     throw new CheckpointError(`cannot be verified: ${(err as Error).message}`);
   }
-  const header = verified.protectedHeader;
-  if (header.typ !== CHECKPOINT_TYP)
-    throw new CheckpointError(`is not an audit checkpoint (typ ${JSON.stringify(header.typ)})`);
-  const kid = header.kid;
-  if (typeof kid !== 'string' || !header.jwk || kid !== (await calculateJwkThumbprint(header.jwk)))
-    throw new CheckpointError("names a kid that is not its key's thumbprint");
   let claims: unknown;
   try {
     claims = JSON.parse(new TextDecoder().decode(verified.payload));
@@ -102,6 +141,22 @@ export async function openCheckpoint(jws: string): Promise<SignedCheckpoint> {
     kid,
     jws: compact,
   };
+}
+
+/**
+ * What a checkpoint says, unverified (which events and keys a verifier must look at before the
+ * signatures are checked); undefined for anything that is not one.
+ */
+export function peekCheckpoint(jws: string): { seq: number; kid: string } | undefined {
+  try {
+    const kid = decodeProtectedHeader(jws.trim()).kid;
+    const seq = decodeJwt(jws.trim()).seq;
+    return typeof kid === 'string' && Number.isSafeInteger(seq)
+      ? { seq: seq as number, kid }
+      : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** A checkpoint found somewhere (a file and line), still to be judged. */

@@ -6,6 +6,7 @@ import {
   CheckpointError,
   type CheckpointFound,
   type CheckpointVerdict,
+  type KeyCache,
   openCheckpoint,
   type SignedCheckpoint,
 } from '../api/audit-checkpoint.js';
@@ -119,10 +120,11 @@ export async function findCheckpoints(path: string): Promise<CheckpointFound[]> 
 
 /** Each checkpoint's form and signature, checked against the key in its own header. */
 export async function openAll(found: readonly CheckpointFound[]): Promise<Opened[]> {
+  const keys: KeyCache = new Map();
   return Promise.all(
     found.map(async (f): Promise<Opened> => {
       try {
-        return { found: f, checkpoint: await openCheckpoint(f.jws) };
+        return { found: f, checkpoint: await openCheckpoint(f.jws, keys) };
       } catch (err) {
         if (err instanceof CheckpointError) return { found: f, error: err.message };
         throw err;
