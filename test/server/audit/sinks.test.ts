@@ -179,6 +179,31 @@ describe.each<Dialect>(['sqlite', 'postgres'])('a signed webhook sink on %s', (d
   });
 });
 
+describe('replicas on PostgreSQL', () => {
+  it('deliver one HTTP sink together: in order, nothing twice, and the other takes over when one stops', async () => {
+    const hook = await receiver({ secret: SECRET });
+    const sinks = [{ name: 'siem', webhook: hook.url, batch: 3 }];
+    const a = await broker({ sinks, dialect: 'postgres', keep: true });
+    cleanups.push(() => a.close());
+    const b = await broker({
+      sinks,
+      dialect: 'postgres',
+      dbUrl: a.dbUrl,
+      issuer: a.issuer,
+      clock: a.clock,
+    });
+    await activity(a, 3);
+    await activity(b, 3);
+    let head = await headSeq(a);
+    await hook.until((r) => eventSeqs(accepted(r)).at(-1) === head);
+    await a.broker.close();
+    await activity(b, 3);
+    head = await headSeq(b);
+    await hook.until((r) => eventSeqs(accepted(r)).at(-1) === head);
+    expect(eventSeqs(accepted(hook.received))).toEqual(range(1, head));
+  });
+});
+
 describe('checkpoints in the stream', () => {
   it('each checkpoint follows the event it names, and verifies', async () => {
     const hook = await receiver({ secret: SECRET });
