@@ -303,16 +303,25 @@ export class SinkWorker {
     const d = this.#d;
     const spec = r.sink.spec as HttpSinkSpec;
     const now = d.clock.now();
-    const row = await claimSink(d.db.kysely, spec.name, this.#owner, now, now + this.#t.leaseMs);
-    if (!row) return false; // another replica delivers it now
-    r.attempts = row.attempts;
-    if (row.next_attempt_at > now) {
-      this.#pump.wakeIn(row.next_attempt_at - now);
+    // Reads first: an idle sink, or one another replica delivers, costs no write.
+    const [cursor] = await sinkCursors(d.db.kysely, [spec.name]);
+    if (!cursor) return false;
+    const heldElsewhere =
+      cursor.claimed_by !== null &&
+      cursor.claimed_by !== this.#owner &&
+      (cursor.claimed_until ?? 0) >= now;
+    if (heldElsewhere) return false;
+    r.attempts = cursor.attempts;
+    if (cursor.next_attempt_at > now) {
+      this.#pump.wakeIn(cursor.next_attempt_at - now);
       return false;
     }
-    const from = { seq: row.seq, checkpoint_seq: row.checkpoint_seq };
+    const from = { seq: cursor.seq, checkpoint_seq: cursor.checkpoint_seq };
     const batch = await nextBatch(d.db, from, r.batch);
     if (batch.items.length === 0) return false;
+    const row = await claimSink(d.db.kysely, spec.name, this.#owner, now, now + this.#t.leaseMs);
+    // Taken by another replica, or moved since it was read: look again next time.
+    if (!row || row.seq !== from.seq || row.checkpoint_seq !== from.checkpoint_seq) return false;
     const records = await recordsOf(d.db, batch.items, {
       format: spec.format,
       broker: d.publicUrl,
