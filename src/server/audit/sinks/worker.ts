@@ -197,10 +197,6 @@ export class SinkWorker {
     this.#pump = new Pump(() => this.#tick(), this.#t.pollIntervalMs);
   }
 
-  get any(): boolean {
-    return this.#sinks.length > 0;
-  }
-
   start(): void {
     if (this.#sinks.length > 0) this.#pump.start();
   }
