@@ -338,10 +338,16 @@ export const AuditEvent = Type.Object({
 });
 export type AuditEvent = Static<typeof AuditEvent>;
 
+/** A request's role and requester, which its later events do not repeat (for OCSF output). */
+export const AuditRequestContext = Type.Object({ role: Type.String(), requester: Identity });
+export type AuditRequestContext = Static<typeof AuditRequestContext>;
+
 export const AuditPage = Type.Object({
   items: Type.Array(AuditEvent),
   /** Pass as `after` to get the next page; null at the end of the log. */
   next_after: Nullable(Type.Integer()),
+  /** With `?with=requests`: the role and requester of each request the page's events name. */
+  requests: Type.Optional(Type.Record(Type.String(), AuditRequestContext)),
 });
 export type AuditPage = Static<typeof AuditPage>;
 
@@ -379,3 +385,16 @@ export const Headers = {
 
 /** The longest `wait` a long poll accepts; longer asks are capped, not refused. */
 export const MAX_WAIT_MS = 60_000;
+
+// Audit streaming and checkpoints (`jitctl audit tail`, `GET /v1/audit/checkpoint`).
+
+/** `GET /v1/audit/checkpoint`: the chain's head signed by the broker (src/api/audit-checkpoint.ts). */
+export const AuditCheckpoint = Type.Object({
+  /** The compact JWS; what follows is what it says, for reading. */
+  jws: Type.String(),
+  seq: Type.Integer(),
+  hash: Type.String(),
+  signed_at: Type.String(),
+  kid: Type.String(),
+});
+export type AuditCheckpoint = Static<typeof AuditCheckpoint>;

@@ -13,6 +13,11 @@ export function addAuditCommands(
   server(audit.command('verify'))
     .description('walk the hash chain and name the first bad event')
     .option('--db <url>', 'verify the database directly (sqlite:PATH or postgres://…)')
+    .option(
+      '--checkpoints <path>',
+      'and prove the log extends the signed checkpoints in FILE or DIR',
+    )
+    .option('--jwks <file>', "trust the broker's keys in this saved JWKS (default: fetch it)")
     .option('--json', 'print JSON')
     .action(
       act(
@@ -21,6 +26,17 @@ export function addAuditCommands(
           ...o,
           action: 'verify' as const,
         }),
+      ),
+    );
+  server(audit.command('tail'))
+    .description('print audit events from a cursor, every one once, in order (auditors)')
+    .option('-f, --follow', 'then wait for new events (Ctrl-C stops)')
+    .option('--after <seq>', 'start after this event (resume where you stopped)')
+    .option('--format <format>', 'text, jsonl (seq, prev_hash, hash) or ocsf', 'text')
+    .action(
+      act(
+        () => import('../commands/audit-tail.js'),
+        (o: object) => o,
       ),
     );
   server(audit.command('list'))

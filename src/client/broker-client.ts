@@ -1,6 +1,7 @@
 import { Agent, type Dispatcher, request } from 'undici';
 import type {
   AccessRequest,
+  AuditCheckpoint,
   AuditPage,
   BreakGlassFilter,
   BreakGlassReviewBody,
@@ -236,6 +237,36 @@ export class BrokerClient {
   }
   audit(q: { after?: number; limit?: number } = {}): Promise<AuditPage> {
     return this.#get('/v1/audit', { query: q, expect: 'AuditPage' });
+  }
+  /**
+   * The audit events after `after`. With `waitMs` > 0 this is one long poll: when nothing follows
+   * `after` yet, the broker answers as soon as something is appended (or when the wait ends,
+   * with no items). `withRequests` adds each named request's role and requester.
+   */
+  async pollAudit(q: {
+    after: number;
+    limit: number;
+    waitMs?: number;
+    withRequests?: boolean;
+    attempts?: number;
+  }): Promise<AuditPage> {
+    const seconds = Math.ceil(Math.max(0, q.waitMs ?? 0) / 1000);
+    const r = await this.call<AuditPage>('GET', '/v1/audit', {
+      query: {
+        after: q.after,
+        limit: q.limit,
+        wait: seconds > 0 ? `${seconds}s` : undefined,
+        with: q.withRequests ? 'requests' : undefined,
+      },
+      readTimeoutMs: seconds * 1000 + 15_000,
+      expect: 'AuditPage',
+      ...(q.attempts !== undefined ? { attempts: q.attempts } : {}),
+    });
+    return r.body;
+  }
+  /** The audit chain's head signed by the broker (`GET /v1/audit/checkpoint`). */
+  auditCheckpoint(): Promise<AuditCheckpoint> {
+    return this.#get('/v1/audit/checkpoint', { expect: 'AuditCheckpoint' });
   }
 
   async #get<T>(path: string, opts: CallOptions = {}): Promise<T> {

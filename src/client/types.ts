@@ -63,6 +63,7 @@ export type ResponseSchema =
   | 'CredentialResponse'
   | 'RolesResponse'
   | 'AuditPage'
+  | 'AuditCheckpoint'
   | 'TokenExchangeResponse';
 
 export interface PollOptions {

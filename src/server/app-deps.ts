@@ -1,5 +1,8 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
+import type { Checkpointer } from './audit/checkpoints.js';
+import type { AuditFeed } from './audit/feed.js';
+import type { SinkStatus } from './audit/sinks/worker.js';
 import type { Authenticator } from './auth/authenticator.js';
 import type { ChangeHub } from './changes.js';
 import type { ServerClock } from './clock.js';
@@ -54,6 +57,15 @@ export interface AppDeps {
   rateLimits?: RateLimits;
   /** The review pages under /ui/ (src/server/pages); absent: no pages (tests of the API alone). */
   pages?: PagesDeps;
+  /**
+   * Audit streaming (src/server/audit/): the long poll of `GET /v1/audit?wait=`, checkpoints, and
+   * the sinks' state for /readyz. Absent: no waiting, no checkpoints.
+   */
+  audit?: {
+    feed: AuditFeed;
+    checkpoints: Checkpointer;
+    sinks(): SinkStatus[];
+  };
   /** Use this HTTP server instead of creating one (start.ts listens before building the app). */
   serverFactory?: (handler: (req: IncomingMessage, res: ServerResponse) => void) => Server;
 }

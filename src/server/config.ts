@@ -4,6 +4,12 @@ import { parse, YAMLParseError } from 'yaml';
 import { formatDuration } from '../api/duration.js';
 import { Secret } from '../api/secret.js';
 import {
+  type AuditStreamSettings,
+  DEFAULT_CHECKPOINT_INTERVAL_MS,
+  parseAuditSinks,
+  parseCheckpointInterval,
+} from './audit/sinks/settings.js';
+import {
   bool,
   ConfigError,
   db,
@@ -83,6 +89,8 @@ export interface ServerConfig {
   keyAutoRetire: boolean;
   /** Signing secrets, SMTP, security contacts, reminder and retry settings (notify/settings.ts). */
   notifications: NotificationSettings;
+  /** Audit sinks and checkpoints (audit/sinks/settings.ts). */
+  audit: AuditStreamSettings;
 }
 
 /**
@@ -145,6 +153,8 @@ const KEYS = {
   security_contacts: { parse: notifySetting(parseSecurityContacts) },
   expiry_reminder: { parse: notifySetting(parseReminder) },
   notify_give_up_after: { parse: notifySetting(parseGiveUpAfter) },
+  audit_sinks: { parse: notifySetting(parseAuditSinks) },
+  audit_checkpoint_interval: { parse: notifySetting(parseCheckpointInterval) },
 } satisfies Record<string, KeySpec<unknown>>;
 
 export type ConfigKey = keyof typeof KEYS;
@@ -276,6 +286,12 @@ export async function loadServerConfig(input: ConfigInput): Promise<ServerConfig
       ...(raw.has('security_contacts') ? { securityContacts: get('security_contacts')! } : {}),
       ...(raw.has('expiry_reminder') ? { reminderBeforeMs: get('expiry_reminder') ?? null } : {}),
       ...(raw.has('notify_give_up_after') ? { giveUpAfterMs: get('notify_give_up_after')! } : {}),
+    },
+    audit: {
+      sinks: get('audit_sinks') ?? [],
+      checkpointIntervalMs: raw.has('audit_checkpoint_interval')
+        ? (get('audit_checkpoint_interval') ?? null)
+        : DEFAULT_CHECKPOINT_INTERVAL_MS,
     },
   };
 

@@ -127,9 +127,37 @@ export class Metrics {
     'jitctl_request_limit_refusals_total',
     'Requests refused with 429 by a per-person limit (max_pending, break_glass_per_week), by limit and role.',
   );
+  // Audit streaming (src/server/audit/): sinks' deliveries, failures and lag; checkpoints.
+  readonly auditSinkDelivered = new Counter(
+    'jitctl_audit_sink_events_delivered_total',
+    'Audit events delivered to a sink, by sink (at least once: a retried batch counts again).',
+  );
+  readonly auditSinkFailures = new Counter(
+    'jitctl_audit_sink_failures_total',
+    'Failed delivery attempts of an audit sink, by sink (each is retried: sinks never give up).',
+  );
+  readonly auditCheckpoints = new Counter(
+    'jitctl_audit_checkpoints_total',
+    'Audit checkpoints this replica signed and stored.',
+  );
+  /** Updated by the sink worker every few seconds; read at each scrape. */
+  readonly auditSinkLag = new Map<string, { events: number; seconds: number }>();
   readonly #started = Date.now() / 1000;
 
   constructor(private readonly gauges: { longPolls: () => number } = { longPolls: () => 0 }) {}
+
+  #renderSinkLag(): string {
+    const name = (n: string) => n.replace(/\\/g, '\\\\').replace(/"/g, '\\"');
+    let events =
+      '# HELP jitctl_audit_sink_lag_events Audit events appended and not yet delivered to the sink.\n# TYPE jitctl_audit_sink_lag_events gauge\n';
+    let seconds =
+      '# HELP jitctl_audit_sink_lag_seconds Age of the oldest audit event not yet delivered to the sink (0 when caught up).\n# TYPE jitctl_audit_sink_lag_seconds gauge\n';
+    for (const [sink, lag] of this.auditSinkLag) {
+      events += `jitctl_audit_sink_lag_events{sink="${name(sink)}"} ${lag.events}\n`;
+      seconds += `jitctl_audit_sink_lag_seconds{sink="${name(sink)}"} ${lag.seconds}\n`;
+    }
+    return events + seconds;
+  }
 
   render(): string {
     const mem = process.memoryUsage();
@@ -153,6 +181,10 @@ export class Metrics {
       '# HELP jitctl_notification_queue_oldest_seconds Age of the oldest notification due and not yet delivered (0 when none).\n# TYPE jitctl_notification_queue_oldest_seconds gauge\n' +
         `jitctl_notification_queue_oldest_seconds ${this.notificationQueue.oldestAgeSeconds}\n`,
       this.limitRefusals.render(),
+      this.auditSinkDelivered.render(),
+      this.auditSinkFailures.render(),
+      this.auditCheckpoints.render(),
+      this.#renderSinkLag(),
       '# HELP jitctl_long_polls_waiting Long polls waiting for a change right now.\n# TYPE jitctl_long_polls_waiting gauge\n' +
         `jitctl_long_polls_waiting ${this.gauges.longPolls()}\n`,
       '# HELP process_start_time_seconds Start time of the process since the epoch in seconds.\n# TYPE process_start_time_seconds gauge\n' +

@@ -4,6 +4,9 @@ import type { Writable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { buildApp } from './app.js';
+import { Checkpointer } from './audit/checkpoints.js';
+import { AuditFeed } from './audit/feed.js';
+import { openSinks, type SinkTuning, SinkWorker } from './audit/sinks/worker.js';
 import { Authenticator } from './auth/authenticator.js';
 import { OidcVerifier } from './auth/oidc-verifier.js';
 import { ChangeHub, type ChangeListener, listenForChanges } from './changes.js';
@@ -69,6 +72,8 @@ export interface StartOptions {
   onKeysChanged?: (ring: LiveKeyRing) => void;
   /** Notification delivery: poll interval, timeouts, backoff (tests shorten them). */
   notify?: NotifyTuning;
+  /** Audit streaming: sinks' delivery tuning, the feed's safety-net poll, the checkpoint interval. */
+  audit?: { sinks?: SinkTuning; feedPollMs?: number; checkpointIntervalMs?: number | null };
 }
 
 export interface RunningBroker {
@@ -140,6 +145,12 @@ export async function startBroker(
       timeoutMs: opts.notify?.timeoutMs ?? 10_000,
     });
     cleanups.push(() => channels.mailer?.close());
+    // Audit sinks: secrets resolved and files checked before the port opens, like the rest.
+    const auditSinks = openSinks(
+      config.audit.sinks,
+      config.notifications.webhookSecrets,
+      opts.env ?? process.env,
+    );
 
     // A key file is checked before the port opens (its permissions, its shape); keys in the
     // database once the database answers.
@@ -273,6 +284,40 @@ export async function startBroker(
       ...(opts.notify ? { tuning: opts.notify } : {}),
     });
     cleanups.push(() => notifications.close());
+    // Audit streaming: long polls of GET /v1/audit, the sinks, and signed checkpoints.
+    const feed = new AuditFeed({
+      db,
+      hub,
+      ...(opts.audit?.feedPollMs !== undefined ? { pollMs: opts.audit.feedPollMs } : {}),
+    });
+    cleanups.push(() => feed.close());
+    const sinkWorker = new SinkWorker({
+      db,
+      clock,
+      logger,
+      metrics,
+      sinks: auditSinks,
+      publicUrl,
+      ...(opts.audit?.sinks ? { tuning: opts.audit.sinks } : {}),
+    });
+    cleanups.push(() => sinkWorker.close());
+    feed.listen(() => sinkWorker.kick());
+    const checkpoints = new Checkpointer({
+      db,
+      keys,
+      clock,
+      publicUrl,
+      logger,
+      intervalMs:
+        opts.audit?.checkpointIntervalMs !== undefined
+          ? opts.audit.checkpointIntervalMs
+          : config.audit.checkpointIntervalMs,
+      onCreated: () => {
+        metrics.auditCheckpoints.inc();
+        sinkWorker.kick();
+      },
+    });
+    cleanups.push(() => checkpoints.close());
     const verifier = new OidcVerifier({
       issuer: oidc.issuer,
       audiences: [oidc.clientId, config.oidcAudience ?? publicUrl],
@@ -367,6 +412,7 @@ export async function startBroker(
       db,
       auditors: config.auditors,
       pages,
+      audit: { feed, checkpoints, sinks: () => sinkWorker.status() },
       trustProxy: config.trustProxy,
       rateLimits: config.rateLimits,
       // Migrations ran before the port opened, so reachable means ready.
@@ -401,6 +447,8 @@ export async function startBroker(
     cleanups.push(() => clearInterval(sweep));
 
     notifications.start();
+    sinkWorker.start();
+    checkpoints.start();
     if (config.notifications.smtp && !channels.mailer)
       logger.warn(
         {},
@@ -441,6 +489,7 @@ export async function startBroker(
         serverClosed = true;
         const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
         hub.close();
+        feed.close();
         // Keep-alive sockets go idle as their last response finishes; close each as it does.
         const idle = setInterval(() => server.closeIdleConnections(), 50);
         server.closeIdleConnections();

@@ -8,9 +8,11 @@ import {
   storedEventHash,
 } from '../../api/audit-chain.js';
 import type { AuditEvent, AuditEventType, Identity } from '../../api/schemas.js';
+import { CHANGE_CHANNEL } from '../changes.js';
 import { AuditAppendError } from '../errors.js';
 import type { Db, Dialect, SqliteHandle } from '../store/database.js';
 import type { AuditRow, Database } from '../store/schema.js';
+import { AUDIT_APPENDED } from './feed.js';
 import { type RangeResult, verifySqliteRange } from './verify-range.js';
 
 /**
@@ -37,7 +39,12 @@ export async function appendAudit(
 ): Promise<void> {
   try {
     let q = tx.selectFrom('audit_head').select(['seq', 'hash']).where('id', '=', 1);
-    if (dialect === 'postgres') q = q.forUpdate();
+    // PostgreSQL: lock the head, and tell every replica's audit long polls and sinks once this
+    // commits (NOTIFY is delivered at commit), in the same round trip.
+    if (dialect === 'postgres')
+      q = q
+        .select(sql<string>`pg_notify(${CHANGE_CHANNEL}, ${AUDIT_APPENDED})`.as('woke'))
+        .forUpdate();
     const head = await q.executeTakeFirst();
     if (!head) throw new Error('the audit_head row is missing');
     let seq = head.seq;

@@ -313,7 +313,7 @@ export function parseSecurityContacts(v: unknown, where: string): SecurityContac
 }
 
 /** Never quotes the URL: its path is often the receiver's secret. */
-function parseWebhookUrl(v: unknown, where: string): string {
+export function parseWebhookUrl(v: unknown, where: string): string {
   if (typeof v !== 'string') throw new NotifySettingError(where, 'must be an https:// URL');
   let u: URL;
   try {

@@ -28,10 +28,16 @@ export interface WebhookPost {
   timeoutMs: number;
   signal: AbortSignal;
   fetch: typeof globalThis.fetch;
+  /**
+   * More headers (the audit sinks' Splunk HEC `Authorization: Splunk <token>`); the Standard
+   * Webhooks headers are always sent and cannot be replaced.
+   */
+  headers?: Record<string, string>;
 }
 
 export async function postWebhook(p: WebhookPost): Promise<WebhookOutcome> {
   const headers: Record<string, string> = {
+    ...p.headers,
     'content-type': 'application/json',
     'user-agent': `jitctl/${VERSION}`,
     'webhook-id': p.id,

@@ -10,6 +10,7 @@ import type { Channels } from './channels.js';
 import { dispatchBatch } from './dispatch.js';
 import type { RenderedEmail } from './email.js';
 import { NOTIFICATION_EVENTS, type NotificationEventSpec } from './events.js';
+import { Jobs, Pump, retryDelay } from './loop.js';
 import type { NotificationSettings } from './settings.js';
 import { postWebhook } from './webhook.js';
 
@@ -58,7 +59,6 @@ export interface NotificationsDeps {
   tuning?: NotifyTuning;
 }
 
-const RETRY_AFTER_CAP_MS = 3_600_000;
 const RETENTION_MS = 7 * 24 * 3_600_000;
 const DISPATCH_BATCH = 200;
 
@@ -66,13 +66,9 @@ export class NotificationWorker {
   readonly #d: NotificationsDeps;
   readonly #t: Required<Omit<NotifyTuning, 'events'>> & Pick<NotifyTuning, 'events'>;
   readonly #owner = `w_${randomBytes(9).toString('base64url')}`;
-  readonly #stop = new AbortController();
-  readonly #jobs = new Set<Promise<void>>();
-  /** Targets with a job in flight: one target's notifications go one at a time, in order. */
-  readonly #busy = new Set<string>();
-  #timer: NodeJS.Timeout | undefined;
-  #ticking: Promise<void> | undefined;
-  #again = false;
+  /** One job per target in flight: one target's notifications go one at a time, in order. */
+  readonly #jobs = new Jobs();
+  readonly #pump: Pump;
   #closed = false;
   #lastStats = 0;
   #lastPurge = 0;
@@ -92,32 +88,18 @@ export class NotificationWorker {
       wallClock: t.wallClock ?? systemClock,
       events: t.events,
     };
+    this.#pump = new Pump(() => this.#tick(), this.#t.pollIntervalMs);
   }
 
   start(): void {
-    this.#schedule(0);
+    this.#pump.start();
   }
 
   /** Something was committed: look now. Returns at once and never throws. */
   kick(): void {
     // Nothing routed: the poll only moves the cursor; no need to add work to every transition.
     if (this.#closed || !this.#d.channels.any) return;
-    if (this.#ticking) this.#again = true;
-    else this.#schedule(0);
-  }
-
-  #schedule(ms: number): void {
-    if (this.#closed) return;
-    clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => {
-      this.#ticking ??= this.#tick().finally(() => {
-        this.#ticking = undefined;
-        const again = this.#again;
-        this.#again = false;
-        this.#schedule(again ? 0 : this.#t.pollIntervalMs);
-      });
-    }, ms);
-    this.#timer.unref();
+    this.#pump.kick();
   }
 
   async #tick(): Promise<void> {
@@ -176,7 +158,7 @@ export class NotificationWorker {
       // Long enough for every row of the batch to be tried in turn; after a crash, this long.
       until: now + this.#t.timeoutMs * free + 30_000,
       limit: free,
-      busy: [...this.#busy].slice(0, 500),
+      busy: this.#jobs.busyKeys(),
     });
     // One target's rows in order, one at a time; different targets in parallel.
     const byTarget = new Map<string, OutboxRow[]>();
@@ -186,20 +168,18 @@ export class NotificationWorker {
       byTarget.set(row.target, list);
     }
     for (const [target, list] of byTarget) {
-      this.#busy.add(target);
-      const job: Promise<void> = (async () => {
-        for (const row of list) {
-          if (this.#stop.signal.aborted) return;
-          await this.#deliver(row).catch((err: unknown) =>
-            this.#warn({ err, notification: row.id }, 'notification delivery failed'),
-          );
-        }
-      })().finally(() => {
-        this.#jobs.delete(job);
-        this.#busy.delete(target);
-        this.kick();
-      });
-      this.#jobs.add(job);
+      this.#jobs.run(
+        target,
+        async () => {
+          for (const row of list) {
+            if (this.#jobs.signal.aborted) return;
+            await this.#deliver(row).catch((err: unknown) =>
+              this.#warn({ err, notification: row.id }, 'notification delivery failed'),
+            );
+          }
+        },
+        () => this.kick(),
+      );
     }
   }
 
@@ -236,7 +216,7 @@ export class NotificationWorker {
         secret: hook.secret,
         timestamp: Math.floor(this.#t.wallClock.now() / 1000),
         timeoutMs: this.#t.timeoutMs,
-        signal: this.#stop.signal,
+        signal: this.#jobs.signal,
         fetch: this.#t.fetch,
       });
     } else {
@@ -249,7 +229,7 @@ export class NotificationWorker {
       });
     }
     // Cut short by shutdown: not an attempt; the claim is released and the next start sends it.
-    if (!outcome.ok && this.#stop.signal.aborted) return;
+    if (!outcome.ok && this.#jobs.signal.aborted) return;
     const after = d.clock.now();
     const attempts = row.attempts + 1;
     if (outcome.ok) {
@@ -266,10 +246,7 @@ export class NotificationWorker {
       await this.#giveUp({ ...row, attempts }, after, where, outcome.detail);
       return;
     }
-    const exp = Math.min(this.#t.maxBackoffMs, this.#t.backoffMs * 2 ** Math.min(attempts - 1, 30));
-    let delay = Math.round(exp * (0.5 + Math.random() / 2));
-    if (outcome.retryAfterMs !== undefined)
-      delay = Math.max(delay, Math.min(outcome.retryAfterMs, RETRY_AFTER_CAP_MS));
+    const delay = retryDelay(attempts, this.#t, outcome.retryAfterMs);
     if (after + delay > row.deliver_until) {
       await this.#giveUp({ ...row, attempts }, after, where, outcome.detail);
       return;
@@ -345,14 +322,8 @@ export class NotificationWorker {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    clearTimeout(this.#timer);
-    await this.#ticking;
-    if (this.#jobs.size > 0) {
-      const timer = setTimeout(() => this.#stop.abort(), this.#t.closeTimeoutMs);
-      await Promise.allSettled([...this.#jobs]);
-      clearTimeout(timer);
-    }
-    this.#stop.abort();
+    await this.#pump.close();
+    await this.#jobs.drain(this.#t.closeTimeoutMs);
     try {
       await releaseClaims(this.#d.db.kysely, this.#owner);
     } catch {}

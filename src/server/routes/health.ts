@@ -29,7 +29,20 @@ export const healthRoutes: FastifyPluginAsync<{ deps: AppDeps }> = async (app, {
           ).toBody(),
         );
     }
-    return { status: 'ready' };
+    // Audit sinks: shown always; failing readiness only past a sink's own max_lag.
+    const sinks = deps.audit?.sinks() ?? [];
+    const behind = sinks.filter(
+      (s) => s.max_lag_seconds !== null && s.lag_seconds > s.max_lag_seconds,
+    );
+    if (behind.length > 0) {
+      const body = new HttpError(
+        503,
+        ErrorCode.Unavailable,
+        `not ready: ${behind.map((s) => `audit sink ${s.name} is ${s.lag_seconds} s behind (max_lag ${s.max_lag_seconds} s)`).join('; ')}`,
+      ).toBody();
+      return reply.code(503).send({ ...body, audit_sinks: sinks });
+    }
+    return { status: 'ready', ...(sinks.length > 0 ? { audit_sinks: sinks } : {}) };
   });
 
   app.get('/metrics', async (_req, reply) => {

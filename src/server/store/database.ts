@@ -61,6 +61,11 @@ export interface Db {
    * READ COMMITTED, with rows locked explicitly by the queries (`SELECT … FOR UPDATE`).
    */
   transaction<T>(fn: (tx: Kysely<Database>) => Promise<T>): Promise<T>;
+  /**
+   * Calls `fn` after each transaction of this process commits (never inside one, never for a
+   * rollback): audit long polls and sinks wake on it instead of polling. Returns the remover.
+   */
+  onCommit(fn: () => void): () => void;
   /** A dedicated connection string for LISTEN (PostgreSQL only). */
   readonly postgresUrl: string | undefined;
   /**
@@ -140,13 +145,15 @@ async function openSqlite(path: string, opts: OpenOptions): Promise<Db> {
   const kysely = new Kysely<Database>({
     dialect: new SqliteDialect({ database: withStatementCache(raw) }),
   });
+  const commits = new CommitListeners();
   return {
     dialect: 'sqlite',
     kysely,
     description: `sqlite:${path}`,
     postgresUrl: undefined,
     sqlite: raw,
-    transaction: (fn) => runTransaction(kysely, 'begin immediate', fn),
+    transaction: (fn) => runTransaction(kysely, 'begin immediate', fn, commits),
+    onCommit: (fn) => commits.add(fn),
     async close() {
       await kysely.destroy();
       if (raw.open) raw.close();
@@ -207,25 +214,44 @@ async function openPostgres(target: DbTarget, opts: OpenOptions): Promise<Db> {
   // The pool re-emits an idle client's error here; the listener above has already reported it.
   pool.on('error', () => {});
   const kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  const commits = new CommitListeners();
   return {
     dialect: 'postgres',
     kysely,
     description: redactDatabaseUrl(target.location),
     postgresUrl: target.location,
     sqlite: undefined,
-    transaction: (fn) => runTransaction(kysely, 'begin', fn),
+    transaction: (fn) => runTransaction(kysely, 'begin', fn, commits),
+    onCommit: (fn) => commits.add(fn),
     async close() {
       await kysely.destroy();
     },
   };
 }
 
+/** What {@link Db.onCommit} registers; a listener that throws never affects the committer. */
+class CommitListeners {
+  readonly #fns = new Set<() => void>();
+  add(fn: () => void): () => void {
+    this.#fns.add(fn);
+    return () => this.#fns.delete(fn);
+  }
+  fire(): void {
+    for (const fn of this.#fns) {
+      try {
+        fn();
+      } catch {}
+    }
+  }
+}
+
 async function runTransaction<T>(
   kysely: Kysely<Database>,
   begin: string,
   fn: (tx: Kysely<Database>) => Promise<T>,
+  commits: CommitListeners,
 ): Promise<T> {
-  return kysely.connection().execute(async (conn) => {
+  const committed = await kysely.connection().execute(async (conn) => {
     await sql.raw(begin).execute(conn);
     let result: T;
     try {
@@ -241,6 +267,8 @@ async function runTransaction<T>(
     await sql.raw('commit').execute(conn);
     return result;
   });
+  commits.fire();
+  return committed;
 }
 
 /** Socket errors of a database that cannot be reached (down, restarting, unroutable, no DNS). */

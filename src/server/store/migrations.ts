@@ -331,6 +331,33 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         }
       },
     },
+    // Audit streaming (src/server/audit/): signed checkpoints of the chain's head, and where each
+    // HTTP sink has got to (file sinks keep their place in their own file).
+    '0700-audit-stream': {
+      async up(db: Kysely<unknown>) {
+        await db.schema
+          .createTable('audit_checkpoints')
+          .addColumn('seq', bigint, (c) => c.primaryKey())
+          .addColumn('hash', 'text', (c) => c.notNull())
+          .addColumn('signed_at', bigint, (c) => c.notNull())
+          .addColumn('kid', 'text', (c) => c.notNull())
+          .addColumn('jws', 'text', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable('audit_sink_cursors')
+          .addColumn('name', 'text', (c) => c.primaryKey())
+          .addColumn('seq', bigint, (c) => c.notNull())
+          .addColumn('checkpoint_seq', bigint, (c) => c.notNull())
+          .addColumn('delivered_at', bigint)
+          .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('next_attempt_at', bigint, (c) => c.notNull().defaultTo(0))
+          .addColumn('last_error', 'text')
+          .addColumn('claimed_by', 'text')
+          .addColumn('claimed_until', bigint)
+          .addColumn('created_at', bigint, (c) => c.notNull())
+          .execute();
+      },
+    },
   };
 }
 

@@ -18,6 +18,8 @@ export interface Database {
   people_groups: PeopleGroupsTable;
   notification_outbox: NotificationOutboxTable;
   notification_cursor: NotificationCursorTable;
+  audit_checkpoints: AuditCheckpointsTable;
+  audit_sink_cursors: AuditSinkCursorsTable;
 }
 
 export interface RequestsTable {
@@ -235,3 +237,35 @@ export interface NotificationCursorTable {
 
 export type PersonRow = Selectable<PeopleTable>;
 export type OutboxRow = Selectable<NotificationOutboxTable>;
+
+/** A signed checkpoint of the audit chain's head (src/server/audit/checkpoints.ts), one per head. */
+export interface AuditCheckpointsTable {
+  seq: number;
+  hash: string;
+  signed_at: number;
+  kid: string;
+  /** The compact JWS, exactly as handed out. */
+  jws: string;
+}
+
+/**
+ * Where an HTTP audit sink has got to (src/server/audit/sinks/): every event up to `seq` and
+ * every checkpoint up to `checkpoint_seq` delivered. One replica delivers a sink at a time,
+ * under a lease (`claimed_by` until `claimed_until`), so events go out in order.
+ */
+export interface AuditSinkCursorsTable {
+  name: string;
+  seq: number;
+  checkpoint_seq: number;
+  delivered_at: number | null;
+  /** Failed attempts in a row (0 once a delivery succeeds). */
+  attempts: number;
+  next_attempt_at: number;
+  /** The last failure: a status code or an error code, never a URL or a token. */
+  last_error: string | null;
+  claimed_by: string | null;
+  claimed_until: number | null;
+  created_at: number;
+}
+
+export type AuditSinkCursorRow = Selectable<AuditSinkCursorsTable>;
