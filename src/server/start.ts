@@ -1,4 +1,4 @@
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Writable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
@@ -10,11 +10,11 @@ import { openSinks, type SinkTuning, SinkWorker } from './audit/sinks/worker.js'
 import { Authenticator } from './auth/authenticator.js';
 import { OidcVerifier } from './auth/oidc-verifier.js';
 import { ChangeHub, type ChangeListener, listenForChanges } from './changes.js';
-import { answerClientError } from './client-errors.js';
 import { type ServerClock, systemClock } from './clock.js';
 import { ConfigError, defaultPublicUrl, type ServerConfig } from './config.js';
 import type { DevIdentityProvider, DevUser } from './dev/index.js';
 import { Federation } from './federation/index.js';
+import { listenEarly } from './listen.js';
 import { createLogger } from './log.js';
 import { Metrics } from './metrics.js';
 import { type KeyWatch, watchKeys } from './mint/key-watch.js';
@@ -161,60 +161,16 @@ export async function startBroker(
     cleanups.push(() => keyWatch?.close());
 
     // Listen first; until the app is ready, /healthz says the process is up and the rest 503.
-    let starting = 'the broker is starting';
-    let handler: (req: IncomingMessage, res: ServerResponse) => void = (req, res) => {
-      const path = req.url?.split('?')[0];
-      if (path === '/healthz') {
-        res.writeHead(200, { 'content-type': 'application/json' });
-        res.end('{"status":"ok"}');
-        return;
-      }
-      res.writeHead(503, {
-        'content-type': 'application/json',
-        'retry-after': '5',
-        'cache-control': 'no-store',
-      });
-      res.end(
-        JSON.stringify({
-          error: {
-            code: 'unavailable',
-            message: path === '/readyz' ? `not ready: ${starting}` : starting,
-            hint: 'try again shortly',
-          },
-        }),
-      );
-    };
     let dev: DevIdentityProvider | undefined;
-    const server = createServer(
-      // Long polls wait up to MAX_WAIT_MS (60 s); slow clients still get a bound.
-      { requestTimeout: 120_000, headersTimeout: 30_000, keepAliveTimeout: 5_000 },
-      (req, res) => {
-        if (dev && isIdpPath(req.url)) dev.handle(req, res);
-        else handler(req, res);
-      },
-    );
-    // Before the app exists as well as after: HTTP parser errors in the API's error shape.
-    server.on('clientError', answerClientError);
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(config.listen.port, config.listen.host, () => {
-        server.off('error', reject);
-        resolve();
-      });
+    const front = await listenEarly(config.listen, (req) => {
+      const idp = dev;
+      return idp && isIdpPath(req.url) ? (rq, rs) => idp.handle(rq, rs) : undefined;
     });
+    const { server } = front;
+    cleanups.push(() => front.stop());
     const address = server.address() as AddressInfo;
     const url = defaultPublicUrl({ host: address.address, port: address.port });
     const publicUrl = config.publicUrl ?? url;
-    let serverClosed = false;
-    cleanups.push(
-      () =>
-        new Promise<void>((resolve) => {
-          if (serverClosed) return resolve();
-          serverClosed = true;
-          server.close(() => resolve());
-          server.closeAllConnections();
-        }),
-    );
 
     // A database that cannot be reached yet is waited for, however long, until shutdown.
     keyWatch = await whenDatabaseReachable(
@@ -234,7 +190,7 @@ export async function startBroker(
       {
         signal: opts.signal,
         onWait: (err, retryInMs, attempt) => {
-          starting = 'waiting for the database';
+          front.starting('waiting for the database');
           const why = err.cause instanceof Error ? err.cause : err;
           logger.warn(
             { url, db: db.description, err: why.message, attempt, retry_in_ms: retryInMs },
@@ -427,7 +383,7 @@ export async function startBroker(
     });
     cleanups.push(() => app.close());
     await app.ready();
-    handler = fastifyHandler!;
+    front.serve(fastifyHandler!);
 
     // Expiry happens lazily on every read and write; the sweep covers requests nobody touches,
     // so webhooks and the audit log learn about lapses on time.
@@ -486,7 +442,7 @@ export async function startBroker(
       closing ??= (async () => {
         clearInterval(sweep);
         // Stop accepting and let in-flight requests finish; waiting long polls answer now.
-        serverClosed = true;
+        front.closing();
         const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
         hub.close();
         feed.close();

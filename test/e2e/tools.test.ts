@@ -335,7 +335,7 @@ describe('shell completion', () => {
       'expired',
       'revoked',
     ]);
-    expect(bashComplete(['jitctl', 'audit', ''])).toEqual(['verify', 'list', 'help']);
+    expect(bashComplete(['jitctl', 'audit', ''])).toEqual(['verify', 'tail', 'list', 'help']);
     expect(bashComplete(['jitctl', 'completion', ''])).toEqual(['bash', 'zsh', 'fish']);
   });
 
