@@ -100,12 +100,28 @@ export const RequestPage = Type.Object({
 });
 export type RequestPage = Static<typeof RequestPage>;
 
+/** A role's settings for using a grant on the requester's machine (docs/policy.md). */
+export const UseSettingsSchema = Type.Object({
+  on_revoke: Type.Union([Type.Literal('end'), Type.Literal('warn')]),
+  kill_at_expiry: Type.Boolean(),
+  audit_commands: Type.Union([Type.Literal('none'), Type.Literal('name'), Type.Literal('full')]),
+  audit_commands_required: Type.Boolean(),
+});
+export type UseSettings = Static<typeof UseSettingsSchema>;
+
 export const CredentialResponse = Type.Object({
   token: Type.String(),
   token_type: Type.Literal('Bearer'),
   expires_at: Type.String(),
   /** The role's env templates, rendered (e.g. `KUBE_TOKEN`). */
   env: Type.Record(Type.String(), Type.String()),
+  /**
+   * The grant's end: `expires_at` is this credential's own (the role's `credential.ttl`), and the
+   * CLI mints a fresh one until then. Optional: older brokers leave it out.
+   */
+  grant_expires_at: Type.Optional(Type.String()),
+  /** How the role wants the grant used on the requester's machine (docs/policy.md). */
+  use: Type.Optional(UseSettingsSchema),
 });
 export type CredentialResponse = Static<typeof CredentialResponse>;
 
@@ -180,6 +196,9 @@ export const AUDIT_EVENT_TYPES = [
   'key.created',
   'key.rotated',
   'key.retired',
+  // Commands run under a grant, as `jitctl exec`/`shell` report them (POST /v1/requests/:id/uses).
+  'command.started',
+  'command.ended',
 ] as const;
 export type AuditEventType = (typeof AUDIT_EVENT_TYPES)[number];
 
@@ -203,14 +222,25 @@ export const AuditPage = Type.Object({
 });
 export type AuditPage = Static<typeof AuditPage>;
 
+/** One revoked grant (`GET /v1/revocations`, and the `request.revoked` notification). */
 export const Revocation = Type.Object({
   request_id: Type.String(),
   role: Type.String(),
+  /** Every credential of the grant that was still valid when it was revoked. */
+  jtis: Type.Array(Type.String()),
   revoked_at: Type.String(),
+  revoked_by: Nullable(Identity),
+  /** Why, as the revoker said (`jitctl revoke --reason`); null when none was given. */
+  reason: Nullable(Type.String()),
   /** When the revoked credentials would have expired; entries can be dropped after this. */
   expires_at: Type.String(),
 });
-export const RevocationsResponse = Type.Object({ items: Type.Array(Revocation) });
+export type Revocation = Static<typeof Revocation>;
+export const RevocationsResponse = Type.Object({
+  items: Type.Array(Revocation),
+  /** Pass as `cursor` to follow the list: the next page, or (with `wait`) what comes next. */
+  next_cursor: Type.String(),
+});
 export type RevocationsResponse = Static<typeof RevocationsResponse>;
 
 export const ErrorResponse = Type.Object({
@@ -237,3 +267,68 @@ export const Headers = {
 
 /** The longest `wait` a long poll accepts; longer asks are capped, not refused. */
 export const MAX_WAIT_MS = 60_000;
+
+// ---- revocation: the holder's grant check, revoking with a reason, uses of a grant ----
+
+/** `POST /v1/requests/:id/revoke`: an optional reason, shown to the requester and relying parties. */
+export const RevokeBody = Type.Object(
+  { reason: Type.Optional(Type.String({ maxLength: LIMITS.reason })) },
+  { additionalProperties: false },
+);
+export type RevokeBody = Static<typeof RevokeBody>;
+
+/**
+ * `POST /v1/credential/status` (`Authorization: Bearer <credential>`): the grant a credential
+ * belongs to, as its holder may know it. `active` is the grant's, not the token's: an expired
+ * credential of an active grant is answered `active: true` (the CLI mints a fresh one).
+ */
+export const GrantStatus = Type.Object({
+  active: Type.Boolean(),
+  request_id: Type.String(),
+  role: Type.String(),
+  state: Type.String(),
+  /** The grant's end (moves when it is extended). */
+  expires_at: Type.String(),
+  revoked: Nullable(
+    Type.Object({
+      at: Type.String(),
+      by: Nullable(Identity),
+      reason: Nullable(Type.String()),
+    }),
+  ),
+  use: UseSettingsSchema,
+});
+export type GrantStatus = Static<typeof GrantStatus>;
+
+/** `POST /v1/requests/:id/uses`: `jitctl exec`/`shell` report a command run under the grant. */
+export const UseReport = Type.Object(
+  {
+    /** Random, the same for the start and the end of one command; a repeat is answered as done. */
+    use_id: Type.String({ minLength: 8, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$' }),
+    event: Type.Union([Type.Literal('start'), Type.Literal('end')]),
+    kind: Type.Union([Type.Literal('exec'), Type.Literal('shell')]),
+    /** The credential handed to the command. */
+    jti: Type.Optional(Type.String({ maxLength: 128 })),
+    host: Type.String({ maxLength: 255 }),
+    os_user: Type.String({ maxLength: 255 }),
+    cwd: Type.String({ maxLength: 4096 }),
+    /** As the role's `audit_commands` allows: absent (none), [program] (name), redacted argv (full). */
+    command: Type.Optional(Type.Array(Type.String({ maxLength: 4096 }), { maxItems: 256 })),
+    started_at: Type.String({ maxLength: 40 }),
+    ended_at: Type.Optional(Type.String({ maxLength: 40 })),
+    exit_code: Type.Optional(Nullable(Type.Integer())),
+    signal: Type.Optional(Nullable(Type.String({ maxLength: 16 }))),
+    /** Why jitctl ended it, if it did: `revoked`, `expired`. */
+    ended_by: Type.Optional(Nullable(Type.String({ maxLength: 32 }))),
+    /** When the report was first written down because the broker could not be reached. */
+    queued_at: Type.Optional(Type.String({ maxLength: 40 })),
+  },
+  { additionalProperties: false },
+);
+export type UseReport = Static<typeof UseReport>;
+
+export const UseRecorded = Type.Object({
+  /** False when this use and event had already been recorded (a repeated report). */
+  recorded: Type.Boolean(),
+});
+export type UseRecorded = Static<typeof UseRecorded>;

@@ -28,6 +28,11 @@ import {
 } from './notify/settings.js';
 import { closest } from './policy/suggest.js';
 import type { StepUpRule } from './policy/types.js';
+import {
+  parseResourceServers,
+  type ResourceServer,
+  ResourceServerError,
+} from './revocation/resource-servers.js';
 import { DatabaseUrlError, parseDatabaseUrl } from './store/database.js';
 
 /**
@@ -79,6 +84,11 @@ export interface ServerConfig {
   keyAutoRetire: boolean;
   /** Signing secrets, SMTP, security contacts, reminder and retry settings (notify/settings.ts). */
   notifications: NotificationSettings;
+  /**
+   * Relying parties that may introspect credentials and follow revocations (docs/credentials.md
+   * "Relying parties"); revocation/resource-servers.ts.
+   */
+  resourceServers: ResourceServer[];
 }
 
 /**
@@ -308,6 +318,16 @@ const rateLimits: Parser<RateLimits> = (v, src) => {
   }
 };
 
+const resourceServers: Parser<ResourceServer[]> = (v, src) => {
+  try {
+    return parseResourceServers(v, src.where);
+  } catch (err) {
+    if (err instanceof ResourceServerError)
+      return fail({ ...src, where: err.where }, err.message, err.hint);
+    throw err;
+  }
+};
+
 /** The notification settings' own parsers report the nested key that is wrong. */
 const notifySetting =
   <T>(parse: (v: unknown, where: string, baseDir: string) => T): Parser<T> =>
@@ -361,6 +381,8 @@ const KEYS = {
   security_contacts: { parse: notifySetting(parseSecurityContacts) },
   expiry_reminder: { parse: notifySetting(parseReminder) },
   notify_give_up_after: { parse: notifySetting(parseGiveUpAfter) },
+  // Revocation (docs/credentials.md "Relying parties").
+  resource_servers: { parse: resourceServers },
 } satisfies Record<string, KeySpec<unknown>>;
 
 export type ConfigKey = keyof typeof KEYS;
@@ -493,6 +515,7 @@ export async function loadServerConfig(input: ConfigInput): Promise<ServerConfig
       ...(raw.has('expiry_reminder') ? { reminderBeforeMs: get('expiry_reminder') ?? null } : {}),
       ...(raw.has('notify_give_up_after') ? { giveUpAfterMs: get('notify_give_up_after')! } : {}),
     },
+    resourceServers: get('resource_servers') ?? [],
   };
 
   if (!dev && raw.has('data_dir'))
@@ -557,6 +580,18 @@ export async function loadServerConfig(input: ConfigInput): Promise<ServerConfig
       );
     if (config.publicUrl && t.issuer.replace(/\/+$/, '') === config.publicUrl)
       throw new ConfigError(`${where}.issuer must not be the broker itself (public_url)`);
+  });
+  config.resourceServers.forEach((r, i) => {
+    if (
+      r.trustedIssuer !== undefined &&
+      !config.trustedIssuers.some((t) => t.name === r.trustedIssuer)
+    )
+      throw new ConfigError(
+        `resource_servers[${i}].trusted_issuer ${JSON.stringify(r.trustedIssuer)} is not the name of a trusted_issuers entry`,
+        config.trustedIssuers.length > 0
+          ? `entries: ${config.trustedIssuers.map((t) => t.name).join(', ')}`
+          : 'add the issuer of its tokens to trusted_issuers (docs/pipelines.md), or give it a client secret',
+      );
   });
   return config;
 }

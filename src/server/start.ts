@@ -358,6 +358,7 @@ export async function startBroker(
       pages,
       trustProxy: config.trustProxy,
       rateLimits: config.rateLimits,
+      resourceServers: config.resourceServers,
       // Migrations ran before the port opened, so reachable means ready.
       async ready() {
         await db.kysely.selectFrom('audit_head').select('seq').executeTakeFirstOrThrow();

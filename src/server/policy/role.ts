@@ -13,6 +13,7 @@ import {
 } from './checks.js';
 import { formatPrincipal, principalKey } from './principal.js';
 import { checkCredential } from './role-credential.js';
+import { checkUse, USE_KEYS } from './role-use.js';
 import { closest } from './suggest.js';
 import type { Principal, RolePolicy, StepUpRule } from './types.js';
 import { childPath, type YamlEntry } from './yaml-tree.js';
@@ -31,6 +32,8 @@ export const ROLE_KEYS = [
   'require_reason',
   'step_up',
   'credential',
+  // using a grant: on_revoke, kill_at_expiry, audit_commands, audit_commands_required
+  ...USE_KEYS,
 ] as const;
 const STEP_UP_KEYS = ['acr', 'max_age'] as const;
 
@@ -120,6 +123,7 @@ export function checkRole(c: Checker, entry: YamlEntry): RolePolicy | undefined 
     missing('credential', 'at least its `audience`, e.g. { audience: https://k8s.example.com }');
   }
   const credential = credentialEntry && checkCredential(c, credentialEntry, path);
+  const use = checkUse(c, field, path);
 
   if (
     requesterList &&
@@ -143,7 +147,8 @@ export function checkRole(c: Checker, entry: YamlEntry): RolePolicy | undefined 
     requireReason === undefined ||
     stepUp === undefined ||
     !credential ||
-    description === undefined
+    description === undefined ||
+    !use
   ) {
     return undefined;
   }
@@ -160,6 +165,7 @@ export function checkRole(c: Checker, entry: YamlEntry): RolePolicy | undefined 
     requireReason,
     stepUp,
     credential,
+    use,
   };
 }
 

@@ -1,3 +1,4 @@
+import type { Kysely } from 'kysely';
 import type {
   AccessRequest,
   CreateRequestBody,
@@ -7,8 +8,9 @@ import type {
 import { requireStepUp } from '../auth/step-up.js';
 import { canRequest, canReview } from '../policy/principal.js';
 import type { Caller, Policy } from '../policy/types.js';
+import { liveCredentials } from '../revocation/credentials.js';
 import { dueForExpiry, getRequest, getReviews } from '../store/requests.js';
-import type { RequestRow } from '../store/schema.js';
+import type { Database, RequestRow } from '../store/schema.js';
 import { RequestCore } from './core.js';
 import { fileRequest } from './filing.js';
 import {
@@ -23,12 +25,18 @@ import {
   type Who,
 } from './lifecycle/index.js';
 import { mintCredential } from './minting.js';
-import { getRequestFor, listFor, revocationsOf } from './reading.js';
+import { getRequestFor, listFor } from './reading.js';
 import type { RequestQuery, ServiceDeps } from './types.js';
 import { toWire } from './wire.js';
 import type { Written } from './writer.js';
 
 export type { AccessSettings, RequestEvent, RequestQuery, ServiceDeps } from './types.js';
+
+/**
+ * The most `jti`s a `request.revoked` event (and its notification) carries; a grant with more live
+ * credentials says so (`jtis_truncated`), and GET /v1/revocations lists them all.
+ */
+export const MAX_JTIS_IN_EVENT = 500;
 
 /**
  * Requests as the routes (and the review pages) use them. The lifecycle itself, which event does
@@ -100,12 +108,6 @@ export class RequestService {
     return listFor(this.#core, caller, q, this.reviewableRoles(caller));
   }
 
-  revocations(): Promise<
-    { request_id: string; role: string; revoked_at: string; expires_at: string }[]
-  > {
-    return revocationsOf(this.#core);
-  }
-
   async review(caller: Caller, id: string, body: ReviewBody): Promise<AccessRequest> {
     const core = this.#core;
     const first = await core.load(id);
@@ -133,10 +135,27 @@ export class RequestService {
     return this.#answer(await this.#apply(id, caller, (who) => ({ kind: 'cancel', who })));
   }
 
-  async revoke(caller: Caller, id: string): Promise<AccessRequest> {
+  /**
+   * Ends a grant. The credentials still valid are read inside the transaction, with the row
+   * locked, so that the `request.revoked` event names every one a mint committed before it.
+   */
+  async revoke(caller: Caller, id: string, reason?: string | null): Promise<AccessRequest> {
     const row = await this.#core.load(id);
     checkRevoker(this.#core.who(row, caller));
-    return this.#answer(await this.#apply(id, caller, (who) => ({ kind: 'revoke', who })));
+    return this.#answer(
+      await this.#apply(id, caller, async (who, tx) => {
+        const live = await liveCredentials(tx, id, this.#core.now(), MAX_JTIS_IN_EVENT + 1);
+        return {
+          kind: 'revoke',
+          who,
+          details: {
+            reason: reason?.trim() || null,
+            jtis: live.slice(0, MAX_JTIS_IN_EVENT).map((c) => c.jti),
+            jtisTruncated: live.length > MAX_JTIS_IN_EVENT,
+          },
+        };
+      }),
+    );
   }
 
   mint(caller: Caller, id: string): Promise<CredentialResponse> {
@@ -161,7 +180,11 @@ export class RequestService {
    * One event in one transaction: lock the request, apply what time changed first (then the
    * event is refused: the request expired), ask the lifecycle what the event does, write it.
    */
-  async #apply(id: string, caller: Caller, event: (who: Who) => PersonEvent): Promise<Written> {
+  async #apply(
+    id: string,
+    caller: Caller,
+    event: (who: Who, tx: Kysely<Database>) => PersonEvent | Promise<PersonEvent>,
+  ): Promise<Written> {
     const { writer } = this.#core;
     const written = await writer.transaction(async (tx): Promise<Written> => {
       const now = this.#core.now();
@@ -170,7 +193,7 @@ export class RequestService {
       const before = await getReviews(tx, id);
       const settled = await writer.settleLocked(tx, locked, now);
       if (settled) return settled;
-      const change = decide(locked, before, event(who), now);
+      const change = decide(locked, before, await event(who, tx), now);
       if (change === 'unchanged') return { row: locked, reviews: before, events: [], actor: null };
       const row = await writer.commit(tx, locked, change, now);
       return {

@@ -18,6 +18,9 @@ export interface Database {
   people_groups: PeopleGroupsTable;
   notification_outbox: NotificationOutboxTable;
   notification_cursor: NotificationCursorTable;
+  // revocation (migration 0600): credentials minted, uses of a grant reported by the CLI
+  credentials: CredentialsTable;
+  command_uses: CommandUsesTable;
 }
 
 export interface RequestsTable {
@@ -198,3 +201,30 @@ export interface NotificationCursorTable {
 
 export type PersonRow = Selectable<PeopleTable>;
 export type OutboxRow = Selectable<NotificationOutboxTable>;
+
+/**
+ * One row per credential minted (src/server/revocation/): which request it belongs to and until
+ * when it is valid, so that a revocation can name every credential it stops (`jti`). Never the
+ * token itself.
+ */
+export interface CredentialsTable {
+  jti: string;
+  request_id: string;
+  role: string;
+  kid: string;
+  audience: string;
+  /** ms since the epoch */
+  issued_at: number;
+  expires_at: number;
+}
+
+/** A use of a grant reported by `jitctl exec`/`shell` (start or end), once per `use_id` and event. */
+export interface CommandUsesTable {
+  use_id: string;
+  /** `start` or `end` */
+  event: string;
+  request_id: string;
+  at: number;
+}
+
+export type CredentialRow = Selectable<CredentialsTable>;

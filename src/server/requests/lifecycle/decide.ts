@@ -1,7 +1,7 @@
 import type { ReviewBody } from '../../../api/schemas.js';
 import type { RequestRow, ReviewRow } from '../../store/schema.js';
 import type { Change } from './change.js';
-import { onCancel, onRevoke } from './ending.js';
+import { onCancel, onRevoke, type RevokeDetails } from './ending.js';
 import { type Minted, onMint } from './minting.js';
 import { onReview } from './review.js';
 import { expiredError, settle } from './time.js';
@@ -20,7 +20,7 @@ import type { Who } from './who.js';
 export type PersonEvent =
   | { kind: 'review'; who: Who; body: ReviewBody }
   | { kind: 'cancel'; who: Who }
-  | { kind: 'revoke'; who: Who }
+  | { kind: 'revoke'; who: Who; details?: RevokeDetails }
   | { kind: 'mint'; who: Who; minted: Minted };
 
 /**
@@ -40,7 +40,7 @@ export function decide(
     case 'cancel':
       return onCancel(row, event.who, now);
     case 'revoke':
-      return onRevoke(row, event.who, now);
+      return onRevoke(row, event.who, now, event.details);
     case 'mint':
       return onMint(row, reviews, event.who, event.minted, now);
   }
