@@ -120,6 +120,8 @@ export const CredentialResponse = Type.Object({
    * CLI mints a fresh one until then. Optional: older brokers leave it out.
    */
   grant_expires_at: Type.Optional(Type.String()),
+  /** This credential's id (its `jti` claim): what a revocation and a reported use name. */
+  jti: Type.Optional(Type.String()),
   /** How the role wants the grant used on the requester's machine (docs/policy.md). */
   use: Type.Optional(UseSettingsSchema),
 });
@@ -154,6 +156,11 @@ export const RoleSummary = Type.Object({
   env: Type.Array(Type.String()),
   can_request: Type.Boolean(),
   can_review: Type.Boolean(),
+  // ---- revocation (optional: older brokers leave them out) ----
+  /** How long one credential lasts (`credential.ttl`); a fresh one is minted while the grant lasts. */
+  credential_ttl: Type.Optional(Type.String()),
+  /** on_revoke, kill_at_expiry, audit_commands, audit_commands_required */
+  use: Type.Optional(UseSettingsSchema),
 });
 export type RoleSummary = Static<typeof RoleSummary>;
 

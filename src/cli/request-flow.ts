@@ -3,9 +3,13 @@ import { DURATION_HINT, DurationError, parseDuration } from '../api/duration.js'
 import { ErrorCode } from '../api/errors.js';
 import { reviewPageUrl } from '../api/links.js';
 import { type AccessRequest, LIMITS } from '../api/schemas.js';
-import { Secret } from '../api/secret.js';
 import { waitForDecision } from '../client/await-approval.js';
-import { type CredentialRecord, credentialKey, encodeCredential } from '../credentials/records.js';
+import {
+  type CredentialRecord,
+  credentialKey,
+  credentialRecordOf,
+  encodeCredential,
+} from '../credentials/records.js';
 import type { Connection } from './connect.js';
 import type { Context } from './context.js';
 import {
@@ -280,18 +284,10 @@ function approvedBy(request: AccessRequest): string {
 /** Mints the credential of an approved request (POST /credential) as a store record. */
 export async function fetchCredential(
   conn: Connection,
-  request: AccessRequest,
+  request: Pick<AccessRequest, 'id' | 'role'>,
 ): Promise<CredentialRecord> {
   const minted = await conn.client.credential(request.id);
-  const env: Record<string, Secret> = {};
-  for (const [name, value] of Object.entries(minted.env)) env[name] = new Secret(value);
-  return {
-    role: request.role,
-    requestId: request.id,
-    token: new Secret(minted.token),
-    expiresAt: minted.expires_at,
-    env,
-  };
+  return credentialRecordOf(request.role, request.id, minted, Date.now());
 }
 
 /** The exit of an outcome: nothing for approved, exit 3 for an ending, exit 5 at the timeout. */

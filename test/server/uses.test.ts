@@ -50,7 +50,7 @@ const SECRET_ARGS = [
   'prod',
 ];
 
-function report(over: Record<string, unknown> = {}) {
+function report(over: Record<string, unknown> = {}): Record<string, unknown> {
   return {
     use_id: `use_${Math.random().toString(36).slice(2, 12)}`,
     event: 'start',
@@ -86,7 +86,7 @@ describe('reporting a command run under a grant', () => {
     const end = {
       ...start,
       event: 'end',
-      ended_at: new Date(Date.parse(start.started_at) + 1500).toISOString(),
+      ended_at: new Date(Date.parse(start.started_at as string) + 1500).toISOString(),
       exit_code: 3,
       signal: null,
     };

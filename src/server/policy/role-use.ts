@@ -1,3 +1,4 @@
+import type { UseSettings } from '../../api/schemas.js';
 import { type Checker, checkBoolean, describe } from './checks.js';
 import type { UsePolicy } from './types.js';
 import { childPath, type YamlEntry } from './yaml-tree.js';
@@ -80,4 +81,14 @@ export function checkUse(
   )
     return undefined;
   return { onRevoke, killAtExpiry, auditCommands, auditCommandsRequired };
+}
+
+/** The wire form (`use` of a credential, a grant's status and GET /v1/roles). */
+export function useSettings(use: UsePolicy): UseSettings {
+  return {
+    on_revoke: use.onRevoke,
+    kill_at_expiry: use.killAtExpiry,
+    audit_commands: use.auditCommands,
+    audit_commands_required: use.auditCommandsRequired,
+  };
 }

@@ -1,6 +1,7 @@
 import type { CredentialResponse, Identity } from '../../api/schemas.js';
 import { type SignedCredential, signCredential } from '../mint/credential.js';
 import { renderEnv } from '../policy/env-template.js';
+import { useSettings } from '../policy/role-use.js';
 import type { Caller, RolePolicy } from '../policy/types.js';
 import {
   credentialExpiry,
@@ -8,7 +9,6 @@ import {
   recordCredential,
   usePolicyOf,
 } from '../revocation/credentials.js';
-import { useSettings } from '../revocation/grant-status.js';
 import { getReviews } from '../store/requests.js';
 import type { RequestRow, ReviewRow } from '../store/schema.js';
 import type { RequestCore } from './core.js';
@@ -84,6 +84,7 @@ export async function mintCredential(
         expires_at: expiresIso,
       }),
       grant_expires_at: iso(locked.expires_at),
+      jti: signed.jti,
       use: useSettings(usePolicyOf(role)),
     };
     return { row: locked, reviews: [], events: [], actor: who.identity };

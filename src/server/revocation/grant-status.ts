@@ -1,5 +1,6 @@
-import type { GrantStatus, UseSettings } from '../../api/schemas.js';
-import type { RolePolicy, UsePolicy } from '../policy/types.js';
+import type { GrantStatus } from '../../api/schemas.js';
+import { useSettings } from '../policy/role-use.js';
+import type { RolePolicy } from '../policy/types.js';
 import type { Db } from '../store/database.js';
 import type { RequestRow } from '../store/schema.js';
 import { usePolicyOf } from './credentials.js';
@@ -10,15 +11,6 @@ import { revocationOf } from './revocations.js';
  * whether it is still active, until when, and if it was revoked, by whom, when and why, which
  * `jitctl` shows before it refuses to hand the credential over or ends a running command.
  */
-
-export function useSettings(use: UsePolicy): UseSettings {
-  return {
-    on_revoke: use.onRevoke,
-    kill_at_expiry: use.killAtExpiry,
-    audit_commands: use.auditCommands,
-    audit_commands_required: use.auditCommandsRequired,
-  };
-}
 
 /** Changes when the grant ends, is revoked, starts or is extended: the status long poll's ETag. */
 export function grantEtag(row: Pick<RequestRow, 'state' | 'expires_at'>): string {
