@@ -46,7 +46,9 @@ export interface GrantSessionSpec {
   /** The command as run (exec's argv; the shell's path). */
   argv: string[];
   /** Told when the grant's end moves (an extension), with the new end (ms since the epoch). */
-  onNewEnd?: (endMs: number) => void;
+  onNewEnd?: ((endMs: number) => void) | undefined;
+  /** How long each long poll may be held (default 50 s; tests shorten it). */
+  followWaitMs?: number | undefined;
 }
 
 /** How long a long poll may be held (the broker caps it at 60 s). */
@@ -246,7 +248,7 @@ async function follow(
     const a = await checkGrant({
       server: spec.server,
       token: record.token.reveal(),
-      waitMs: etag === undefined ? undefined : FOLLOW_WAIT_MS,
+      waitMs: etag === undefined ? undefined : (spec.followWaitMs ?? FOLLOW_WAIT_MS),
       etag,
       timeoutMs: 15_000,
       signal,

@@ -220,8 +220,8 @@ export function runCommand(ctx: Context, spec: CommandSpec): Promise<number> {
         for (const t of timers.splice(0)) clearTimeout(t);
         expiryTimers(ctx, { ...spec, expiresAt }, timers, end);
       };
-      unwatch = spec.watch?.({ pid: started.pid, tree, end, moveExpiry }) ?? undefined;
       expiryTimers(ctx, spec, timers, end);
+      unwatch = spec.watch?.({ pid: started.pid, tree, end, moveExpiry }) ?? undefined;
     }
   });
 }
