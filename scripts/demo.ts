@@ -5,6 +5,7 @@
  *   alice (developer) signs in, lists her roles, asks for prod-deploy for 15m and waits;
  *   lee (lead) lists what waits for him and approves, with a fresh MFA sign-in;
  *   alice's waiting command receives the credential; `status` and `exec` use it;
+ *   lee revokes the grant while alice's deploy runs: jitctl ends it and says who and why;
  *   alice asks for another role and lee reviews it on the broker's review page, in a browser;
  *   ada (auditor) verifies the audit log's hash chain.
  *
@@ -292,6 +293,36 @@ async function tour(root: string): Promise<void> {
   if (!execOut.includes('JITCTL_ROLE=prod-deploy') || !/KUBE_TOKEN: \d+ characters/.test(execOut)) {
     throw new TourError('the command did not see the credential');
   }
+
+  narrate('7b. alice starts a long deploy; lee revokes the grant: the running command is ended');
+  const deploy = jitctl(alice, [
+    'exec',
+    'prod-deploy',
+    '--',
+    'sh',
+    '-c',
+    'echo "deploying… (this would take 5 minutes)"; sleep 300 & wait',
+  ]);
+  await deploy.waitFor(/deploying/);
+  const revoke = jitctl(lee, ['revoke', id, '--reason', 'deploy window closed', '--yes']);
+  outputs.push(await finished(revoke, 'jitctl revoke'));
+  const ended = await finished(deploy, "alice's exec", 3);
+  outputs.push(ended);
+  if (
+    !/the command was ended: the grant for prod-deploy .* was revoked by Lee Lead .*: deploy window closed/.test(
+      ended,
+    )
+  ) {
+    throw new TourError("alice's command did not report the revocation");
+  }
+  say(
+    paint(
+      'magenta',
+      '  ↳ jitctl followed the grant while the command ran, and ended it (and everything it started) moments after the revocation',
+    ),
+  );
+  const refused = jitctl(alice, ['credential', 'prod-deploy', '--kube']);
+  outputs.push(await finished(refused, 'jitctl credential --kube', 3));
 
   narrate('8. alice asks for staging-admin; lee reviews it in a browser, from the link she got');
   const browserRequest = jitctl(alice, [

@@ -9,6 +9,7 @@ import {
   credentialKey,
   credentialRecordOf,
   encodeCredential,
+  grantEndOf,
 } from '../credentials/records.js';
 import type { Connection } from './connect.js';
 import type { Context } from './context.js';
@@ -262,7 +263,8 @@ export async function awaitOutcome(
     }
     throw err;
   }
-  const end = Date.parse(credential.expiresAt);
+  // The grant's end: jitctl mints a fresh credential until then (the role's credential.ttl).
+  const end = grantEndOf(credential);
   const after = clock.now();
   progress.succeed(
     `approved${approvedBy(decided)} · credential valid until ${clockTime(end)} (${relative(end, after).replace(/^in /, '')})`,

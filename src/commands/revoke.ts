@@ -66,7 +66,7 @@ export async function run(options: Options, ctx: Context): Promise<number> {
     ctx.io.err(
       `${style(ctx.io, 'green', '✔')} revoked ${safe(after.id)} (${safe(after.role)} for ${who(after.requester)}); ` +
         'no credential is minted for it again\n' +
-        `  ${who(after.requester)}'s jitctl refuses it and ends commands running under it; services that introspect or follow /v1/revocations refuse it now\n` +
+        "  the requester's jitctl refuses it and ends the commands running under it; services that introspect or follow /v1/revocations refuse it now\n" +
         (removed ? `  removed the stored credential for ${safe(after.role)}\n` : '') +
         `  services that only check signatures accept a credential already issued until it expires, by ${clockTime(lastExp)} at the latest\n`,
     );

@@ -106,7 +106,7 @@ describe('jitctl revoke: the reason, and what it says', () => {
     const said = lee.io.stderrText();
     expect(said).toContain('no credential is minted for it again');
     expect(said).toContain(
-      'jitctl refuses it and ends commands running under it; services that introspect or follow /v1/revocations refuse it now',
+      "the requester's jitctl refuses it and ends the commands running under it; services that introspect or follow /v1/revocations refuse it now",
     );
     // self-service: a 10m window with the 15m default lifetime, so the window's end bounds it.
     expect(said).toMatch(
