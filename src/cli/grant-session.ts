@@ -16,7 +16,7 @@ import type { CredentialStore } from '../credentials/store.js';
 import type { RunningCommand } from '../exec/run-command.js';
 import type { Context } from './context.js';
 import { ApiError, JitError, UnreachableError } from './errors.js';
-import { revokedLine } from './hand-over.js';
+import { grantEtagOf, revokedLine } from './hand-over.js';
 import { clockTime, safe } from './output.js';
 import { dropQueued, queuedUses, queueUse } from './use-queue.js';
 
@@ -90,6 +90,8 @@ export function startGrantSession(ctx: Context, spec: GrantSessionSpec): GrantSe
   } satisfies Partial<UseReport>;
 
   let connection: Promise<import('./connect.js').Connection> | undefined;
+  /** The stored session's token, read once (a file store decrypts on every read). */
+  let bearer: Promise<string | undefined> | undefined;
   const connected = () => {
     connection ??= (async () => {
       if (!spec.store) throw new UnreachableError('no credential store to sign in with');
@@ -106,12 +108,13 @@ export function startGrantSession(ctx: Context, spec: GrantSessionSpec): GrantSe
    */
   const send = async (report: UseReport, requestId = record.requestId): Promise<void> => {
     const path = `/v1/requests/${encodeURIComponent(requestId)}/uses`;
-    const bearer = await sessionBearer(ctx, spec);
-    if (bearer) {
+    bearer ??= sessionBearer(ctx, spec);
+    const token = await bearer;
+    if (token) {
       const a = await lightRequest({
         method: 'POST',
         url: new URL(path, spec.server),
-        headers: { authorization: `Bearer ${bearer}` },
+        headers: { authorization: `Bearer ${token}` },
         body: report,
         timeoutMs: END_REPORT_MS,
       });
@@ -210,7 +213,10 @@ export function startGrantSession(ctx: Context, spec: GrantSessionSpec): GrantSe
     },
 
     async finish() {
-      const sent = await startSent;
+      // The start report first (a slow one queues itself), for at most as long as the end's.
+      const sent = await withTimeout(startSent ?? Promise.resolve(false), END_REPORT_MS).catch(
+        () => false,
+      );
       const end: UseReport = {
         ...base,
         event: 'end',
@@ -240,7 +246,8 @@ async function follow(
   onEnd: (by: string) => void,
 ): Promise<void> {
   const { record } = spec;
-  let etag: string | undefined;
+  // Where the check before the command left off (or, without one, an immediate first answer).
+  let etag = grantEtagOf(record);
   let end = grantEndOf(record);
   let failures = 0;
   let warned = false;

@@ -26,6 +26,13 @@ import { clockTime, relative, safe } from './output.js';
  * minutes of its last confirmation; relying parties are not affected by it at all.
  */
 
+/**
+ * The long poll's ETag of the grant as handOver last saw it, by the record it returned: a running
+ * command's follower starts waiting from there instead of asking once more.
+ */
+const etags = new WeakMap<CredentialRecord, string>();
+export const grantEtagOf = (record: CredentialRecord): string | undefined => etags.get(record);
+
 /** How long after the broker's last word a credential may be handed over without a new one. */
 export const OFFLINE_GRACE_MS = 5 * 60_000;
 /** The check of the grant, beyond which the broker counts as unreachable. */
@@ -130,6 +137,7 @@ export async function handOver(
     JSON.stringify(record.use) !== JSON.stringify(grant.use) ||
     now - (record.confirmedAt ?? 0) >= CONFIRM_WRITE_MS;
   if (changed) await keep(source, confirmed);
+  if (answer.etag) etags.set(confirmed, answer.etag);
   return confirmed;
 }
 
