@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -323,5 +323,27 @@ describe('resource_servers', () => {
     }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ConfigError);
     expect(`${(err as ConfigError).message} ${(err as ConfigError).hint ?? ''}`).toMatch(message);
+  });
+});
+
+describe('resource_servers in docs/operations.md', () => {
+  it('parses as it is written', async () => {
+    const doc = readFileSync(join(import.meta.dirname, '../../docs/operations.md'), 'utf8');
+    const section = doc.slice(doc.indexOf('## Resource servers'));
+    const yaml = /```yaml\n([\s\S]*?)```/.exec(section)![1]!;
+    const file = configFile(
+      'rs-doc.yaml',
+      [
+        'trusted_issuers:',
+        '  - name: k8s-prod',
+        '    issuer: https://k8s.example.com',
+        '    audience: https://jit.example.com',
+        '    conditions: { namespace: vault }',
+        yaml,
+      ].join('\n'),
+    );
+    const c = await load({ flags: REQUIRED, configFile: file });
+    expect(c.resourceServers.map((r) => r.clientId)).toEqual(['k8s-prod-gateway', 'vault']);
+    expect(c.resourceServers[0]!.audiences).toEqual(['https://k8s.prod.example.com']);
   });
 });
