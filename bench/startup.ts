@@ -6,8 +6,9 @@
  *
  * Each round runs every command once (the order rotates from round to round so none always goes
  * first after a pause): `node -e 0`, `jitctl --version`, `jitctl --help`, `jitctl status --json`
- * (a stored session) and `jitctl exec bench -- true` (a stored credential), both reading the
- * encrypted file store with its real PBES2 count. Wall time is measured around each process;
+ * (a stored session), `jitctl exec bench -- true` and `jitctl credential bench --kube` (a stored
+ * credential of a real grant, confirmed with a real broker on every run, as kubectl's exec plugin
+ * does on every kubectl command), all reading the encrypted file store with its real PBES2 count. Wall time is measured around each process;
  * CPU time (user + system of the child, from the kernel's accounting of reaped children) is
  * summed per command, so the CPU ratio is a mean and immune to waiting for a busy core.
  *
@@ -21,17 +22,21 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { decodeJwt } from 'jose';
 import { BIN, ensureBuilt } from '../scripts/ensure-built.js';
 import { homeEnv } from '../scripts/home-env.js';
+import type { CredentialResponse } from '../src/api/schemas.js';
 import { Secret } from '../src/api/secret.js';
 import { FILE_STORE_P2C, fileStore } from '../src/credentials/file-store.js';
 import {
   credentialKey,
+  credentialRecordOf,
   encodeCredential,
   encodeSession,
   sessionKey,
 } from '../src/credentials/records.js';
 import { hasFlag, intFlag } from './support/args.js';
+import { type BenchBroker, brokerHarness } from './support/broker.js';
 import { childrenCpuMs } from './support/process.js';
 import {
   checkGoal,
@@ -45,7 +50,6 @@ import {
 } from './support/report.js';
 import { round, roundSummary, type Summary, summarize } from './support/stats.js';
 
-const SERVER = 'https://jit.bench.example';
 const PASSPHRASE = 'bench file-store passphrase';
 
 interface Case {
@@ -57,12 +61,16 @@ interface Case {
   env?: Record<string, string>;
 }
 
-/** A private home with a session and a credential in the file store; returns the child env. */
-async function seedHome(dir: string): Promise<Record<string, string>> {
+/**
+ * A private home with a session and a credential in the file store, both real: the credential
+ * of an approved grant on `broker` (its own process), which `exec` and `credential` confirm with
+ * the broker on every run (one small request, GET /v1/credential/status). Returns the child env.
+ */
+async function seedHome(dir: string, broker: BenchBroker): Promise<Record<string, string>> {
   const env: Record<string, string> = {
     ...homeEnv(dir),
     NO_COLOR: '1',
-    JITCTL_SERVER: SERVER,
+    JITCTL_SERVER: broker.url,
     JITCTL_STORE: 'file',
     JITCTL_FILE_PASSPHRASE: PASSPHRASE,
   };
@@ -71,36 +79,48 @@ async function seedHome(dir: string): Promise<Record<string, string>> {
     passphrase: async () => new Secret(PASSPHRASE),
   });
   const now = Date.now();
-  const token = `eyJhbGciOiJFUzI1NiJ9.${'x'.repeat(400)}.sig`;
   await store.set(
-    sessionKey(SERVER),
+    sessionKey(broker.url),
     encodeSession({
       kind: 'oidc',
-      issuer: 'https://idp.bench.example',
+      issuer: decodeJwt(broker.requester).iss!,
       clientId: 'jitctl-cli',
-      bearer: new Secret(token),
-      refreshToken: new Secret('refresh-token-for-the-benchmark'),
+      bearer: new Secret(broker.requester),
+      refreshToken: null,
       expiresAt: now + 3_600_000,
       identity: {
-        iss: 'https://idp.bench.example',
-        sub: 'bench',
-        name: 'Bench User',
-        email: 'bench@example.com',
+        iss: decodeJwt(broker.requester).iss!,
+        sub: 'bench-dev',
+        name: 'Bench Developer',
+        email: null,
         groups: ['developers'],
       },
       acr: 'mfa',
       authTime: now,
     }),
   );
+  const call = async <T>(token: string, path: string, body: unknown): Promise<T> => {
+    const r = await fetch(broker.url + path, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    if (!r.ok) throw new Error(`${path} answered ${r.status}: ${await r.text()}`);
+    return (await r.json()) as T;
+  };
+  const filed = await call<{ id: string }>(broker.requester, '/v1/requests', {
+    role: 'bench',
+    duration: '1h',
+  });
+  await call(broker.approver, `/v1/requests/${filed.id}/reviews`, { decision: 'approve' });
+  const minted = await call<CredentialResponse>(
+    broker.requester,
+    `/v1/requests/${filed.id}/credential`,
+    {},
+  );
   await store.set(
-    credentialKey(SERVER, 'bench'),
-    encodeCredential({
-      role: 'bench',
-      requestId: 'req_benchmark0001',
-      token: new Secret(token),
-      expiresAt: new Date(now + 24 * 3_600_000).toISOString(),
-      env: { BENCH_TOKEN: new Secret(token) },
-    }),
+    credentialKey(broker.url, 'bench'),
+    encodeCredential(credentialRecordOf('bench', filed.id, minted, Date.now())),
   );
   return env;
 }
@@ -121,8 +141,10 @@ async function main(): Promise<void> {
   const out = humanOut(json);
   ensureBuilt();
   const dir = mkdtempSync(join(tmpdir(), 'jitctl-bench-startup-'));
+  const harness = await brokerHarness();
+  const broker = await harness.start('sqlite');
   try {
-    const env = await seedHome(dir);
+    const env = await seedHome(dir, broker);
     const cases: Case[] = [
       { name: 'node -e 0', args: ['-e', '0'] },
       { name: 'jitctl --version', args: [BIN, '--version'], expect: /^\d+\.\d+\.\d+/ },
@@ -133,6 +155,11 @@ async function main(): Promise<void> {
         expect: /"signed_in": true/,
       },
       { name: 'jitctl exec bench -- true', args: [BIN, 'exec', 'bench', '--', 'true'] },
+      {
+        name: 'jitctl credential bench --kube',
+        args: [BIN, 'credential', 'bench', '--kube'],
+        expect: /"kind": "ExecCredential"/,
+      },
     ];
     // kubectl's exec plugin: the file store with its passphrase (one key derivation per run), and
     // with the unlock agent holding the key (no passphrase, no derivation: issue 12).
@@ -274,6 +301,8 @@ async function main(): Promise<void> {
       env: { ...process.env, ...homeEnv(dir) },
       stdio: 'ignore',
     });
+    await broker.stop();
+    await harness.close();
     rmSync(dir, { recursive: true, force: true });
   }
 }

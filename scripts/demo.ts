@@ -6,6 +6,7 @@
  *   lee (lead) lists what waits for him and approves, with a fresh MFA sign-in;
  *   alice's waiting command receives the credential; `status` and `exec` use it;
  *   alice asks to extend it by 30m, lee approves the extension, her credential gets the new end;
+ *   lee revokes the grant while alice's deploy runs: jitctl ends it and says who and why;
  *   alice asks for another role and lee reviews it on the broker's review page, in a browser;
  *   ada (auditor) verifies the audit log's hash chain.
  *
@@ -335,7 +336,37 @@ async function tour(root: string): Promise<void> {
   const statusAfter = await finished(jitctl(alice, ['status']), 'jitctl status');
   outputs.push(statusAfter);
 
-  narrate('9. alice asks for staging-admin; lee reviews it in a browser, from the link she got');
+  narrate('9. alice starts a long deploy; lee revokes the grant: the running command is ended');
+  const deploy = jitctl(alice, [
+    'exec',
+    'prod-deploy',
+    '--',
+    'sh',
+    '-c',
+    'echo "deploying… (this would take 5 minutes)"; sleep 300 & wait',
+  ]);
+  await deploy.waitFor(/deploying/);
+  const revoke = jitctl(lee, ['revoke', id, '--reason', 'deploy window closed', '--yes']);
+  outputs.push(await finished(revoke, 'jitctl revoke'));
+  const ended = await finished(deploy, "alice's exec", 3);
+  outputs.push(ended);
+  if (
+    !/the command was ended: the grant for prod-deploy .* was revoked by Lee Lead .*: deploy window closed/.test(
+      ended,
+    )
+  ) {
+    throw new TourError("alice's command did not report the revocation");
+  }
+  say(
+    paint(
+      'magenta',
+      '  ↳ jitctl followed the grant while the command ran, and ended it (and everything it started) moments after the revocation',
+    ),
+  );
+  const refused = jitctl(alice, ['credential', 'prod-deploy', '--kube']);
+  outputs.push(await finished(refused, 'jitctl credential --kube', 3));
+
+  narrate('10. alice asks for staging-admin; lee reviews it in a browser, from the link she got');
   const browserRequest = jitctl(alice, [
     'request',
     'staging-admin',
@@ -376,7 +407,7 @@ async function tour(root: string): Promise<void> {
     ),
   );
 
-  narrate("10. ada, an auditor, checks the audit log's hash chain");
+  narrate("11. ada, an auditor, checks the audit log's hash chain");
   const adaLogin = jitctl(ada, ['login', '--server', url]);
   await signIn(adaLogin, ada, true);
   outputs.push(await finished(adaLogin, "ada's login"));

@@ -47,6 +47,12 @@ const AUTHENTICATION: OcsfClass = { class_uid: 3002, class_name: 'Authentication
 const AUTHORIZE_SESSION: OcsfClass = { class_uid: 3003, class_name: 'Authorize Session', ...IAM };
 const ENTITY_MANAGEMENT: OcsfClass = { class_uid: 3004, class_name: 'Entity Management', ...IAM };
 const USER_ACCESS: OcsfClass = { class_uid: 3005, class_name: 'User Access Management', ...IAM };
+const PROCESS_ACTIVITY: OcsfClass = {
+  class_uid: 1007,
+  class_name: 'Process Activity',
+  category_uid: 1,
+  category_name: 'System Activity',
+};
 const BASE_EVENT: OcsfClass = {
   class_uid: 0,
   class_name: 'Base Event',
@@ -98,6 +104,8 @@ export const OCSF_MAPPINGS = {
   'key.created': m(ENTITY_MANAGEMENT, 1, 'Create'),
   'key.rotated': m(ENTITY_MANAGEMENT, 3, 'Update'),
   'key.retired': m(ENTITY_MANAGEMENT, 9, 'Disable'),
+  'command.started': m(PROCESS_ACTIVITY, 1, 'Launch'),
+  'command.ended': m(PROCESS_ACTIVITY, 2, 'Terminate'),
   'audit.checkpoint': m(BASE_EVENT, 99, 'Other'),
   '(any other type)': m(BASE_EVENT, 99, 'Other'),
 } as const satisfies Record<string, OcsfMapping>;
@@ -237,6 +245,27 @@ export function toOcsf(e: AuditEvent, opts: OcsfOptions = {}): Json {
         expiration_time: time(e.data.exp),
       });
       break;
+    case PROCESS_ACTIVITY: {
+      // A command run under a grant, as `jitctl exec`/`shell` reported it from the person's machine.
+      const argv = Array.isArray(e.data.command)
+        ? e.data.command.filter((a): a is string => typeof a === 'string')
+        : [];
+      base.device = withoutUndefined({
+        hostname: text(e.data.host) ?? 'unknown',
+        type_id: 0,
+        type: 'Unknown',
+      });
+      base.process = withoutUndefined({
+        name: argv[0] ?? (text(e.data.kind) === 'shell' ? 'shell' : 'command'),
+        cmd_line: argv.length > 1 ? argv.join(' ') : undefined,
+        created_time: time(e.data.started_at),
+        terminated_time: time(e.data.ended_at),
+        user: text(e.data.os_user) ? { name: e.data.os_user } : undefined,
+      });
+      if (typeof e.data.exit_code === 'number') base.exit_code = e.data.exit_code;
+      if (text(e.data.ended_by)) base.status_detail = `ended: grant ${String(e.data.ended_by)}`;
+      break;
+    }
     case AUTHENTICATION:
       base.user = user(
         {

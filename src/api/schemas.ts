@@ -7,7 +7,7 @@ import { type Static, type TSchema, Type } from '@sinclair/typebox';
  * `15m` (src/api/duration.ts).
  */
 
-const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
+export const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
 
 export const REQUEST_STATES = [
   'pending',
@@ -197,12 +197,30 @@ export const RequestPage = Type.Object({
 });
 export type RequestPage = Static<typeof RequestPage>;
 
+/** A role's settings for using a grant on the requester's machine (docs/policy.md). */
+export const UseSettingsSchema = Type.Object({
+  on_revoke: Type.Union([Type.Literal('end'), Type.Literal('warn')]),
+  kill_at_expiry: Type.Boolean(),
+  audit_commands: Type.Union([Type.Literal('none'), Type.Literal('name'), Type.Literal('full')]),
+  audit_commands_required: Type.Boolean(),
+});
+export type UseSettings = Static<typeof UseSettingsSchema>;
+
 export const CredentialResponse = Type.Object({
   token: Type.String(),
   token_type: Type.Literal('Bearer'),
   expires_at: Type.String(),
   /** The role's env templates, rendered (e.g. `KUBE_TOKEN`). */
   env: Type.Record(Type.String(), Type.String()),
+  /**
+   * The grant's end: `expires_at` is this credential's own (the role's `credential.ttl`), and the
+   * CLI mints a fresh one until then. Optional: older brokers leave it out.
+   */
+  grant_expires_at: Type.Optional(Type.String()),
+  /** This credential's id (its `jti` claim): what a revocation and a reported use name. */
+  jti: Type.Optional(Type.String()),
+  /** How the role wants the grant used on the requester's machine (docs/policy.md). */
+  use: Type.Optional(UseSettingsSchema),
 });
 export type CredentialResponse = Static<typeof CredentialResponse>;
 
@@ -262,6 +280,11 @@ export const RoleSummary = Type.Object({
   rules: Type.Optional(
     Type.Array(Type.Object({ name: Type.String(), decision: Type.String(), when: Type.String() })),
   ),
+  // ---- revocation (optional: older brokers leave them out) ----
+  /** How long one credential lasts (`credential.ttl`); a fresh one is minted while the grant lasts. */
+  credential_ttl: Type.Optional(Type.String()),
+  /** on_revoke, kill_at_expiry, audit_commands, audit_commands_required */
+  use: Type.Optional(UseSettingsSchema),
 });
 export type RoleSummary = Static<typeof RoleSummary>;
 
@@ -322,6 +345,9 @@ export const AUDIT_EVENT_TYPES = [
   'key.created',
   'key.rotated',
   'key.retired',
+  // Commands run under a grant, as `jitctl exec`/`shell` report them (POST /v1/requests/:id/uses).
+  'command.started',
+  'command.ended',
 ] as const;
 export type AuditEventType = (typeof AUDIT_EVENT_TYPES)[number];
 
@@ -351,14 +377,25 @@ export const AuditPage = Type.Object({
 });
 export type AuditPage = Static<typeof AuditPage>;
 
+/** One revoked grant (`GET /v1/revocations`, and the `request.revoked` notification). */
 export const Revocation = Type.Object({
   request_id: Type.String(),
   role: Type.String(),
+  /** Every credential of the grant that was still valid when it was revoked. */
+  jtis: Type.Array(Type.String()),
   revoked_at: Type.String(),
+  revoked_by: Nullable(Identity),
+  /** Why, as the revoker said (`jitctl revoke --reason`); null when none was given. */
+  reason: Nullable(Type.String()),
   /** When the revoked credentials would have expired; entries can be dropped after this. */
   expires_at: Type.String(),
 });
-export const RevocationsResponse = Type.Object({ items: Type.Array(Revocation) });
+export type Revocation = Static<typeof Revocation>;
+export const RevocationsResponse = Type.Object({
+  items: Type.Array(Revocation),
+  /** Pass as `cursor` to follow the list: the next page, or (with `wait`) what comes next. */
+  next_cursor: Type.String(),
+});
 export type RevocationsResponse = Static<typeof RevocationsResponse>;
 
 export const ErrorResponse = Type.Object({

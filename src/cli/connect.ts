@@ -65,3 +65,30 @@ export async function withConnection<T>(
     await conn.client.close();
   }
 }
+
+/**
+ * A connection over a store that is already open (exec's, whose file store may have asked for a
+ * passphrase once already), for calls made while a command runs or just before: its client never
+ * listens for Ctrl-C (exec passes that on to the command) and gives up sooner than a command a
+ * person waits on would.
+ */
+export async function connectOver(
+  ctx: Context,
+  server: string,
+  store: CredentialStore,
+): Promise<Connection> {
+  const [{ openSession }, { BrokerClient }] = await Promise.all([
+    import('../auth/index.js'),
+    import('../client/broker-client.js'),
+  ]);
+  const session = await openSession(ctx, server, store);
+  const client = new BrokerClient({
+    server,
+    session,
+    clock: ctx.clock,
+    attempts: 2,
+    readTimeoutMs: 10_000,
+    ...(ctx.debug ? { debug: (line: string) => ctx.io.err(`debug: ${line}\n`) } : {}),
+  });
+  return { server, store, session, client };
+}

@@ -8,6 +8,7 @@ import { addBrokerCommands } from './program-broker.js';
 import type { Act, CommandModule, RunResult } from './program-kit.js';
 import { addExtendCommand } from './program-lifecycle.js';
 import { addToolCommands } from './program-tools.js';
+import { REVOKE_DESCRIPTION, REVOKE_HELP } from './revocation-help.js';
 
 /**
  * The commander tree. It only parses flags: each action imports its command module on demand
@@ -116,12 +117,13 @@ export function buildProgram(ctx: Context, result: ProgramResult): Command {
     );
 
   server(program.command('status'))
-    .description('who you are, your session and your active credentials')
+    .description('who you are, your session and your credentials, their grants checked')
     .option('--json', 'print JSON')
+    .option('--offline', 'read the store only, without asking the broker (for shell prompts)')
     .action(
       act(
         () => import('../commands/status.js'),
-        (o: { server?: string; store?: string; json?: boolean }) => o,
+        (o: { server?: string; store?: string; json?: boolean; offline?: boolean }) => o,
       ),
     );
 
@@ -279,14 +281,16 @@ export function buildProgram(ctx: Context, result: ProgramResult): Command {
   }
 
   server(program.command('revoke'))
-    .description('end an approved request early (its credential stops working for jitctl)')
+    .description(REVOKE_DESCRIPTION)
     .argument('<id>', 'request id')
+    .option('--reason <text>', 'why (shown to the requester and to relying parties)')
     .option('-y, --yes', 'do not ask to confirm (required without a terminal)')
     .option('--json', 'print JSON')
+    .addHelpText('after', REVOKE_HELP)
     .action(
       act(
         () => import('../commands/revoke.js'),
-        (id: string, o: { server?: string; store?: string; yes?: boolean; json?: boolean }) => ({
+        (id: string, o: { server?: string; yes?: boolean; json?: boolean; reason?: string }) => ({
           ...o,
           id,
         }),

@@ -3,13 +3,14 @@ import { DURATION_HINT, DurationError, parseDuration } from '../api/duration.js'
 import { ErrorCode } from '../api/errors.js';
 import { reviewPageUrl } from '../api/links.js';
 import { type AccessRequest, LIMITS } from '../api/schemas.js';
-import { Secret } from '../api/secret.js';
 import { waitForDecision } from '../client/await-approval.js';
 import {
   type CredentialRecord,
   credentialKey,
+  credentialRecordOf,
   encodeCredential,
   encodeScheduled,
+  grantEndOf,
   scheduledKey,
 } from '../credentials/records.js';
 import type { Connection } from './connect.js';
@@ -337,7 +338,8 @@ export async function awaitOutcome(
     }
     throw err;
   }
-  const end = Date.parse(credential.expiresAt);
+  // The grant's end: jitctl mints a fresh credential until then (the role's credential.ttl).
+  const end = grantEndOf(credential);
   const after = clock.now();
   progress.succeed(
     `approved${approvedBy(decided)} · credential valid until ${clockTime(end)} (${relative(end, after).replace(/^in /, '')})`,
@@ -385,18 +387,10 @@ function approvedBy(request: AccessRequest): string {
 /** Mints the credential of an approved request (POST /credential) as a store record. */
 export async function fetchCredential(
   conn: Connection,
-  request: AccessRequest,
+  request: Pick<AccessRequest, 'id' | 'role'>,
 ): Promise<CredentialRecord> {
   const minted = await conn.client.credential(request.id);
-  const env: Record<string, Secret> = {};
-  for (const [name, value] of Object.entries(minted.env)) env[name] = new Secret(value);
-  return {
-    role: request.role,
-    requestId: request.id,
-    token: new Secret(minted.token),
-    expiresAt: minted.expires_at,
-    env,
-  };
+  return credentialRecordOf(request.role, request.id, minted, Date.now());
 }
 
 /** The exit of an outcome: nothing for approved, exit 3 for an ending, exit 5 at the timeout. */

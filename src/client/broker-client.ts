@@ -175,10 +175,11 @@ export class BrokerClient {
       })
     ).body;
   }
-  async revoke(id: string): Promise<AccessRequest> {
+  /** Ends a grant; `reason` is shown to the requester and relying parties. */
+  async revoke(id: string, reason?: string): Promise<AccessRequest> {
     return (
       await this.call<AccessRequest>('POST', `${requestPath(id)}/revoke`, {
-        body: {},
+        body: reason === undefined || reason === '' ? {} : { reason },
         idempotent: true,
         expect: 'AccessRequest',
       })

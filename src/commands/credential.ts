@@ -1,5 +1,6 @@
 import type { Context } from '../cli/context.js';
 import { UsageError } from '../cli/errors.js';
+import { handOver } from '../cli/hand-over.js';
 import { clockTime, printJson, relative, safe } from '../cli/output.js';
 import {
   activeCredential,
@@ -7,6 +8,7 @@ import {
   openCredentialSource,
   rfc3339,
 } from '../credentials/active.js';
+import { grantEndOf } from '../credentials/records.js';
 
 /**
  * `jitctl credential [role] [--json | --kube | --env]`: the stored credential for other tools.
@@ -44,8 +46,12 @@ export async function run(options: Options, ctx: Context): Promise<number> {
   const apiVersion = options.kube ? kubeApiVersion(ctx.env.KUBERNETES_EXEC_INFO) : undefined;
 
   const source = await openCredentialSource(ctx, options);
-  const record = await activeCredential(ctx, source, options.role, (r) => `jitctl credential ${r}`);
+  const stored = await activeCredential(ctx, source, options.role, (r) => `jitctl credential ${r}`);
+  // One question to the broker: a revoked grant is refused (exit 3), a credential near its own
+  // expiry is replaced by a fresh one while the grant lasts (src/cli/hand-over.ts).
+  const record = await handOver(ctx, source, stored, { purpose: 'tool' });
   const expires = Date.parse(record.expiresAt);
+  const grantEnd = grantEndOf(record);
 
   if (apiVersion) {
     printJson(ctx.io, {
@@ -59,6 +65,7 @@ export async function run(options: Options, ctx: Context): Promise<number> {
     printJson(ctx.io, {
       token: record.token.reveal(),
       expires_at: rfc3339(expires),
+      grant_expires_at: rfc3339(grantEnd),
       role: record.role,
       request_id: record.requestId,
       server: source.server,
@@ -88,6 +95,12 @@ export async function run(options: Options, ctx: Context): Promise<number> {
       line('server', safe(source.server)) +
       line('request', safe(record.requestId)) +
       line('expires', `${clockTime(expires)} (${relative(expires, now)}), ${rfc3339(expires)}`) +
+      (grantEnd - expires >= 1000
+        ? line(
+            'grant ends',
+            `${clockTime(grantEnd)} (${relative(grantEnd, now)}); a fresh credential is minted until then`,
+          )
+        : '') +
       line('variables', names.length > 0 ? names.map((n) => safe(n)).join(', ') : '(none)'),
   );
   return 0;

@@ -1,5 +1,7 @@
 import type { Context } from '../cli/context.js';
 import { ExitCode, JitError, UsageError } from '../cli/errors.js';
+import { startGrantSession } from '../cli/grant-session.js';
+import { handOver } from '../cli/hand-over.js';
 import { safe } from '../cli/output.js';
 import {
   activeCredential,
@@ -7,7 +9,8 @@ import {
   NoCredentialError,
   openCredentialSource,
 } from '../credentials/active.js';
-import type { CredentialRecord } from '../credentials/records.js';
+import { type CredentialRecord, grantEndOf, useOf } from '../credentials/records.js';
+import type { CredentialStore } from '../credentials/store.js';
 import { keepIgnored } from '../exec/inherited-signals.js';
 import { resolveCommand } from '../exec/resolve-command.js';
 import { type CommandSpec, runCommand } from '../exec/run-command.js';
@@ -64,13 +67,16 @@ export async function run(options: Options, ctx: Context): Promise<number> {
   // Before any credential is read or requested, with jitctl's PATH (a role's env may change it:
   // the command's own is checked again when it starts).
   resolveCommand(command, ctx.env.PATH);
-  const { record, server } = await credentialToUse(ctx, options, 'exec');
+  const { record, server, store } = await credentialToUse(ctx, options, 'exec');
   return runWithCredential(ctx, {
     record,
     server,
+    store,
+    kind: 'exec',
     command,
     args,
-    atExpiry: options.killAtExpiry === true ? 'end' : 'nothing',
+    // --kill-at-expiry, or the role's `kill_at_expiry: true` (docs/policy.md)
+    atExpiry: options.killAtExpiry === true || useOf(record).kill_at_expiry ? 'end' : 'nothing',
   });
 }
 
@@ -90,14 +96,17 @@ export async function credentialToUse(
   ctx: Context,
   options: UseOptions,
   verb: 'exec' | 'shell',
-): Promise<{ record: CredentialRecord; server: string }> {
+): Promise<{ record: CredentialRecord; server: string; store: CredentialStore }> {
   const usage = (r: string) => `jitctl ${verb} ${r}${verb === 'exec' ? ' -- …' : ''}`;
   const storeFlag = typeof options.store === 'string' ? options.store : undefined;
   if (!options.request) {
     const source = await openCredentialSource(ctx, { server: options.server, store: storeFlag });
+    const stored = await activeCredential(ctx, source, options.role, usage);
     return {
-      record: await activeCredential(ctx, source, options.role, usage),
+      // Confirmed with the broker (a revoked grant is refused here), fresh enough for a command.
+      record: await handOver(ctx, source, stored, { purpose: 'command' }),
       server: source.server,
+      store: source.store,
     };
   }
   const role = options.role;
@@ -120,7 +129,12 @@ export async function credentialToUse(
   const connectOptions = { server: options.server, store: memoryOnly ? 'memory' : storeFlag };
   return withConnection(ctx, connectOptions, async (conn) => {
     try {
-      return { record: await activeCredential(ctx, conn, role, usage), server: conn.server };
+      const stored = await activeCredential(ctx, conn, role, usage);
+      return {
+        record: await handOver(ctx, conn, stored, { purpose: 'command' }),
+        server: conn.server,
+        store: conn.store,
+      };
     } catch (err) {
       if (!(err instanceof NoCredentialError)) throw err;
       ctx.io.err(
@@ -130,7 +144,7 @@ export async function credentialToUse(
     const record = await flow.requestAccess(ctx, conn, input, {
       keep: options.store === false ? 'memory' : 'store',
     });
-    return { record, server: conn.server };
+    return { record, server: conn.server, store: conn.store };
   });
 }
 
@@ -165,6 +179,12 @@ export function checkUseOptions(ctx: Context, options: UseOptions): void {
 export interface RunSpec {
   record: CredentialRecord;
   server: string;
+  /** Where the credential came from (the session for reporting the command; grant-session.ts). */
+  store?: CredentialStore | undefined;
+  /** What runs: a command (exec) or a shell; reported as such. */
+  kind?: 'exec' | 'shell' | undefined;
+  /** Told when the grant's end moves (an extension): the shell's prompt. */
+  onNewEnd?: ((endMs: number) => void) | undefined;
   command: string;
   args: string[];
   /** See {@link CommandSpec.atExpiry}. */
@@ -184,13 +204,36 @@ export async function runWithCredential(ctx: Context, spec: RunSpec): Promise<nu
         '(not valid names, or reserved: JITCTL_*, LD_*, DYLD_*)\n',
     );
   }
-  return runCommand(ctx, {
-    command: spec.command,
-    args: spec.args,
-    env: { ...vars, ...spec.extraEnv },
-    expiresAt: Date.parse(spec.record.expiresAt),
-    role: spec.record.role,
-    atExpiry: spec.atExpiry,
-    watch: spec.watch,
+  // Follows the grant (a revocation ends the command) and reports the command to the broker.
+  const session = startGrantSession(ctx, {
+    record: spec.record,
+    server: spec.server,
+    store: spec.store,
+    kind: spec.kind ?? 'exec',
+    argv: [spec.command, ...spec.args],
+    onNewEnd: spec.onNewEnd,
   });
+  await session.beforeStart();
+  try {
+    return await runCommand(ctx, {
+      command: spec.command,
+      args: spec.args,
+      env: { ...vars, ...spec.extraEnv },
+      // The grant's end: the token in the environment may expire sooner (credential.ttl).
+      expiresAt: grantEndOf(spec.record),
+      role: spec.record.role,
+      atExpiry: spec.atExpiry,
+      watch: (running) => {
+        const stopFollowing = session.watch(running);
+        const other = spec.watch?.(running);
+        return () => {
+          stopFollowing();
+          other?.();
+        };
+      },
+      onExit: (code, signal) => session.onExit(code, signal),
+    });
+  } finally {
+    await session.finish();
+  }
 }

@@ -1,6 +1,8 @@
-import { type ConnectOptions, withConnection } from '../cli/connect.js';
+import { parseDuration } from '../api/duration.js';
+import { LIMITS } from '../api/schemas.js';
+import { type Connection, type ConnectOptions, withConnection } from '../cli/connect.js';
 import type { Context } from '../cli/context.js';
-import { DeniedError, ExitCode } from '../cli/errors.js';
+import { DeniedError, ExitCode, UsageError } from '../cli/errors.js';
 import { clockTime, printJson, safe, style } from '../cli/output.js';
 import { requestId } from '../cli/request-flow.js';
 import { who } from '../cli/request-view.js';
@@ -8,21 +10,27 @@ import { confirm, needConfirmation, showForDecision } from '../cli/review-flow.j
 import { credentialKey, decodeCredential } from '../credentials/records.js';
 
 /**
- * `jitctl revoke <id> [--yes] [--json]`: end an approved request early. The requester, an
- * approver of the role or an administrator may. The broker then refuses to mint for it and lists
- * it at `GET /v1/revocations`; this command also deletes the credential of that request from the
- * local store, if it is there. Tokens already handed to other systems stay valid until their
- * `exp` wherever those systems do not check the revocation list, which is why the output says
- * until when.
+ * `jitctl revoke <id> [--reason TEXT] [--yes] [--json]`: end an approved grant now. The
+ * requester, an approver of the role or an administrator may. From then on the broker mints
+ * nothing for it; the requester's jitctl refuses its stored credential and ends commands running
+ * under it (exec, shell); relying parties that introspect or follow `GET /v1/revocations` refuse
+ * it at once, and those that only check signatures when its last credential expires (the role's
+ * `credential.ttl`), which is why the output says until when. This command also deletes the
+ * credential of that request from this machine's store, if it is there.
  */
 export interface Options extends ConnectOptions {
   id: string;
+  reason?: string | undefined;
   yes?: boolean | undefined;
   json?: boolean | undefined;
 }
 
 export async function run(options: Options, ctx: Context): Promise<number> {
   const id = requestId(options.id);
+  if (options.reason !== undefined && options.reason.length > LIMITS.reason)
+    throw new UsageError(
+      `--reason is ${options.reason.length} characters; at most ${LIMITS.reason} fit`,
+    );
   needConfirmation(ctx, 'Revoking', options.yes);
   return withConnection(ctx, options, async (conn) => {
     const request = await conn.client.getRequest(id);
@@ -42,7 +50,7 @@ export async function run(options: Options, ctx: Context): Promise<number> {
     if (request.state === 'approved' && !(await confirm(ctx, question, options.yes))) {
       return ExitCode.Error;
     }
-    const after = await conn.client.revoke(id);
+    const after = await conn.client.revoke(id, options.reason);
 
     // The credential of this request, if this machine holds it (a credential of another request
     // for the same role is left alone).
@@ -52,13 +60,30 @@ export async function run(options: Options, ctx: Context): Promise<number> {
     if (removed) await conn.store.delete(key);
 
     if (options.json) printJson(ctx.io, after);
-    const windowEnd = clockTime(Date.parse(after.expires_at));
+    const windowEnd = Date.parse(after.expires_at);
+    // The last credential minted expires within one credential.ttl; never after the window.
+    const lastExp = Math.min(windowEnd, ctx.clock.now() + (await lifetimeOf(conn, after.role)));
     ctx.io.err(
       `${style(ctx.io, 'green', '✔')} revoked ${safe(after.id)} (${safe(after.role)} for ${who(after.requester)}); ` +
-        `the broker mints nothing more for it and lists it at /v1/revocations\n` +
+        'no credential is minted for it again\n' +
+        "  the requester's jitctl refuses it and ends the commands running under it; services that introspect or follow /v1/revocations refuse it now\n" +
         (removed ? `  removed the stored credential for ${safe(after.role)}\n` : '') +
-        `  tokens already issued still carry exp ${windowEnd} for systems that do not check revocations\n`,
+        `  services that only check signatures accept a credential already issued until it expires, by ${clockTime(lastExp)} at the latest\n`,
     );
     return 0;
   });
+}
+
+/**
+ * The role's credential lifetime as the broker describes it (GET /v1/roles), for the message;
+ * the window's length when it does not say.
+ */
+async function lifetimeOf(conn: Connection, role: string): Promise<number> {
+  try {
+    const roles = await conn.client.roles();
+    const ttl = roles.roles.find((r) => r.name === role)?.credential_ttl;
+    return ttl ? parseDuration(ttl) : Number.POSITIVE_INFINITY;
+  } catch {
+    return Number.POSITIVE_INFINITY;
+  }
 }

@@ -1,9 +1,10 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import type { Context } from '../cli/context.js';
 import { UsageError } from '../cli/errors.js';
 import { clockTime, safe } from '../cli/output.js';
+import { grantEndOf, useOf } from '../credentials/records.js';
 import { keepIgnored } from '../exec/inherited-signals.js';
 import { resolveCommand } from '../exec/resolve-command.js';
 import { shellQuote } from './credential.js';
@@ -28,8 +29,9 @@ export async function run(options: Options, ctx: Context): Promise<number> {
   keepIgnored(ctx.env);
   // Before any credential is read or requested: a shell that cannot start is said at once.
   resolveCommand(shell, ctx.env.PATH);
-  const { record, server } = await credentialToUse(ctx, options, 'shell');
-  const expires = Date.parse(record.expiresAt);
+  const { record, server, store } = await credentialToUse(ctx, options, 'shell');
+  // The grant's end (the credential in the environment may expire sooner: credential.ttl).
+  const expires = grantEndOf(record);
 
   const dir = await mkdtemp(join(tmpdir(), 'jitctl-shell-'));
   try {
@@ -41,16 +43,28 @@ export async function run(options: Options, ctx: Context): Promise<number> {
     const code = await runWithCredential(ctx, {
       record,
       server,
+      store,
+      kind: 'shell',
       command: shell,
       args: setup.args,
       extraEnv: setup.env,
-      atExpiry: 'notify',
+      // The role's `kill_at_expiry: true` ends the shell as it ends exec's command.
+      atExpiry: useOf(record).kill_at_expiry ? 'end' : 'notify',
+      // An extension: the prompt reads the new end before the next prompt.
+      onNewEnd: (end) => void writeEnd(dir, end).catch(() => {}),
     });
     ctx.io.err(`jitctl: left the ${safe(record.role)} shell\n`);
     return code;
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/** Where the prompt reads the grant's end (whole seconds), replaced atomically when it moves. */
+async function writeEnd(dir: string, endMs: number): Promise<void> {
+  const tmp = join(dir, 'expires.new');
+  await writeFile(tmp, `${Math.floor(endMs / 1000)}\n`, { mode: 0o600 });
+  await rename(tmp, join(dir, 'expires'));
 }
 
 interface PromptSetup {
@@ -112,8 +126,11 @@ async function promptSetup(
 if [ -r "$HOME/.bashrc" ]; then . "$HOME/.bashrc"; fi
 __jitctl_label='${label}'
 __jitctl_expires=${expires}
+__jitctl_end_file=${shellQuote(join(dir, 'expires'))}
 __jitctl_prompt() {
   local __jitctl_now __jitctl_left
+  # jitctl writes the grant's new end here when it is extended.
+  if [ -r "$__jitctl_end_file" ]; then read -r __jitctl_expires < "$__jitctl_end_file"; fi
   if [ -n "\${EPOCHSECONDS-}" ]; then __jitctl_now=$EPOCHSECONDS; else __jitctl_now=$(date +%s); fi
 ${TIME_LEFT}
   PS1=\${PS1#"\${__jitctl_prefix-}"}
@@ -138,9 +155,11 @@ if [[ -r "\${ZDOTDIR:-$HOME}/.zshenv" ]]; then source "\${ZDOTDIR:-$HOME}/.zshen
 if [[ -o interactive ]]; then
   __jitctl_label='${label}'
   __jitctl_expires=${expires}
+  __jitctl_end_file=${shellQuote(join(dir, 'expires'))}
   zmodload -F zsh/datetime p:EPOCHSECONDS 2>/dev/null
   __jitctl_precmd() {
     local __jitctl_left __jitctl_now=\${EPOCHSECONDS:-$(date +%s)}
+    if [[ -r "$__jitctl_end_file" ]]; then read -r __jitctl_expires < "$__jitctl_end_file"; fi
 ${TIME_LEFT}
     PROMPT=\${PROMPT#"\${__jitctl_prefix-}"}
     __jitctl_prefix="[\${__jitctl_label} \${__jitctl_left}] "

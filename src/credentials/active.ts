@@ -6,6 +6,7 @@ import {
   type CredentialRecord,
   credentialKey,
   decodeCredential,
+  grantEndOf,
   roleOfKey,
   serverPrefix,
 } from './records.js';
@@ -13,7 +14,8 @@ import type { CredentialStore } from './store.js';
 
 /**
  * Finding the elevated credential a command should use (exec, shell, credential). Reads the
- * store only: no network, no broker client, so the hot path of `jitctl exec` stays small.
+ * store only: no network, no broker client; the command then confirms the grant with the broker
+ * before handing the credential over (src/cli/hand-over.ts).
  * `exec --request` (issue #4's flow) wraps {@link activeCredential}: on {@link NoCredentialError}
  * it files a request, waits, stores the new record and carries on.
  */
@@ -83,7 +85,8 @@ export async function activeCredential(
         source.server,
       );
     }
-    const end = Date.parse(record.expiresAt);
+    // The grant's end: a credential past its own expiry is replaced while the grant lasts.
+    const end = grantEndOf(record);
     if (end <= now) {
       throw new NoCredentialError(
         `the credential for ${safe(role)} expired at ${clockTime(end)} (${relative(end, now)})`,
@@ -98,7 +101,7 @@ export async function activeCredential(
   const active: CredentialRecord[] = [];
   let expired = 0;
   for (const record of await storedCredentials(source)) {
-    if (Date.parse(record.expiresAt) <= now) expired++;
+    if (grantEndOf(record) <= now) expired++;
     else active.push(record);
   }
   if (active.length === 1) return active[0]!;
@@ -113,7 +116,7 @@ export async function activeCredential(
   }
   active.sort((a, b) => a.role.localeCompare(b.role));
   const list = active
-    .map((r) => `${safe(r.role)} (expires ${relative(Date.parse(r.expiresAt), now)})`)
+    .map((r) => `${safe(r.role)} (expires ${relative(grantEndOf(r), now)})`)
     .join(', ');
   throw new UsageError(`several credentials are active: ${list}`, {
     hint: `name the role, e.g. ${usage(safe(active[0]!.role))}`,
@@ -169,7 +172,9 @@ export function credentialVariables(
   }
   vars.JITCTL_ROLE = record.role;
   vars.JITCTL_REQUEST_ID = record.requestId;
+  // The token's own expiry (the role's credential.ttl), and the grant's, which may be later.
   vars.JITCTL_EXPIRES_AT = rfc3339(Date.parse(record.expiresAt));
+  vars.JITCTL_GRANT_EXPIRES_AT = rfc3339(grantEndOf(record));
   vars.JITCTL_SERVER = server;
   if (opts.session) vars.JITCTL_SESSION = record.requestId;
   return { vars, skipped };

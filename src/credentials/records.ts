@@ -1,3 +1,4 @@
+import type { CredentialResponse, UseSettings } from '../api/schemas.js';
 import { Secret } from '../api/secret.js';
 
 /**
@@ -62,10 +63,88 @@ export interface CredentialRecord {
   role: string;
   requestId: string;
   token: Secret;
-  /** RFC 3339. */
+  /** RFC 3339: when this credential (the token) expires. */
   expiresAt: string;
   /** The role's env templates, rendered; the values usually hold the token. */
   env: Record<string, Secret>;
+  /**
+   * RFC 3339: when the grant ends. Credentials last the role's `credential.ttl`; while the grant
+   * lasts, jitctl mints a fresh one. Absent in records of older versions: the token's expiry.
+   */
+  grantExpiresAt?: string | undefined;
+  /** The token's `jti`, as the broker said at minting (reports of commands name it). */
+  jti?: string | undefined;
+  /** When it was minted (ms since the epoch). */
+  mintedAt?: number | undefined;
+  /**
+   * When the broker last said the grant was active (ms since the epoch): how long a credential
+   * may be handed over while the broker cannot be reached (src/cli/hand-over.ts).
+   */
+  confirmedAt?: number | undefined;
+  /** How the role wants the grant used (on_revoke, kill_at_expiry, audit_commands, …). */
+  use?: UseSettings | undefined;
+}
+
+/** What the CLI keeps of a credential the broker just minted (`POST …/credential`) at `now`. */
+export function credentialRecordOf(
+  role: string,
+  requestId: string,
+  minted: CredentialResponse,
+  now: number,
+): CredentialRecord {
+  const env: Record<string, Secret> = {};
+  for (const [name, value] of Object.entries(minted.env)) env[name] = new Secret(value);
+  return {
+    role,
+    requestId,
+    token: new Secret(minted.token),
+    expiresAt: minted.expires_at,
+    env,
+    grantExpiresAt: minted.grant_expires_at,
+    jti: minted.jti,
+    mintedAt: now,
+    confirmedAt: now,
+    use: minted.use,
+  };
+}
+
+/** The grant's end (ms since the epoch), for records with or without it. */
+export function grantEndOf(c: CredentialRecord): number {
+  return Date.parse(c.grantExpiresAt ?? c.expiresAt);
+}
+
+/** A role's use settings when the broker did not say (older brokers): the documented defaults. */
+export const DEFAULT_USE_SETTINGS: UseSettings = Object.freeze({
+  on_revoke: 'end',
+  kill_at_expiry: false,
+  audit_commands: 'name',
+  audit_commands_required: false,
+});
+
+export function useOf(c: CredentialRecord): UseSettings {
+  return c.use ?? DEFAULT_USE_SETTINGS;
+}
+
+function decodeUse(v: unknown): UseSettings | undefined {
+  if (!isObject(v)) return undefined;
+  const onRevoke = v.on_revoke === 'warn' ? 'warn' : v.on_revoke === 'end' ? 'end' : undefined;
+  const audit =
+    v.audit_commands === 'none' || v.audit_commands === 'name' || v.audit_commands === 'full'
+      ? v.audit_commands
+      : undefined;
+  if (
+    !onRevoke ||
+    !audit ||
+    typeof v.kill_at_expiry !== 'boolean' ||
+    typeof v.audit_commands_required !== 'boolean'
+  )
+    return undefined;
+  return {
+    on_revoke: onRevoke,
+    kill_at_expiry: v.kill_at_expiry,
+    audit_commands: audit,
+    audit_commands_required: v.audit_commands_required,
+  };
 }
 
 const isString = (v: unknown): v is string => typeof v === 'string';
@@ -133,6 +212,11 @@ export function encodeCredential(c: CredentialRecord): string {
     token: c.token.reveal(),
     expires_at: c.expiresAt,
     env: Object.fromEntries(Object.entries(c.env).map(([k, s]) => [k, s.reveal()])),
+    ...(c.grantExpiresAt !== undefined ? { grant_expires_at: c.grantExpiresAt } : {}),
+    ...(c.jti !== undefined ? { jti: c.jti } : {}),
+    ...(c.mintedAt !== undefined ? { minted_at: c.mintedAt } : {}),
+    ...(c.confirmedAt !== undefined ? { confirmed_at: c.confirmedAt } : {}),
+    ...(c.use !== undefined ? { use: c.use } : {}),
   });
 }
 
@@ -154,12 +238,22 @@ export function decodeCredential(text: string | undefined): CredentialRecord | u
       if (!isString(val)) return undefined;
       env[k] = new Secret(val);
     }
+    const grant =
+      isString(v.grant_expires_at) && !Number.isNaN(Date.parse(v.grant_expires_at))
+        ? v.grant_expires_at
+        : undefined;
+    const number = (x: unknown) => (typeof x === 'number' && Number.isFinite(x) ? x : undefined);
     return {
       role: v.role,
       requestId: v.request_id,
       token: new Secret(v.token),
       expiresAt: v.expires_at,
       env,
+      grantExpiresAt: grant,
+      jti: isString(v.jti) ? v.jti : undefined,
+      mintedAt: number(v.minted_at),
+      confirmedAt: number(v.confirmed_at),
+      use: decodeUse(v.use),
     };
   } catch {
     return undefined;

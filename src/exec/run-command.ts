@@ -65,6 +65,8 @@ export interface CommandSpec {
    * function it returns, if any, is called when the command is over.
    */
   watch?: (command: RunningCommand) => (() => void) | undefined;
+  /** Told how the command's first process ended (before what it left behind is cleared up). */
+  onExit?: (code: number | null, signal: NodeJS.Signals | null) => void;
 }
 
 /** A running exec session, for whatever must end it early. */
@@ -77,6 +79,11 @@ export interface RunningCommand {
    * when they are gone; calling it again joins the first call.
    */
   end(reason: string): Promise<void>;
+  /**
+   * The grant now ends at `expiresAt` (an extension): the notices and, with `atExpiry: 'end'`,
+   * the end of the command move with it.
+   */
+  moveExpiry(expiresAt: number): void;
 }
 
 export function runCommand(ctx: Context, spec: CommandSpec): Promise<number> {
@@ -183,6 +190,7 @@ export function runCommand(ctx: Context, spec: CommandSpec): Promise<number> {
       if (settled) return;
       settled = true;
       stopWatching();
+      spec.onExit?.(code, signal);
       void finish(code, signal).finally(cleanup).then(resolve, reject);
     });
     const finish = async (code: number | null, signal: NodeJS.Signals | null) => {
@@ -205,8 +213,15 @@ export function runCommand(ctx: Context, spec: CommandSpec): Promise<number> {
     };
 
     if (started.pid !== undefined) {
-      unwatch = spec.watch?.({ pid: started.pid, tree, end }) ?? undefined;
+      let expiresAt = spec.expiresAt;
+      const moveExpiry = (at: number) => {
+        if (at === expiresAt || settled) return;
+        expiresAt = at;
+        for (const t of timers.splice(0)) clearTimeout(t);
+        expiryTimers(ctx, { ...spec, expiresAt }, timers, end);
+      };
       expiryTimers(ctx, spec, timers, end);
+      unwatch = spec.watch?.({ pid: started.pid, tree, end, moveExpiry }) ?? undefined;
     }
   });
 }

@@ -13,6 +13,7 @@ import type { KeyRing } from './mint/keys.js';
 import type { PagesDeps } from './pages/index.js';
 import type { Caller } from './policy/types.js';
 import type { RequestService } from './requests/service.js';
+import type { ResourceServer } from './revocation/resource-servers.js';
 import type { Db } from './store/database.js';
 
 /**
@@ -66,6 +67,11 @@ export interface AppDeps {
     checkpoints: Checkpointer;
     sinks(): SinkStatus[];
   };
+  /**
+   * Relying parties that may introspect credentials and follow revocations (the
+   * `resource_servers` setting; src/server/revocation/resource-servers.ts); absent: none.
+   */
+  resourceServers?: ResourceServer[];
   /** Use this HTTP server instead of creating one (start.ts listens before building the app). */
   serverFactory?: (handler: (req: IncomingMessage, res: ServerResponse) => void) => Server;
 }

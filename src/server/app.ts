@@ -20,12 +20,16 @@ import { pagesPlugin } from './pages/index.js';
 import { auditRoutes } from './routes/audit.js';
 import { configRoutes } from './routes/config.js';
 import { credentialRoutes } from './routes/credential.js';
+import { credentialStatusRoutes } from './routes/credential-status.js';
 import { healthRoutes } from './routes/health.js';
 import { identityRoutes } from './routes/identity.js';
+import { introspectRoutes } from './routes/introspect.js';
 import { lifecycleRoutes } from './routes/lifecycle.js';
 import { requestRoutes } from './routes/requests.js';
 import { reviewRoutes } from './routes/reviews.js';
+import { revocationRoutes } from './routes/revocations.js';
 import { tokenRoutes } from './routes/token.js';
+import { useRoutes } from './routes/uses.js';
 import { wellKnownRoutes } from './routes/well-known.js';
 import { isDatabaseError } from './store/database.js';
 
@@ -149,6 +153,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(wellKnownRoutes, { deps });
   await app.register(configRoutes, { deps });
   await app.register(tokenRoutes, { deps });
+  // Revocation: doors with their own authentication (a credential's holder, resource servers).
+  await app.register(credentialStatusRoutes, { deps });
+  await app.register(introspectRoutes, { deps });
+  await app.register(revocationRoutes, { deps });
   await app.register(async (signedIn) => {
     signedIn.addHook('onRequest', authenticate);
     await signedIn.register(identityRoutes, { deps });
@@ -158,6 +166,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     await signedIn.register(auditRoutes, { deps });
     // The lifecycle: extend a grant, review a break-glass grant afterwards.
     await signedIn.register(lifecycleRoutes, { deps });
+    await signedIn.register(useRoutes, { deps });
   });
   // The review pages: their own cookies, forms, CSP and error pages, scoped to /ui.
   if (deps.pages) await app.register(pagesPlugin, { prefix: '/ui', deps: deps.pages });

@@ -10,6 +10,11 @@ import type { Database } from './store/schema.js';
  * publishes what it hears locally. A spurious or duplicate wake-up only costs a re-read.
  */
 export const CHANGE_CHANNEL = 'jitctl_request_changes';
+/**
+ * Published (and sent to replicas) after each revocation, beside the request's own id: what
+ * `GET /v1/revocations?wait=…` waits on. No request id looks like it (`req_…`).
+ */
+export const REVOCATIONS_TOPIC = 'revocations';
 
 export type WaitOutcome = 'changed' | 'timeout' | 'closed' | 'aborted';
 

@@ -9,6 +9,11 @@ import {
 import { parseRateLimits, type RateLimits, RateLimitsError } from './limits/settings.js';
 import { NotifySettingError } from './notify/settings.js';
 import type { StepUpRule } from './policy/types.js';
+import {
+  parseResourceServers,
+  type ResourceServer,
+  ResourceServerError,
+} from './revocation/resource-servers.js';
 import { DatabaseUrlError, parseDatabaseUrl } from './store/database.js';
 
 /**
@@ -232,6 +237,16 @@ export const rateLimits: Parser<RateLimits> = (v, src) => {
 };
 
 /** The notification settings' own parsers report the nested key that is wrong. */
+export const resourceServers: Parser<ResourceServer[]> = (v, src) => {
+  try {
+    return parseResourceServers(v, src.where);
+  } catch (err) {
+    if (err instanceof ResourceServerError)
+      return fail({ ...src, where: err.where }, err.message, err.hint);
+    throw err;
+  }
+};
+
 export const notifySetting =
   <T>(parse: (v: unknown, where: string, baseDir: string) => T): Parser<T> =>
   (v, src) => {

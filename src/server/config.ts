@@ -22,6 +22,7 @@ import {
   type Parser,
   path,
   rateLimits,
+  resourceServers,
   type Source,
   stepUp,
   str,
@@ -44,6 +45,7 @@ import {
 } from './notify/settings.js';
 import { closest } from './policy/suggest.js';
 import type { StepUpRule } from './policy/types.js';
+import type { ResourceServer } from './revocation/resource-servers.js';
 
 /**
  * The broker's settings. Every key can come from a flag (listen, db, policy, oidc-issuer, oidc-client-id, config, --dev/--data-dir),
@@ -91,6 +93,11 @@ export interface ServerConfig {
   notifications: NotificationSettings;
   /** Audit sinks and checkpoints (audit/sinks/settings.ts). */
   audit: AuditStreamSettings;
+  /**
+   * Relying parties that may introspect credentials and follow revocations (docs/credentials.md
+   * "Relying parties"); revocation/resource-servers.ts.
+   */
+  resourceServers: ResourceServer[];
 }
 
 /**
@@ -155,6 +162,8 @@ const KEYS = {
   notify_give_up_after: { parse: notifySetting(parseGiveUpAfter) },
   audit_sinks: { parse: notifySetting(parseAuditSinks) },
   audit_checkpoint_interval: { parse: notifySetting(parseCheckpointInterval) },
+  // Revocation (docs/credentials.md "Relying parties").
+  resource_servers: { parse: resourceServers },
 } satisfies Record<string, KeySpec<unknown>>;
 
 export type ConfigKey = keyof typeof KEYS;
@@ -293,6 +302,7 @@ export async function loadServerConfig(input: ConfigInput): Promise<ServerConfig
         ? (get('audit_checkpoint_interval') ?? null)
         : DEFAULT_CHECKPOINT_INTERVAL_MS,
     },
+    resourceServers: get('resource_servers') ?? [],
   };
 
   if (!dev && raw.has('data_dir'))
@@ -357,6 +367,18 @@ export async function loadServerConfig(input: ConfigInput): Promise<ServerConfig
       );
     if (config.publicUrl && t.issuer.replace(/\/+$/, '') === config.publicUrl)
       throw new ConfigError(`${where}.issuer must not be the broker itself (public_url)`);
+  });
+  config.resourceServers.forEach((r, i) => {
+    if (
+      r.trustedIssuer !== undefined &&
+      !config.trustedIssuers.some((t) => t.name === r.trustedIssuer)
+    )
+      throw new ConfigError(
+        `resource_servers[${i}].trusted_issuer ${JSON.stringify(r.trustedIssuer)} is not the name of a trusted_issuers entry`,
+        config.trustedIssuers.length > 0
+          ? `entries: ${config.trustedIssuers.map((t) => t.name).join(', ')}`
+          : 'add the issuer of its tokens to trusted_issuers (docs/pipelines.md), or give it a client secret',
+      );
   });
   return config;
 }

@@ -371,6 +371,7 @@ export async function startBroker(
       audit: { feed, checkpoints, sinks: () => sinkWorker.status() },
       trustProxy: config.trustProxy,
       rateLimits: config.rateLimits,
+      resourceServers: config.resourceServers,
       // Migrations ran before the port opened, so reachable means ready.
       async ready() {
         await db.kysely.selectFrom('audit_head').select('seq').executeTakeFirstOrThrow();

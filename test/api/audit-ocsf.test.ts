@@ -26,6 +26,12 @@ const REQUIRED: Record<
   { name: string; category: number; fields: string[]; activities: number[] }
 > = {
   0: { name: 'Base Event', category: 0, fields: [], activities: [0, 99] },
+  1007: {
+    name: 'Process Activity',
+    category: 1,
+    fields: ['actor', 'device', 'process'],
+    activities: [0, 1, 2, 3, 4, 5, 99],
+  },
   3002: {
     name: 'Authentication',
     category: 3,
@@ -92,6 +98,10 @@ function checkSchema(e: Json): void {
     expect(
       atLeastOne(e.entity as Json, ['name', 'uid', 'device', 'group', 'org', 'policy', 'user']),
     ).toBe(true);
+  if (cls === 1007) {
+    expect((e.device as Json).type_id).toBeTypeOf('number');
+    expect(atLeastOne(e.process as Json, ['pid', 'uid', 'cmd_line', 'name'])).toBe(true);
+  }
   if (cls === 3005 || cls === 3003) {
     expect(Array.isArray(e.privileges)).toBe(true);
     expect((e.privileges as unknown[]).every((p) => typeof p === 'string')).toBe(true);
@@ -162,6 +172,29 @@ const SAMPLES: AuditEvent[] = [
     { kid: 'kid-1', alg: 'ES256', forced: false },
     { request_id: null, actor: null },
   ),
+  event('command.started', {
+    use_id: 'use_1',
+    kind: 'exec',
+    role: 'prod-deploy',
+    host: 'laptop-7',
+    os_user: 'alice',
+    cwd: '/src',
+    command: ['kubectl', 'apply', '-f', 'x.yaml'],
+    started_at: '2025-03-01T10:01:00.000Z',
+  }),
+  event('command.ended', {
+    use_id: 'use_1',
+    kind: 'exec',
+    role: 'prod-deploy',
+    host: 'laptop-7',
+    os_user: 'alice',
+    cwd: '/src',
+    command: ['kubectl'],
+    started_at: '2025-03-01T10:01:00.000Z',
+    ended_at: '2025-03-01T10:02:00.000Z',
+    exit_code: 0,
+    ended_by: 'revoked',
+  }),
   event('some.future.event', { anything: true }, { request_id: null }),
 ];
 
@@ -204,6 +237,8 @@ describe('OCSF output', () => {
       'key.created': [3004, 'Create'],
       'key.rotated': [3004, 'Update'],
       'key.retired': [3004, 'Disable'],
+      'command.started': [1007, 'Launch'],
+      'command.ended': [1007, 'Terminate'],
       'some.future.event': [0, 'Other'],
     });
     // Every type the broker writes today has a class of its own.

@@ -8,25 +8,34 @@ import {
   type SeededCredential,
   seedCredential,
   sh,
+  startCredentialBroker,
   TEST_SERVER,
 } from '../credentials/fixtures.js';
+import type { TestBroker } from '../support/broker.js';
 import { BIN, runCli, testHome } from '../support/cli.js';
 import { type PrivateKeyring, startKeyring } from '../support/keyring.js';
 
 /** `jitctl credential` for tools: kubectl's exec plugin protocol, JSON, and `eval`-able exports. */
 
 const home = testHome();
-const env = fileStoreEnv(home);
+let b: TestBroker;
+let env: Record<string, string>;
 let deploy: SeededCredential;
 const QUOTED = `it's "quoted" $(not run) \`nor this\` \\ ✓`;
 
 beforeAll(async () => {
+  b = await startCredentialBroker();
+  env = fileStoreEnv(home, b.url);
   deploy = await seedCredential(homeStore(home), {
+    broker: b,
     role: 'prod-deploy',
     env: { KUBE_TOKEN: 'kube-token-value', ODD: QUOTED },
   });
 });
-afterAll(() => home.cleanup());
+afterAll(async () => {
+  home.cleanup();
+  await b?.close();
+});
 
 const credential = (args: string[], extra: Record<string, string> = {}) =>
   runCli(['credential', ...args], { env: { ...env, ...extra } });
@@ -105,9 +114,10 @@ describe('jitctl credential --json, --env, and the summary', () => {
     expect(JSON.parse(r.stdout)).toEqual({
       token: deploy.token,
       expires_at: deploy.expiresAt.replace(/\.\d{3}Z$/, 'Z'),
+      grant_expires_at: deploy.grantExpiresAt.replace(/\.\d{3}Z$/, 'Z'),
       role: 'prod-deploy',
       request_id: deploy.requestId,
-      server: TEST_SERVER,
+      server: b.url,
     });
   });
 
@@ -147,7 +157,7 @@ describe('jitctl credential --json, --env, and the summary', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(
       new RegExp(
-        `^role: +prod-deploy\\nserver: +${TEST_SERVER.replaceAll('.', '\\.')}\\nrequest: +${deploy.requestId}\\n` +
+        `^role: +prod-deploy\\nserver: +${b.url.replaceAll('.', '\\.')}\\nrequest: +${deploy.requestId}\\n` +
           'expires: +\\d\\d:\\d\\d \\(in 1[45]m\\), \\S+Z\\nvariables: +KUBE_TOKEN, ODD\\n$',
       ),
     );
@@ -177,10 +187,13 @@ describe('jitctl credential with the OS keychain', () => {
     delete process.env.DBUS_SESSION_BUS_ADDRESS;
     kcHome.cleanup();
   });
-  const kcEnv = () => ({ ...kcHome.env, JITCTL_SERVER: TEST_SERVER, ...keyring.env });
+  const kcEnv = () => ({ ...kcHome.env, JITCTL_SERVER: b.url, ...keyring.env });
 
   it('reads what another process stored in the keychain (the default store)', async () => {
-    const seeded = await seedCredential(keychainStore({ env: process.env }), { role: 'kc-role' });
+    const seeded = await seedCredential(keychainStore({ env: process.env }), {
+      role: 'kc-role',
+      broker: b,
+    });
     const r = await runCli(['credential', 'kc-role', '--json'], { env: kcEnv() });
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);

@@ -1,9 +1,18 @@
-import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, execFile, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { fileStoreEnv, homeStore, seedCredential, sh, waitFor } from '../credentials/fixtures.js';
+import {
+  fileStoreEnv,
+  homeStore,
+  seedCredential,
+  sh,
+  startCredentialBroker,
+  waitFor,
+} from '../credentials/fixtures.js';
 import { buildRecorder, gone, masked, recording as newRecording } from '../exec/recorder.js';
+import type { TestBroker } from '../support/broker.js';
 import { BIN, testHome } from '../support/cli.js';
 
 /**
@@ -20,15 +29,21 @@ import { BIN, testHome } from '../support/cli.js';
  */
 
 const home = testHome();
-const env = fileStoreEnv(home);
+let b: TestBroker;
+let env: Record<string, string>;
 let RECORDER: string;
 const SIG = { HUP: 1, INT: 2, QUIT: 3, TERM: 15 };
 
 beforeAll(async () => {
-  await seedCredential(homeStore(home), { role: 'prod-deploy' });
+  b = await startCredentialBroker();
+  env = fileStoreEnv(home, b.url);
+  await seedCredential(homeStore(home), { role: 'prod-deploy', broker: b });
   RECORDER = buildRecorder(home.dir);
 });
-afterAll(() => home.cleanup());
+afterAll(async () => {
+  home.cleanup();
+  await b?.close();
+});
 
 // A failed case leaves nothing running: recorders are told to stop, detached groups are killed.
 const leftovers: Array<() => void> = [];
@@ -206,18 +221,19 @@ describe('without a terminal', () => {
 
   it.skipIf(spawnSync('python3', ['-c', '0']).status !== 0)(
     'Python’s subprocess sees -2, as with env',
-    () => {
+    async () => {
       const program =
         'import subprocess, sys; print(subprocess.run(sys.argv[1:]).returncode, flush=True)';
       const inner = ['sh', '-c', 'kill -INT $$'];
-      const viaEnv = spawnSync('python3', ['-c', program, 'env', ...inner], { env });
-      const viaJitctl = spawnSync(
-        'python3',
-        ['-c', program, process.execPath, BIN, 'exec', 'prod-deploy', '--', ...inner],
-        { env },
+      // Not spawnSync: the broker jitctl asks runs in this process and must keep answering.
+      const python = async (args: string[]) => {
+        const { stdout } = await promisify(execFile)('python3', ['-c', program, ...args], { env });
+        return stdout;
+      };
+      expect(await python(['env', ...inner])).toBe('-2\n');
+      expect(await python([process.execPath, BIN, 'exec', 'prod-deploy', '--', ...inner])).toBe(
+        '-2\n',
       );
-      expect(viaEnv.stdout.toString()).toBe('-2\n');
-      expect(viaJitctl.stdout.toString()).toBe('-2\n');
     },
   );
 });
@@ -338,7 +354,7 @@ describe('--kill-at-expiry, end to end', () => {
     const h = testHome();
     try {
       // Long enough for jitctl to start on a busy machine; the in-process tests cover the rest.
-      await seedCredential(homeStore(h), { role: 'brief', validMs: 2_500 });
+      await seedCredential(homeStore(h), { role: 'brief', validMs: 2_500, broker: b });
       const d = h.dir;
       const run = detached(
         process.execPath,
@@ -351,7 +367,7 @@ describe('--kill-at-expiry, end to end', () => {
           '-c',
           `(sleep 300 & echo $! > ${d}/grandchild); setsid sh -c 'echo $$ > ${d}/daemon; exec sleep 300' & sleep 300; echo after`,
         ]),
-        fileStoreEnv(h),
+        fileStoreEnv(h, b.url),
       );
       const pidOf = (name: string) =>
         waitFor(() => {

@@ -7,9 +7,10 @@ import {
   type SeededCredential,
   seedCredential,
   sh,
-  TEST_SERVER,
+  startCredentialBroker,
   waitFor,
 } from '../credentials/fixtures.js';
+import type { TestBroker } from '../support/broker.js';
 import { BIN, runCli, spawnCli, testHome } from '../support/cli.js';
 
 /**
@@ -18,21 +19,27 @@ import { BIN, runCli, spawnCli, testHome } from '../support/cli.js';
  */
 
 const home = testHome();
-const env = fileStoreEnv(home);
+let b: TestBroker;
+let env: Record<string, string>;
 let deploy: SeededCredential;
 const bin = join(home.dir, 'bin');
 
 beforeAll(async () => {
+  b = await startCredentialBroker();
+  env = fileStoreEnv(home, b.url);
   const store = homeStore(home);
-  deploy = await seedCredential(store, { role: 'prod-deploy' });
-  await seedCredential(store, { role: 'old', validMs: -60_000 });
+  deploy = await seedCredential(store, { role: 'prod-deploy', broker: b });
+  await seedCredential(store, { role: 'old', validMs: -60_000, server: b.url });
   mkdirSync(bin);
   // A program literally named --help, to show that everything after -- is the command.
   writeFileSync(join(bin, '--help'), '#!/bin/sh\necho "I am --help, args: $*"\n', { mode: 0o755 });
   writeFileSync(join(bin, 'not-executable'), '#!/bin/sh\necho never\n', { mode: 0o644 });
   mkdirSync(join(bin, 'a-directory'));
 });
-afterAll(() => home.cleanup());
+afterAll(async () => {
+  home.cleanup();
+  await b?.close();
+});
 
 const exec = (args: string[], extra: Record<string, string> = {}) =>
   runCli(['exec', ...args], { env: { ...env, ...extra } });
@@ -188,9 +195,9 @@ describe('jitctl exec: which credential', () => {
     const h = testHome();
     try {
       const store = homeStore(h);
-      await seedCredential(store, { role: 'prod-deploy' });
-      await seedCredential(store, { role: 'db-read', validMs: 90 * 60_000 });
-      const r = await runCli(['exec', '--', 'true'], { env: fileStoreEnv(h) });
+      await seedCredential(store, { role: 'prod-deploy', broker: b });
+      await seedCredential(store, { role: 'db-read', validMs: 90 * 60_000, broker: b });
+      const r = await runCli(['exec', '--', 'true'], { env: fileStoreEnv(h, b.url) });
       expect(r.code).toBe(2);
       expect(r.stderr).toMatch(
         /^error: several credentials are active: db-read \(expires in 1h30m\), prod-deploy \(expires in 1[45]m\)\n/,
@@ -249,7 +256,8 @@ describe('jitctl exec: the environment', () => {
       JITCTL_ROLE: 'prod-deploy',
       JITCTL_REQUEST_ID: deploy.requestId,
       JITCTL_EXPIRES_AT: deploy.expiresAt.replace(/\.\d{3}Z$/, 'Z'),
-      JITCTL_SERVER: TEST_SERVER,
+      JITCTL_GRANT_EXPIRES_AT: deploy.grantExpiresAt.replace(/\.\d{3}Z$/, 'Z'),
+      JITCTL_SERVER: b.url,
       JITCTL_SESSION: deploy.requestId,
       // Marks every process of this session, so that ending it finds them all (not secret).
       JITCTL_SESSION_ID: expect.stringMatching(/^[A-Za-z0-9_-]{12}$/),
@@ -263,6 +271,7 @@ describe('jitctl exec: the environment', () => {
     const h = testHome();
     try {
       await seedCredential(homeStore(h), {
+        broker: b,
         role: 'odd',
         env: { GOOD: 'yes', LD_PRELOAD: '/tmp/evil.so', JITCTL_SESSION: 'x', 'BAD NAME': 'v' },
       });
@@ -270,7 +279,7 @@ describe('jitctl exec: the environment', () => {
         // biome-ignore lint/suspicious/noTemplateCurlyInString: shell parameter expansion
         ['exec', 'odd', '--', 'sh', '-c', 'echo "$GOOD|${LD_PRELOAD-unset}"'],
         {
-          env: fileStoreEnv(h),
+          env: fileStoreEnv(h, b.url),
         },
       );
       expect(r.stdout).toBe('yes|unset\n');

@@ -12,7 +12,7 @@ import {
 } from '../../src/credentials/records.js';
 import { atTerminal } from '../e2e/in-process.js';
 import { actor, file, POLICY, people } from '../server/helpers.js';
-import { startTestBroker, type TestBroker } from '../support/broker.js';
+import { rawSql, startTestBroker, type TestBroker } from '../support/broker.js';
 
 /**
  * `jitctl revoke` and `jitctl cancel` in-process against a real broker: the confirmation at a
@@ -90,6 +90,57 @@ describe('jitctl revoke', () => {
     expect(lee.asked).toEqual([]);
     bob.home.cleanup();
     lee.home.cleanup();
+  });
+});
+
+describe('jitctl revoke: the reason, and what it says', () => {
+  it('sends --reason, and says where the revocation takes effect and until when', async () => {
+    const r = await file(actor(broker, people.alice), { role: 'self-service' });
+    const lee = await atTerminal(broker, people.lee);
+    expect(await revoke({ id: r.id, yes: true, reason: 'INC-4211 closed' }, lee.ctx)).toBe(0);
+    const rows = (await rawSql(
+      broker.dbUrl,
+      `select data from audit_events where request_id = '${r.id}' and type = 'request.revoked'`,
+    )) as { data: string }[];
+    expect(JSON.parse(rows[0]!.data)).toMatchObject({ reason: 'INC-4211 closed' });
+    const said = lee.io.stderrText();
+    expect(said).toContain('no credential is minted for it again');
+    expect(said).toContain(
+      "the requester's jitctl refuses it and ends the commands running under it; services that introspect or follow /v1/revocations refuse it now",
+    );
+    // self-service: a 10m window with the 15m default lifetime, so the window's end bounds it.
+    expect(said).toMatch(
+      /services that only check signatures accept a credential already issued until it expires, by \d\d:\d\d at the latest/,
+    );
+    lee.home.cleanup();
+  });
+
+  it('refuses a reason longer than the broker takes, before asking anything', async () => {
+    const lee = await atTerminal(broker, people.lee);
+    const err = (await revoke({ id: 'req_x', yes: true, reason: 'x'.repeat(1001) }, lee.ctx).catch(
+      (e: unknown) => e,
+    )) as JitError;
+    expect(err.exitCode).toBe(ExitCode.Usage);
+    expect(err.message).toBe('--reason is 1001 characters; at most 1000 fit');
+    lee.home.cleanup();
+  });
+
+  it('--help says the truth about where and how fast', async () => {
+    const { runCli, testHome } = await import('../support/cli.js');
+    const h = testHome();
+    try {
+      const r = await runCli(['revoke', '--help'], { env: h.env });
+      expect(r.code).toBe(0);
+      expect(r.stdout).toContain('--reason <text>');
+      expect(r.stdout).toContain('jitctl exec/shell running under the grant   within a second');
+      expect(r.stdout).toContain(
+        'services that introspect (RFC 7662)         at their next question',
+      );
+      expect(r.stdout).toContain("role's credential.ttl (15m unless the role says)");
+      expect(r.stdout).not.toContain('stops working for jitctl');
+    } finally {
+      h.cleanup();
+    }
   });
 });
 

@@ -9,8 +9,10 @@ import {
   type SeededCredential,
   seedCredential,
   sh,
+  startCredentialBroker,
   waitFor,
 } from '../credentials/fixtures.js';
+import type { TestBroker } from '../support/broker.js';
 import { BIN, runCli, testHome } from '../support/cli.js';
 
 /**
@@ -20,15 +22,18 @@ import { BIN, runCli, testHome } from '../support/cli.js';
  */
 
 const home = testHome();
-const env = fileStoreEnv(home);
+let b: TestBroker;
+let env: Record<string, string>;
 let deploy: SeededCredential;
 const EVIL_ROLE = 'x$(touch PWNED)`touch PWNED2`%F{red}';
 const ZSH = ['/usr/bin/zsh', '/bin/zsh'].find((p) => existsSync(p));
 
 beforeAll(async () => {
+  b = await startCredentialBroker();
+  env = fileStoreEnv(home, b.url);
   const store = homeStore(home);
-  deploy = await seedCredential(store, { role: 'prod-deploy' });
-  await seedCredential(store, { role: EVIL_ROLE, validMs: 3.5 * 3_600_000 });
+  deploy = await seedCredential(store, { role: 'prod-deploy', broker: b });
+  await seedCredential(store, { role: EVIL_ROLE, validMs: 3.5 * 3_600_000, broker: b });
   // The user's own startup files: a prompt of their own, a marker, and options that would run
   // code found in the prompt (bash promptvars is on by default; zsh needs PROMPT_SUBST).
   writeFileSync(
@@ -41,7 +46,10 @@ beforeAll(async () => {
     "USER_RC=zsh-rc-ran\nPROMPT='mine%# '\nsetopt PROMPT_SUBST\n",
   );
 });
-afterAll(() => home.cleanup());
+afterAll(async () => {
+  home.cleanup();
+  await b?.close();
+});
 
 /** The prompt's time-left code as a bash function `f` reading __jitctl_expires/__jitctl_now. */
 const TIME_LEFT_FUNCTION = `f() {${TIME_LEFT}\n}`;
@@ -169,9 +177,13 @@ describe('jitctl shell: other cases', () => {
     const h = testHome();
     try {
       // 14m30s: the rounding that made the banner say 15m while the prompt said 14m.
-      await seedCredential(homeStore(h), { role: 'half', validMs: 14.5 * 60_000 });
+      await seedCredential(homeStore(h), { role: 'half', validMs: 14.5 * 60_000, broker: b });
       writeFileSync(join(h.dir, '.bashrc'), "PS1='$ '\n");
-      const s = session(['shell', 'half'], { ...fileStoreEnv(h), HOME: h.dir, SHELL: '/bin/bash' });
+      const s = session(['shell', 'half'], {
+        ...fileStoreEnv(h, b.url),
+        HOME: h.dir,
+        SHELL: '/bin/bash',
+      });
       const [, prompt] = await s.expect(/\[half (\w+)\] \$ /);
       const [, banner] = /until \d\d:\d\d \((\w+) left\)/.exec(s.plain())!;
       expect(prompt).toBe('14m');

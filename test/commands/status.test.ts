@@ -79,7 +79,7 @@ afterAll(() => h?.cleanup());
 
 describe('jitctl status', () => {
   it('shows identity, session and credentials offline, secrets masked', async () => {
-    const r = await runCli(['status'], { env: h.env });
+    const r = await runCli(['status', '--offline'], { env: h.env });
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const out = r.stdout;
@@ -89,9 +89,10 @@ describe('jitctl status', () => {
     expect(out).toMatch(/Sign-in: {5}mfa, \d+s ago/);
     expect(out).toMatch(/Token: {7}••••••••\S{4}, expires in \d+m \(renewed automatically\)/);
     expect(out).toContain('Store:       encrypted files in');
-    expect(out).toMatch(/ROLE\s+REQUEST\s+TIME LEFT\s+TOKEN/);
+    expect(out).toMatch(/ROLE\s+REQUEST\s+GRANT\s+TOKEN/);
     expect(out).toMatch(/prod-deploy\s+req_7Hq2\s+1[45]m\s+••••••••9f3c/);
     expect(out).toMatch(/db-read\s+req_old\s+expired/);
+    expect(out).not.toContain('unconfirmed');
     expect(out).not.toContain('req_foreign');
     expect(out).not.toContain('staging-admin');
 
@@ -99,6 +100,16 @@ describe('jitctl status', () => {
     for (const secret of [session.bearer.reveal(), session.refreshToken!.reveal(), CREDENTIAL]) {
       expect(out).not.toContain(secret);
     }
+  });
+
+  it('without --offline and with the broker down: the same, each grant marked unconfirmed', async () => {
+    const r = await runCli(['status'], { env: h.env });
+    expect(r.code).toBe(0);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toMatch(/prod-deploy\s+req_7Hq2\s+1[45]m \(unconfirmed\)\s+••••••••9f3c/);
+    expect(r.stdout).toMatch(
+      /the broker did not answer \(ECONNREFUSED\); grants shown as the store last knew them/,
+    );
   });
 
   it('--json: the documented fields, nothing secret', async () => {
@@ -112,6 +123,7 @@ describe('jitctl status', () => {
       'session',
       'credentials',
       'scheduled',
+      'queued_reports',
     ]);
     expect(Object.keys(doc.session)).toEqual([
       'kind',
@@ -141,14 +153,20 @@ describe('jitctl status', () => {
         request_id: 'req_old',
         expired: true,
         expires_in_seconds: 0,
+        grant: 'ended',
+        revoked: null,
+        removed: false,
       }),
       expect.objectContaining({
         role: 'prod-deploy',
         request_id: 'req_7Hq2',
         expired: false,
         token: '••••••••9f3c',
+        grant: 'unconfirmed',
+        grant_expires_at: expect.any(String),
       }),
     ]);
+    expect(doc.queued_reports).toBe(0);
     expect(doc.credentials[1].expires_in_seconds).toBeGreaterThan(13 * 60);
     expect(r.stdout).not.toContain(CREDENTIAL);
   });
@@ -182,6 +200,7 @@ describe('jitctl status', () => {
         session: null,
         credentials: [],
         scheduled: [],
+        queued_reports: 0,
       });
       expect(r.stderr).toContain('no broker configured');
     } finally {

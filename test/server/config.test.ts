@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -201,6 +201,8 @@ describe('rate_limits', () => {
       token: { max: 300, windowMs: 60_000 },
       public: { max: 600, windowMs: 60_000 },
       auth_failures: { max: 100, windowMs: 300_000 },
+      grant_checks: { max: 1200, windowMs: 60_000 },
+      resource_servers: { max: 6000, windowMs: 60_000 },
     });
     const file = configFile(
       'limits.yaml',
@@ -222,7 +224,7 @@ describe('rate_limits', () => {
     });
     expect(json.rateLimits.auth_failures).toEqual({ max: 10, windowMs: 3_600_000 });
     const off = await load({ flags: REQUIRED, env: { JITCTL_SERVER_RATE_LIMITS: 'off' } });
-    expect(Object.values(off.rateLimits)).toEqual([null, null, null, null, null]);
+    expect(Object.values(off.rateLimits)).toEqual([null, null, null, null, null, null, null]);
   });
 
   const bad: [string, string, RegExp][] = [
@@ -240,5 +242,108 @@ describe('rate_limits', () => {
     );
     expect(err).toBeInstanceOf(ConfigError);
     expect(`${(err as ConfigError).message} ${(err as ConfigError).hint ?? ''}`).toMatch(message);
+  });
+});
+
+describe('resource_servers', () => {
+  const HASH = 'a'.repeat(64);
+  it('reads client secrets (as SHA-256) and trusted-issuer entries, none by default', async () => {
+    expect((await load({ flags: REQUIRED })).resourceServers).toEqual([]);
+    const file = configFile(
+      'rs.yaml',
+      [
+        'trusted_issuers:',
+        '  - name: k8s',
+        '    issuer: https://k8s.example.com',
+        '    audience: https://jit.example.com',
+        '    conditions: { namespace: vault }',
+        'resource_servers:',
+        `  - { client_id: k8s-prod, client_secret_sha256: ${HASH}, audiences: [https://k8s.example.com] }`,
+        '  - { client_id: vault, trusted_issuer: k8s, subject: "system:serviceaccount:vault:vault" }',
+        '',
+      ].join('\n'),
+    );
+    const c = await load({ flags: REQUIRED, configFile: file });
+    expect(c.resourceServers).toEqual([
+      {
+        clientId: 'k8s-prod',
+        secretSha256: Buffer.from(HASH, 'hex'),
+        trustedIssuer: undefined,
+        subject: undefined,
+        audiences: ['https://k8s.example.com'],
+      },
+      {
+        clientId: 'vault',
+        secretSha256: undefined,
+        trustedIssuer: 'k8s',
+        subject: 'system:serviceaccount:vault:vault',
+        audiences: undefined,
+      },
+    ]);
+  });
+
+  const bad: [string, string, RegExp][] = [
+    ['not a list', '{"client_id":"x"}', /must be a list of resource servers/],
+    [
+      'a secret in clear',
+      '[{"client_id":"x","client_secret_sha256":"hunter2"}]',
+      /64 hex digits \(never the secret itself\)/,
+    ],
+    [
+      'both ways to sign in',
+      `[{"client_id":"x","client_secret_sha256":"${HASH}","trusted_issuer":"k8s"}]`,
+      /exactly one of/,
+    ],
+    ['neither', '[{"client_id":"x"}]', /exactly one of/],
+    [
+      'a typo',
+      `[{"client_id":"x","client_secret_sha265":"${HASH}"}]`,
+      /RESOURCE_SERVERS\[0\]\.client_secret_sha265: unknown key.*did you mean `client_secret_sha256`/s,
+    ],
+    [
+      'a duplicate',
+      `[{"client_id":"x","client_secret_sha256":"${HASH}"},{"client_id":"x","client_secret_sha256":"${HASH}"}]`,
+      /x is listed twice/,
+    ],
+    [
+      'an unknown trusted issuer',
+      '[{"client_id":"x","trusted_issuer":"nope"}]',
+      /trusted_issuer "nope" is not the name of a trusted_issuers entry/,
+    ],
+    [
+      'a subject without an issuer',
+      `[{"client_id":"x","client_secret_sha256":"${HASH}","subject":"s"}]`,
+      /subject: goes with trusted_issuer/,
+    ],
+  ];
+  it.each(bad)('refuses %s, naming the setting', async (_name, value, message) => {
+    const err = await load({
+      flags: REQUIRED,
+      env: { JITCTL_SERVER_RESOURCE_SERVERS: value },
+    }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ConfigError);
+    expect(`${(err as ConfigError).message} ${(err as ConfigError).hint ?? ''}`).toMatch(message);
+  });
+});
+
+describe('resource_servers in docs/operations.md', () => {
+  it('parses as it is written', async () => {
+    const doc = readFileSync(join(import.meta.dirname, '../../docs/operations.md'), 'utf8');
+    const section = doc.slice(doc.indexOf('## Resource servers'));
+    const yaml = /```yaml\n([\s\S]*?)```/.exec(section)![1]!;
+    const file = configFile(
+      'rs-doc.yaml',
+      [
+        'trusted_issuers:',
+        '  - name: k8s-prod',
+        '    issuer: https://k8s.example.com',
+        '    audience: https://jit.example.com',
+        '    conditions: { namespace: vault }',
+        yaml,
+      ].join('\n'),
+    );
+    const c = await load({ flags: REQUIRED, configFile: file });
+    expect(c.resourceServers.map((r) => r.clientId)).toEqual(['k8s-prod-gateway', 'vault']);
+    expect(c.resourceServers[0]!.audiences).toEqual(['https://k8s.prod.example.com']);
   });
 });

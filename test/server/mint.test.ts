@@ -74,11 +74,17 @@ describe('minting', () => {
       jti: expect.any(String),
     });
     expect(payload.nbf).toBe(payload.iat);
+    // One lifetime of the role's credential.ttl (15m by default) inside the 20m grant.
+    expect(payload.exp! - payload.iat!).toBe(15 * 60);
     expect(payload.exp! * 1000).toBeLessThanOrEqual(Date.parse(req.expires_at));
-    expect(req.expires_at.slice(0, 19)).toBe(
-      new Date(payload.exp! * 1000).toISOString().slice(0, 19),
-    );
     expect(r.body.expires_at).toBe(new Date(payload.exp! * 1000).toISOString());
+    expect(r.body.grant_expires_at).toBe(req.expires_at);
+    expect(r.body.use).toEqual({
+      on_revoke: 'end',
+      kill_at_expiry: false,
+      audit_commands: 'name',
+      audit_commands_required: false,
+    });
     expect(r.body.env).toEqual({
       KUBE_TOKEN: r.body.token,
       JIT_INFO: `prod-deploy ${req.id} until ${r.body.expires_at}`,

@@ -73,6 +73,20 @@ export class Federation {
     return this.#external.enabled;
   }
 
+  /**
+   * Verifies an external token against the trusted issuers without exchanging it: for resource
+   * servers that sign in to the revocation doors with their own token (docs/credentials.md).
+   * Throws OAuthError like the exchange does.
+   */
+  verifyExternal(token: string): Promise<{ entry: string; subject: string }> {
+    return this.#external.verify(token).then((v) => ({ entry: v.entry.name, subject: v.subject }));
+  }
+
+  /** Whether `issuer` is one of the trusted issuers. */
+  trusts(issuer: string): boolean {
+    return this.#opts.entries.some((e) => e.issuer === issuer);
+  }
+
   /** Verifies `subjectToken`, audits the exchange and returns the broker session token. */
   async exchange(
     subjectToken: string,

@@ -52,6 +52,11 @@ export function doorOf(req: FastifyRequest): { door: Door; who: string } {
   const route = req.routeOptions.url;
   if (route !== undefined && EXEMPT.has(route)) return { door: 'exempt', who: '' };
   if (route === TOKEN_ROUTE) return { door: 'token', who: address(req) };
+  // The revocation doors authenticate on their own (src/server/routes/credential-status.ts,
+  // introspect.ts, revocations.ts), before this runs.
+  if (req.relyingParty?.kind === 'resource_server')
+    return { door: 'resource_servers', who: req.relyingParty.server.clientId };
+  if (req.grantHolder) return { door: 'grant_checks', who: req.grantHolder.requestId };
   if (req.caller) {
     const door = req.method === 'GET' || req.method === 'HEAD' ? 'reads' : 'writes';
     return { door, who: `${req.caller.iss}#${req.caller.sub}` };
@@ -66,6 +71,8 @@ const WHAT: Record<LimitClass, string> = {
   token: 'token exchanges from your address',
   public: 'requests from your address',
   auth_failures: 'failed sign-ins from your address',
+  grant_checks: 'checks of this grant',
+  resource_servers: 'requests from this resource server',
 };
 
 const HINT: Record<LimitClass, string> = {
@@ -75,6 +82,10 @@ const HINT: Record<LimitClass, string> = {
   public: 'cache /v1/config and the JWKS (they change rarely)',
   auth_failures:
     'fix the token the client sends (`jitctl login` again); every address behind one proxy shares this budget',
+  grant_checks:
+    'jitctl checks its grant once per command; a loop of thousands of commands a minute is too many',
+  resource_servers:
+    'cache introspection answers for a few seconds, and follow /v1/revocations with ?wait=',
 };
 
 /** The 429 for `door`, in the shape of the route it answers (OAuth's for the token endpoint). */

@@ -11,13 +11,24 @@ import { closest } from '../policy/suggest.js';
  * - `public`: unauthenticated doors (`/v1/config`, discovery, JWKS), per client address;
  * - `auth_failures`: bad bearer tokens and refused token exchanges, per client address; once
  *   spent, the address gets 429 on every authenticated door until the window ends, even with a
- *   good token.
+ *   good token;
+ * - `grant_checks`: `GET /v1/credential/status` (the CLI asking after its grant, kubectl's exec
+ *   plugin on every kubectl command), per grant;
+ * - `resource_servers`: introspection and the revocation list, per resource server.
  *
  * Defaults are far above what a person or a CI fleet behind one NAT does, and far below what a
  * script in a loop does. `/healthz`, `/readyz` and `/metrics` are never limited.
  */
 
-export const LIMIT_CLASSES = ['reads', 'writes', 'token', 'public', 'auth_failures'] as const;
+export const LIMIT_CLASSES = [
+  'reads',
+  'writes',
+  'token',
+  'public',
+  'auth_failures',
+  'grant_checks',
+  'resource_servers',
+] as const;
 export type LimitClass = (typeof LIMIT_CLASSES)[number];
 
 export interface Limit {
@@ -36,6 +47,10 @@ export const DEFAULT_RATE_LIMITS: Readonly<RateLimits> = Object.freeze({
   token: { max: 300, windowMs: MINUTE },
   public: { max: 600, windowMs: MINUTE },
   auth_failures: { max: 100, windowMs: 5 * MINUTE },
+  // A script running kubectl in a loop checks its grant on every call; a resource server may
+  // introspect on every request it serves (caching answers for a few seconds is wiser).
+  grant_checks: { max: 1200, windowMs: MINUTE },
+  resource_servers: { max: 6000, windowMs: MINUTE },
 });
 
 /** Windows shorter than a second or longer than a day are surely a mistake. */
@@ -112,7 +127,15 @@ function parseLimit(v: unknown, where: string): Limit | null {
 export function parseRateLimits(value: unknown, where: string): RateLimits {
   let v = value;
   if (isOff(v))
-    return { reads: null, writes: null, token: null, public: null, auth_failures: null };
+    return {
+      reads: null,
+      writes: null,
+      token: null,
+      public: null,
+      auth_failures: null,
+      grant_checks: null,
+      resource_servers: null,
+    };
   if (typeof v === 'string') {
     try {
       v = JSON.parse(v);

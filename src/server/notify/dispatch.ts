@@ -1,11 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { formatDuration } from '../../api/duration.js';
-import type { AuditEvent, Identity } from '../../api/schemas.js';
+import type { AuditEvent, Identity, Revocation } from '../../api/schemas.js';
 import { readAudit } from '../audit/log.js';
 import type { ServerClock } from '../clock.js';
 import type { PeopleDirectory } from '../people/directory.js';
 import { parsePrincipal } from '../policy/principal.js';
 import type { Principal } from '../policy/types.js';
+import { liveCredentials } from '../revocation/credentials.js';
+import { forgetAfter } from '../revocation/revocations.js';
 import { type Db, isDatabaseError } from '../store/database.js';
 import { advanceCursor, enqueue, type NewOutboxRow, readCursor } from '../store/outbox.js';
 import { getRequest, getReviews } from '../store/requests.js';
@@ -259,6 +261,8 @@ async function factsOf(
     );
     comment = review?.comment ?? null;
   }
+  // A revocation's reason is the revoker's comment.
+  if (ev.type === 'request.revoked') comment = text(data.reason);
   // Filing and cancelling are the requester's own acts: no reviewer to name.
   const selfActs = ev.type === 'request.created' || ev.type === 'request.cancelled';
   return {
@@ -276,6 +280,24 @@ async function factsOf(
     // Only where a credential window opens; elsewhere `expires_at` is a pending deadline.
     expiresAt: spec.schedulesReminder ? text(data.expires_at) : null,
     data,
+    ...(ev.type === 'request.revoked' ? { revocation: await revocationOf(d, ev, req) } : {}),
+  };
+}
+
+/** The revocation a `request.revoked` event records, as relying parties read it. */
+async function revocationOf(d: DispatchDeps, ev: AuditEvent, req: RequestRow): Promise<Revocation> {
+  const jtis = Array.isArray(ev.data.jtis)
+    ? ev.data.jtis.filter((j): j is string => typeof j === 'string')
+    : [];
+  const live = await liveCredentials(d.db.kysely, req.id, Date.parse(ev.at));
+  return {
+    request_id: req.id,
+    role: req.role,
+    jtis,
+    revoked_at: ev.at,
+    revoked_by: ev.actor,
+    reason: text(ev.data.reason),
+    expires_at: new Date(forgetAfter(live, req.expires_at)).toISOString(),
   };
 }
 

@@ -1,3 +1,5 @@
+import type { Revocation } from '../../api/schemas.js';
+
 /**
  * What each event means to the people it concerns: one table, keyed by event type. The dispatcher
  * reads committed audit events, looks their type up here, and routes them; a type missing from the
@@ -40,6 +42,11 @@ export interface EventFacts {
   expiresAt: string | null;
   /** The audit event's own data, for entries that need more than the common facts. */
   data: Readonly<Record<string, unknown>>;
+  /**
+   * `request.revoked`: what relying parties act on (the grant's credentials that were still
+   * valid, who revoked it, when, why), carried as is in the JSON webhook.
+   */
+  revocation?: Revocation | undefined;
 }
 
 export interface NotificationEventSpec {

@@ -1,4 +1,5 @@
 import { reviewPageUrl } from '../../api/links.js';
+import type { Revocation } from '../../api/schemas.js';
 import { safe } from '../../cli/output.js';
 import type { EventFacts, NotificationEventSpec, Priority } from './events.js';
 
@@ -29,6 +30,8 @@ export interface Notice {
   link: string | null;
   /** One line, control characters shown as escapes and long text cut: safe to display. */
   headline: string;
+  /** `request.revoked`: the revocation as `GET /v1/revocations` lists it. */
+  revocation?: Revocation | undefined;
 }
 
 /** Longest reason, comment or ticket shown in a message (the page shows all of it). */
@@ -82,5 +85,6 @@ export function buildNotice(
         ? reviewPageUrl(publicUrl, facts.requestId)
         : null,
     headline,
+    ...(facts.revocation ? { revocation: facts.revocation } : {}),
   };
 }

@@ -24,5 +24,19 @@ export function standardEvent(id: string, n: Notice): Record<string, unknown> {
     expires_at: n.expiresAt,
     link: n.link,
     text: slackText(n),
+    // What a relying party needs to refuse the grant's credentials at once.
+    ...(n.revocation
+      ? {
+          revocation: {
+            request_id: n.revocation.request_id,
+            role: n.revocation.role,
+            jtis: n.revocation.jtis,
+            revoked_at: n.revocation.revoked_at,
+            revoked_by: n.revocation.revoked_by,
+            reason: n.revocation.reason,
+            expires_at: n.revocation.expires_at,
+          },
+        }
+      : {}),
   };
 }

@@ -275,13 +275,16 @@ export function pageRoutes(app: FastifyInstance, pages: Pages, guards: unknown[]
     return pages.render(reply, 200, 'revoke.eta', `Revoke ${id}`, {
       r: requestView(request, now, null, undefined),
       href: encodeURIComponent(id),
+      maxReason: LIMITS.reason,
     });
   });
 
   app.post<{ Params: { id: string } }>('/requests/:id/revoke', post, async (req, reply) => {
     const s = req.pageSession!;
+    // Cut to the limit the field declares; the API says what was wrong with anything else.
+    const reason = (field(req, 'reason') ?? '').trim().slice(0, LIMITS.reason);
     try {
-      await service.revoke(s.caller, req.params.id);
+      await service.revoke(s.caller, req.params.id, reason || null);
     } catch (err) {
       if (err instanceof HttpError)
         return showRequest(reply, s, req.params.id, err.status, problemOf(err));

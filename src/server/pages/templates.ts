@@ -111,9 +111,11 @@ const revoke = `<% layout('layout.eta') %>
 <h1>Revoke <span class="mono"><%= r.id %></span>?</h1>
 ${problem}
 <p><%= r.requester.name ?? r.requester.sub %> has <strong><%= r.role %></strong><% if (r.until) { %> until <time datetime="<%= r.until.at.iso %>"><%= r.until.at.text %></time> (<%= r.until.at.relative %>)<% } %>.</p>
-<p>Revoking ends it now: the broker mints no more credentials for it and lists it as revoked for the systems that check. This cannot be undone; a new request would need approval again.</p>
+<p>Revoking ends it now: the broker mints no more credentials for it, commands running under it with jitctl are ended, and systems that introspect or follow the revocation list refuse it at once; systems that only check signatures accept a credential already issued until it expires. This cannot be undone; a new request would need approval again.</p>
 <form method="post" action="<%= it.base %>/ui/requests/<%= it.href %>/revoke">
 <input type="hidden" name="_csrf" value="<%= it.csrf %>">
+<label for="reason">Reason <span class="muted">(optional; the requester, relying parties and the audit log see it)</span></label>
+<textarea id="reason" name="reason" maxlength="<%= it.maxReason %>" rows="2"></textarea>
 <div class="buttons">
 <button type="submit" class="danger">Revoke <%= r.id %></button>
 <a class="button secondary" href="<%= it.base %>/ui/requests/<%= it.href %>">Keep it</a>

@@ -1,11 +1,21 @@
-import { type Checker, checkKeys, checkToken, describe, short } from './checks.js';
+import { type Checker, checkDuration, checkKeys, checkToken, describe, short } from './checks.js';
 import { compileTemplate } from './env-template.js';
 import type { RolePolicy } from './types.js';
 import { childPath, type YamlEntry } from './yaml-tree.js';
 
-/** A role's `credential` section: the audience and the environment templates. */
+/** A role's `credential` section: the audience, the environment templates, the lifetime. */
 
-const CREDENTIAL_KEYS = ['audience', 'env'] as const;
+const CREDENTIAL_KEYS = ['audience', 'env', 'ttl'] as const;
+
+/**
+ * How long one credential lasts when the role does not say (`credential.ttl`), capped by the
+ * grant's window. A relying party that checks only the signature (the JWKS) stops accepting a
+ * revoked grant's credentials within this time, because the broker mints no fresh ones; the CLI
+ * mints a fresh one whenever a tool asks for it (docs/credentials.md "Credential lifetime").
+ */
+export const DEFAULT_CREDENTIAL_TTL_MS = 15 * 60_000;
+/** Shorter would make every tool call a mint. */
+export const MIN_CREDENTIAL_TTL_MS = 30_000;
 const ENV_NAME = /^[A-Z_][A-Z0-9_]*$/;
 /**
  * Variables that change which code a program loads or runs. A credential's environment is for
@@ -66,8 +76,21 @@ export function checkCredential(
     }
   }
   const env = checkEnv(c, v.entries.get('env'), path);
-  if (audience === undefined || env === undefined) return undefined;
-  return { audience, env };
+  const ttlEntry = v.entries.get('ttl');
+  let ttlMs: number | undefined = DEFAULT_CREDENTIAL_TTL_MS;
+  if (ttlEntry) {
+    ttlMs = checkDuration(c, ttlEntry, path, null);
+    if (ttlMs !== undefined && ttlMs < MIN_CREDENTIAL_TTL_MS) {
+      c.add(
+        childPath(path, 'ttl'),
+        ttlEntry.value.loc,
+        `is shorter than 30s: every tool call would mint a credential (5m is a good lifetime)`,
+      );
+      ttlMs = undefined;
+    }
+  }
+  if (audience === undefined || env === undefined || ttlMs === undefined) return undefined;
+  return { audience, env, ttlMs };
 }
 
 function checkEnv(

@@ -21,6 +21,7 @@ import {
   DEFAULT_MAX_PENDING,
 } from './role-lifecycle.js';
 import { checkRules } from './role-rules.js';
+import { checkUse, USE_KEYS } from './role-use.js';
 import { closest } from './suggest.js';
 import type { Principal, RolePolicy, StepUpRule } from './types.js';
 import { childPath, type YamlEntry } from './yaml-tree.js';
@@ -44,6 +45,8 @@ export const ROLE_KEYS = [
   'break_glass',
   'max_pending',
   'rules',
+  // using a grant: on_revoke, kill_at_expiry, audit_commands, audit_commands_required
+  ...USE_KEYS,
 ] as const;
 const STEP_UP_KEYS = ['acr', 'max_age'] as const;
 
@@ -159,6 +162,7 @@ export function checkRole(
     missing('credential', 'at least its `audience`, e.g. { audience: https://k8s.example.com }');
   }
   const credential = credentialEntry && checkCredential(c, credentialEntry, path);
+  const use = checkUse(c, field, path);
 
   if (
     requesterList &&
@@ -188,7 +192,8 @@ export function checkRole(
     extend === undefined ||
     breakGlass === undefined ||
     maxPending === undefined ||
-    !rules
+    !rules ||
+    !use
   ) {
     return undefined;
   }
@@ -211,6 +216,7 @@ export function checkRole(
     breakGlass,
     maxPending,
     rules,
+    use,
   };
 }
 

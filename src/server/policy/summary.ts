@@ -2,6 +2,8 @@ import { formatDuration } from '../../api/duration.js';
 import type { RoleSummary } from '../../api/schemas.js';
 import { describeRule } from './judge-rules.js';
 import { canRequest, canReview, formatPrincipal } from './principal.js';
+import { DEFAULT_CREDENTIAL_TTL_MS } from './role-credential.js';
+import { DEFAULT_USE, useSettings } from './role-use.js';
 import type { Caller, RolePolicy } from './types.js';
 
 /** A role as `GET /v1/roles` and `jitctl policy check --json` show it, without the caller's view. */
@@ -44,6 +46,8 @@ export function describeRole(role: RolePolicy): RoleDescription {
       : null,
     max_pending: role.maxPending,
     rules: role.rules.map((r) => ({ name: r.name, decision: r.decision, when: describeRule(r) })),
+    credential_ttl: formatDuration(role.credential.ttlMs ?? DEFAULT_CREDENTIAL_TTL_MS),
+    use: useSettings(role.use ?? DEFAULT_USE),
   };
 }
 

@@ -51,6 +51,11 @@ export interface RolePolicy {
     audience: string;
     /** Variable name → template; `{{token}}`, `{{role}}`, `{{request_id}}`, `{{expires_at}}`. */
     env: Record<string, string>;
+    /**
+     * How long one credential lasts (`credential.ttl`), at most the grant's window; the CLI mints
+     * a fresh one while the grant lasts. Absent: DEFAULT_CREDENTIAL_TTL_MS (role-credential.ts).
+     */
+    ttlMs?: number;
   };
   // ---- the lifecycle's keys (docs/policy.md "Extensions", "Break-glass", "Approval rules") ----
   /**
@@ -68,6 +73,8 @@ export interface RolePolicy {
   maxPending: number;
   /** Decide a request at filing (first match); none matching: reviewed as usual. */
   rules: AutoRule[];
+  /** Using the grant on a person's machine (role-use.ts); absent: DEFAULT_USE. */
+  use?: UsePolicy;
 }
 
 export interface ApprovalGroup {
@@ -122,6 +129,18 @@ export interface OnCallSource {
   /** A file path (relative to the policy file) or an https:// URL. */
   source: string;
   refreshMs: number;
+}
+
+/** A role's `on_revoke`, `kill_at_expiry`, `audit_commands`, `audit_commands_required`. */
+export interface UsePolicy {
+  /** A running `jitctl exec`/`shell` whose grant is revoked: `end` it, or only `warn`. */
+  onRevoke: 'end' | 'warn';
+  /** `jitctl exec` ends the command when the grant ends, as with `--kill-at-expiry`. */
+  killAtExpiry: boolean;
+  /** What of a command run under the grant is reported: nothing, the program, or all (redacted). */
+  auditCommands: 'none' | 'name' | 'full';
+  /** A command does not start unless its start was reported to the broker. */
+  auditCommandsRequired: boolean;
 }
 
 /** The body a webhook receives: jitctl's signed JSON event, or a Slack incoming-webhook message. */

@@ -1,7 +1,14 @@
 import type { CredentialResponse, Identity } from '../../api/schemas.js';
 import { type SignedCredential, signCredential } from '../mint/credential.js';
 import { renderEnv } from '../policy/env-template.js';
+import { useSettings } from '../policy/role-use.js';
 import type { Caller, RolePolicy } from '../policy/types.js';
+import {
+  credentialExpiry,
+  credentialTtlMs,
+  recordCredential,
+  usePolicyOf,
+} from '../revocation/credentials.js';
 import { getReviews } from '../store/requests.js';
 import type { RequestRow, ReviewRow } from '../store/schema.js';
 import type { RequestCore } from './core.js';
@@ -41,7 +48,7 @@ export async function mintCredential(
     const reviews = await getReviews(tx, id);
     mintWindow(locked, reviews, now);
     const signed =
-      ahead && ahead.expiresAt === Math.floor(locked.expires_at / 1000)
+      ahead && ahead.windowEnd === locked.expires_at
         ? ahead
         : await signFor(core, locked, role, now, reviews);
     const who = core.who(locked, caller);
@@ -55,6 +62,16 @@ export async function mintCredential(
     const change = decide(locked, reviews, { kind: 'mint', who, minted: facts }, role, now);
     if (change === 'unchanged') throw new Error('minting always changes something');
     await writer.commit(tx, locked, change, now);
+    // With its audit event: a revocation names every credential that is still valid.
+    await recordCredential(tx, {
+      jti: signed.jti,
+      request_id: id,
+      role: locked.role,
+      kid: signed.kid,
+      audience: role.credential.audience,
+      issued_at: signed.issuedAt * 1000,
+      expires_at: signed.expiresAt * 1000,
+    });
     const expiresIso = iso(signed.expiresAt * 1000);
     minted = {
       token: signed.token,
@@ -66,6 +83,9 @@ export async function mintCredential(
         request_id: id,
         expires_at: expiresIso,
       }),
+      grant_expires_at: iso(locked.expires_at),
+      jti: signed.jti,
+      use: useSettings(usePolicyOf(role)),
     };
     return { ...settled, row: locked };
   });
@@ -76,9 +96,18 @@ export async function mintCredential(
   return minted!;
 }
 
-type Signed = SignedCredential & { issuedAt: number; expiresAt: number; kid: string };
+type Signed = SignedCredential & {
+  issuedAt: number;
+  expiresAt: number;
+  kid: string;
+  /** The grant's end it was signed for (ms): the signature is good while the window is this. */
+  windowEnd: number;
+};
 
-/** Signs the credential of an approved request as of `now`, ending with its window. */
+/**
+ * Signs the credential of an approved request as of `now`: one lifetime of the role's
+ * `credential.ttl`, never past the window.
+ */
 async function signFor(
   core: RequestCore,
   row: RequestRow,
@@ -87,7 +116,7 @@ async function signFor(
   reviews: ReviewRow[],
 ): Promise<Signed> {
   const issuedAt = Math.floor(now / 1000);
-  const expiresAt = Math.floor(row.expires_at / 1000);
+  const expiresAt = credentialExpiry(issuedAt, row.expires_at, credentialTtlMs(role));
   // The key of the moment: a rotation may land between signing and the audit event, which must
   // name the key that actually signed (key retirement reads it).
   const key = core.deps.keys.current;
@@ -102,7 +131,7 @@ async function signFor(
     issuedAt,
     expiresAt,
   });
-  return { ...signed, issuedAt, expiresAt, kid: key.kid };
+  return { ...signed, issuedAt, expiresAt, kid: key.kid, windowEnd: row.expires_at };
 }
 
 const approversOf = (reviews: ReviewRow[]): Identity[] =>

@@ -1,12 +1,12 @@
 import type { AccessRequest } from '../../api/schemas.js';
 import type { Caller } from '../policy/types.js';
-import { activeRevocations, getReviews, getReviewsOf, listRequests } from '../store/requests.js';
+import { getReviews, getReviewsOf, listRequests } from '../store/requests.js';
 import type { RequestRow } from '../store/schema.js';
 import type { RequestCore } from './core.js';
 import type { RequestQuery } from './types.js';
-import { etagOf, iso, toWire } from './wire.js';
+import { etagOf, toWire } from './wire.js';
 
-/** Reading requests: one (brought up to date with time first), a page, the revocation list. */
+/** Reading requests: one (brought up to date with time first), a page. */
 
 export async function getRequestFor(
   core: RequestCore,
@@ -61,16 +61,4 @@ export async function listFor(
     items: page.map((r) => toWire(r, reviews.get(r.id) ?? [])),
     nextBeforeSeq: more ? page[page.length - 1]!.seq : null,
   };
-}
-
-export async function revocationsOf(
-  core: RequestCore,
-): Promise<{ request_id: string; role: string; revoked_at: string; expires_at: string }[]> {
-  const rows = await activeRevocations(core.deps.db.kysely, core.now());
-  return rows.map((r) => ({
-    request_id: r.id,
-    role: r.role,
-    revoked_at: iso(r.ended_at ?? r.created_at),
-    expires_at: iso(r.expires_at),
-  }));
 }

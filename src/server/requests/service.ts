@@ -1,3 +1,4 @@
+import type { Kysely } from 'kysely';
 import type {
   AccessRequest,
   BreakGlassReviewBody,
@@ -9,8 +10,9 @@ import type {
 import { acceptableAcrValues, requireStepUp, strongestStepUp } from '../auth/step-up.js';
 import { canRequest, canReview } from '../policy/principal.js';
 import type { Caller, Policy, RolePolicy, StepUpRule } from '../policy/types.js';
+import { liveCredentials } from '../revocation/credentials.js';
 import { dueForExpiry, getRequest, getReviews } from '../store/requests.js';
-import type { RequestRow } from '../store/schema.js';
+import type { Database, RequestRow } from '../store/schema.js';
 import { RequestCore } from './core.js';
 import { fileRequest } from './filing.js';
 import {
@@ -28,12 +30,18 @@ import {
   type Who,
 } from './lifecycle/index.js';
 import { mintCredential } from './minting.js';
-import { getRequestFor, listFor, revocationsOf } from './reading.js';
+import { getRequestFor, listFor } from './reading.js';
 import type { RequestQuery, ServiceDeps } from './types.js';
 import { toWire } from './wire.js';
 import type { Written } from './writer.js';
 
 export type { AccessSettings, RequestEvent, RequestQuery, ServiceDeps } from './types.js';
+
+/**
+ * The most `jti`s a `request.revoked` event (and its notification) carries; a grant with more live
+ * credentials says so (`jtis_truncated`), and GET /v1/revocations lists them all.
+ */
+export const MAX_JTIS_IN_EVENT = 500;
 
 /**
  * Requests as the routes (and the review pages) use them. The lifecycle itself, which event does
@@ -119,12 +127,6 @@ export class RequestService {
     return listFor(this.#core, caller, q, this.reviewableRoles(caller));
   }
 
-  revocations(): Promise<
-    { request_id: string; role: string; revoked_at: string; expires_at: string }[]
-  > {
-    return revocationsOf(this.#core);
-  }
-
   /**
    * A review of a pending request, or of the extension waiting on a grant (the same endpoint and
    * rules: what it lands on is what the request awaits; a `fingerprint` makes sure of it).
@@ -148,10 +150,27 @@ export class RequestService {
     return this.#answer(await this.#apply(id, caller, (who) => ({ kind: 'cancel', who })));
   }
 
-  async revoke(caller: Caller, id: string): Promise<AccessRequest> {
+  /**
+   * Ends a grant. The credentials still valid are read inside the transaction, with the row
+   * locked, so that the `request.revoked` event names every one a mint committed before it.
+   */
+  async revoke(caller: Caller, id: string, reason?: string | null): Promise<AccessRequest> {
     const row = await this.#core.load(id);
     checkRevoker(this.#core.who(row, caller));
-    return this.#answer(await this.#apply(id, caller, (who) => ({ kind: 'revoke', who })));
+    return this.#answer(
+      await this.#apply(id, caller, async (who, tx) => {
+        const live = await liveCredentials(tx, id, this.#core.now(), MAX_JTIS_IN_EVENT + 1);
+        return {
+          kind: 'revoke',
+          who,
+          details: {
+            reason: reason?.trim() || null,
+            jtis: live.slice(0, MAX_JTIS_IN_EVENT).map((c) => c.jti),
+            jtisTruncated: live.length > MAX_JTIS_IN_EVENT,
+          },
+        };
+      }),
+    );
   }
 
   /**
@@ -219,7 +238,11 @@ export class RequestService {
    * ended it, the event is refused: the request expired), ask the lifecycle what the event does,
    * write it.
    */
-  async #apply(id: string, caller: Caller, event: (who: Who) => PersonEvent): Promise<Written> {
+  async #apply(
+    id: string,
+    caller: Caller,
+    event: (who: Who, tx: Kysely<Database>) => PersonEvent | Promise<PersonEvent>,
+  ): Promise<Written> {
     const core = this.#core;
     const { writer } = core;
     const written = await writer.transaction(async (tx): Promise<Written> => {
@@ -229,7 +252,7 @@ export class RequestService {
       const row = settled.row;
       const who = core.who(row, caller);
       const before = await getReviews(tx, id);
-      const change = decide(row, before, event(who), core.role(row.role), now);
+      const change = decide(row, before, await event(who, tx), core.role(row.role), now);
       if (change === 'unchanged') return { ...settled, reviews: before };
       const next = await writer.commit(tx, row, change, now);
       return {

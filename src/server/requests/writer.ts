@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely';
 import { HIGH_PRIORITY_EVENTS } from '../../api/schemas.js';
 import { appendAudit, type NewAuditEvent } from '../audit/log.js';
-import { type ChangeHub, notifyReplicas } from '../changes.js';
+import { type ChangeHub, notifyReplicas, REVOCATIONS_TOPIC } from '../changes.js';
 import type { ServerClock } from '../clock.js';
 import { AuditAppendError, notFound } from '../errors.js';
 import type { Metrics } from '../metrics.js';
@@ -124,6 +124,9 @@ export class RequestWriter {
     // holds the audit head's lock until then, so nothing else should run after it.
     if (this.deps.db.dialect === 'postgres' && events[0]?.request_id) {
       await notifyReplicas(tx, events[0].request_id);
+      if (events.some((e) => e.type === 'request.revoked')) {
+        await notifyReplicas(tx, REVOCATIONS_TOPIC);
+      }
     }
     try {
       await appendAudit(tx, this.deps.db.dialect, now, events);
@@ -138,6 +141,8 @@ export class RequestWriter {
   published(w: Written): void {
     if (w.events.length === 0) return;
     this.deps.hub.publish(w.row.id);
+    if (w.events.some((e) => e.type === 'request.revoked'))
+      this.deps.hub.publish(REVOCATIONS_TOPIC);
     for (const { type } of w.events) {
       if (type.startsWith('request.') && type !== 'request.created')
         this.deps.metrics.transitions.inc({ to: type.slice('request.'.length) });

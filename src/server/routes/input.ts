@@ -49,3 +49,30 @@ export function wholeNumber(text: string, name: string, min: number, max: number
   }
   return Number(text);
 }
+
+/**
+ * A body that is nothing, `{}`, `null`, or an object with only these optional text fields (e.g.
+ * revoke's `reason`): the action endpoints that take a note. Returns the fields given.
+ */
+export function optionalTextBody<K extends string>(
+  req: FastifyRequest,
+  fields: Record<K, number>,
+): Partial<Record<K, string>> {
+  const body = req.body;
+  if (body === undefined || body === null) return {};
+  if (typeof body !== 'object' || Array.isArray(body))
+    throw badRequest('the body must be a JSON object ({})');
+  const out: Partial<Record<K, string>> = {};
+  for (const [key, value] of Object.entries(body as Record<string, unknown>)) {
+    if (!Object.hasOwn(fields, key))
+      throw badRequest(
+        `unexpected field \`${key.slice(0, 64)}\``,
+        `this endpoint takes ${Object.keys(fields).join(', ')}`,
+      );
+    const max = fields[key as K];
+    if (typeof value !== 'string') throw badRequest(`\`${key}\` must be a string`);
+    if (value.length > max) throw badRequest(`\`${key}\` is longer than ${max} characters`);
+    out[key as K] = value;
+  }
+  return out;
+}

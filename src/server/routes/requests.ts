@@ -10,13 +10,12 @@ import {
   REQUEST_STATES,
   RequestPage,
   type RequestState,
-  RevocationsResponse,
 } from '../../api/schemas.js';
 import type { AppDeps } from '../app-deps.js';
 import { badRequest, durationOf } from '../errors.js';
 import { nextDeadline } from '../requests/lifecycle/time.js';
 import { etagOf } from '../requests/wire.js';
-import { emptyBody, queryOf, wholeNumber } from './input.js';
+import { emptyBody, optionalTextBody, queryOf, wholeNumber } from './input.js';
 
 /**
  * Requests: file one, list a page, read one (with a long poll), cancel, revoke.
@@ -137,14 +136,11 @@ export const requestRoutes: FastifyPluginAsync<{ deps: AppDeps }> = async (app, 
     '/v1/requests/:id/revoke',
     { schema: { response: { 200: AccessRequest } } },
     async (req) => {
-      emptyBody(req);
-      return service.revoke(req.caller!, req.params.id);
+      // An optional reason, shown to the requester's running command and to relying parties.
+      const { reason } = optionalTextBody(req, { reason: LIMITS.reason });
+      return service.revoke(req.caller!, req.params.id, reason);
     },
   );
-
-  app.get('/v1/revocations', { schema: { response: { 200: RevocationsResponse } } }, async () => ({
-    items: await service.revocations(),
-  }));
 };
 
 function breakGlassFilter(value: string | undefined): BreakGlassFilter | undefined {
@@ -182,7 +178,7 @@ function decodeCursor(cursor: string): number {
 }
 
 /** RFC 9110 §13.1.2: a list of entity tags, or `*`. Weak tags compare by their opaque part. */
-function parseIfNoneMatch(header: string | string[] | undefined): string[] | undefined {
+export function parseIfNoneMatch(header: string | string[] | undefined): string[] | undefined {
   const text = Array.isArray(header) ? header.join(',') : header;
   if (!text) return undefined;
   return text

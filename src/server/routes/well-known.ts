@@ -15,6 +15,10 @@ export const wellKnownRoutes: FastifyPluginAsync<{ deps: AppDeps }> = async (app
     return {
       issuer: deps.publicUrl,
       jwks_uri: jwksUri,
+      // RFC 7662 for resource servers (RFC 8414 §2 names the field); Basic client secrets, or the
+      // resource server's own token from a trusted issuer as a Bearer token.
+      introspection_endpoint: `${deps.publicUrl}/v1/introspect`,
+      introspection_endpoint_auth_methods_supported: ['client_secret_basic'],
       response_types_supported: ['id_token'],
       subject_types_supported: ['public'],
       id_token_signing_alg_values_supported: [

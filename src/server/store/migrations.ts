@@ -358,6 +358,42 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    // ---- 0600–0649: revocation (src/server/revocation/) ----
+    // Every credential minted, so that a revocation names the jtis it stops and relying parties
+    // can follow them (GET /v1/revocations); the uses of a grant the CLI reports, once each; and
+    // the audit log by type, which the revocation list follows in order.
+    '0600-revocation': {
+      async up(db: Kysely<unknown>) {
+        await db.schema
+          .createTable('credentials')
+          .addColumn('jti', 'text', (c) => c.primaryKey())
+          .addColumn('request_id', 'text', (c) => c.notNull())
+          .addColumn('role', 'text', (c) => c.notNull())
+          .addColumn('kid', 'text', (c) => c.notNull())
+          .addColumn('audience', 'text', (c) => c.notNull())
+          .addColumn('issued_at', bigint, (c) => c.notNull())
+          .addColumn('expires_at', bigint, (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createIndex('credentials_request')
+          .on('credentials')
+          .columns(['request_id', 'expires_at'])
+          .execute();
+        await db.schema
+          .createTable('command_uses')
+          .addColumn('use_id', 'text', (c) => c.notNull())
+          .addColumn('event', 'text', (c) => c.notNull())
+          .addColumn('request_id', 'text', (c) => c.notNull())
+          .addColumn('at', bigint, (c) => c.notNull())
+          .addPrimaryKeyConstraint('command_uses_pk', ['use_id', 'event'])
+          .execute();
+        await db.schema
+          .createIndex('audit_events_type_seq')
+          .on('audit_events')
+          .columns(['type', 'seq'])
+          .execute();
+      },
+    },
   };
 }
 
@@ -374,6 +410,9 @@ function migrator(db: Kysely<Database>, dialect: Dialect): Migrator {
     provider: new CodeMigrationProvider(dialect),
     migrationTableName: 'jitctl_migrations',
     migrationLockTableName: 'jitctl_migrations_lock',
+    // Each engineer's range (0400 lifecycle, 0600 revocation, 0700 audit stream…) is independent
+    // of the others, so a database that ran a later range first still takes an earlier one.
+    allowUnorderedMigrations: true,
   });
 }
 

@@ -282,14 +282,3 @@ export async function listRequests(q: Q, f: ListFilter): Promise<RequestRow[]> {
     .orderBy('seq', 'desc')
     .execute();
 }
-
-/** Revoked requests whose window has not ended yet (GET /v1/revocations). */
-export async function activeRevocations(q: Q, now: number): Promise<RequestRow[]> {
-  return q
-    .selectFrom('requests')
-    .selectAll()
-    .where('state', '=', 'revoked')
-    .where('expires_at', '>', now)
-    .orderBy('ended_at', 'asc')
-    .execute();
-}

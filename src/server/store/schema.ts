@@ -20,6 +20,9 @@ export interface Database {
   notification_cursor: NotificationCursorTable;
   audit_checkpoints: AuditCheckpointsTable;
   audit_sink_cursors: AuditSinkCursorsTable;
+  // revocation (migration 0600): credentials minted, uses of a grant reported by the CLI
+  credentials: CredentialsTable;
+  command_uses: CommandUsesTable;
 }
 
 export interface RequestsTable {
@@ -269,3 +272,30 @@ export interface AuditSinkCursorsTable {
 }
 
 export type AuditSinkCursorRow = Selectable<AuditSinkCursorsTable>;
+
+/**
+ * One row per credential minted (src/server/revocation/): which request it belongs to and until
+ * when it is valid, so that a revocation can name every credential it stops (`jti`). Never the
+ * token itself.
+ */
+export interface CredentialsTable {
+  jti: string;
+  request_id: string;
+  role: string;
+  kid: string;
+  audience: string;
+  /** ms since the epoch */
+  issued_at: number;
+  expires_at: number;
+}
+
+/** A use of a grant reported by `jitctl exec`/`shell` (start or end), once per `use_id` and event. */
+export interface CommandUsesTable {
+  use_id: string;
+  /** `start` or `end` */
+  event: string;
+  request_id: string;
+  at: number;
+}
+
+export type CredentialRow = Selectable<CredentialsTable>;

@@ -348,12 +348,21 @@ describe('review pages: the rules of the API', () => {
     expect(ask.html).toContain(`<h1>Revoke <span class="mono">${id}</span>?</h1>`);
     expect(ask.text).toContain('Alice Developer has staging-admin until');
     expect(await stateOf(b, id)).toBe('approved');
+    expect(ask.html).toContain('<textarea id="reason" name="reason" maxlength="1000"');
     const done = await browse(jar, `${page(id)}/revoke`, {
-      form: { _csrf: csrfOf(ask.html) },
+      form: { _csrf: csrfOf(ask.html), reason: 'rotated the keys instead' },
       headers: { origin: b.url },
     });
     expect(done.status).toBe(303);
     expect(await stateOf(b, id)).toBe('revoked');
+    // The reason reaches the requester's jitctl and relying parties through the audit event.
+    const revoked = await b.broker.db.kysely
+      .selectFrom('audit_events')
+      .select('data')
+      .where('request_id', '=', id)
+      .where('type', '=', 'request.revoked')
+      .executeTakeFirstOrThrow();
+    expect(JSON.parse(revoked.data)).toMatchObject({ reason: 'rotated the keys instead' });
     const after = await browse(jar, page(id));
     expect(after.text).toMatch(/Revoked\. Revoked by Lee Lead at \d\d:\d\d UTC/);
     expect(after.html).not.toContain('/revoke"');

@@ -39,7 +39,17 @@ describe('parsePolicy: a valid policy', () => {
       pendingTtlMs: 60 * MIN,
       requireReason: true,
       stepUp: { acr: 'mfa', maxAgeMs: 5 * MIN },
-      credential: { audience: 'https://k8s.prod.example.com', env: { KUBE_TOKEN: '{{token}}' } },
+      credential: {
+        audience: 'https://k8s.prod.example.com',
+        env: { KUBE_TOKEN: '{{token}}' },
+        ttlMs: 15 * MIN,
+      },
+      use: {
+        onRevoke: 'end',
+        killAtExpiry: false,
+        auditCommands: 'name',
+        auditCommandsRequired: false,
+      },
       approvalGroups: null,
       requireReviewComment: false,
       extend: null,
@@ -460,7 +470,7 @@ describe('parsePolicy: credential', () => {
       'is not a valid URL',
     );
     expect(issuesOf(role({ credential: '{ audience: a, secret: x }' }))[0]!.message).toBe(
-      'unknown key `secret` (allowed here: audience, env)',
+      'unknown key `secret` (allowed here: audience, env, ttl)',
     );
   });
 

@@ -125,6 +125,13 @@ describe('canRequest, canReview and roleSummary', () => {
       break_glass: null,
       max_pending: 3,
       rules: [],
+      credential_ttl: '15m',
+      use: {
+        on_revoke: 'end',
+        kill_at_expiry: false,
+        audit_commands: 'name',
+        audit_commands_required: false,
+      },
     });
     expect(Value.Check(RoleSummary, summary)).toBe(true);
     const { can_request: _r, can_review: _v, ...rest } = summary;

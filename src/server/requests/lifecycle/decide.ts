@@ -3,7 +3,7 @@ import type { RolePolicy } from '../../policy/types.js';
 import type { RequestRow, ReviewRow } from '../../store/schema.js';
 import { onAcknowledge } from './break-glass.js';
 import type { Change } from './change.js';
-import { onCancel, onRevoke } from './ending.js';
+import { onCancel, onRevoke, type RevokeDetails } from './ending.js';
 import { onExtend } from './extending.js';
 import { type Minted, onMint } from './minting.js';
 import { onReview } from './review.js';
@@ -23,7 +23,7 @@ import type { Who } from './who.js';
 export type PersonEvent =
   | { kind: 'review'; who: Who; body: ReviewBody }
   | { kind: 'cancel'; who: Who }
-  | { kind: 'revoke'; who: Who }
+  | { kind: 'revoke'; who: Who; details?: RevokeDetails }
   | { kind: 'mint'; who: Who; minted: Minted }
   | { kind: 'extend'; who: Who; body: ExtendBody }
   | { kind: 'acknowledge'; who: Who; body: BreakGlassReviewBody };
@@ -50,7 +50,7 @@ export function decide(
     case 'cancel':
       return onCancel(row, event.who, now);
     case 'revoke':
-      return onRevoke(row, event.who, now);
+      return onRevoke(row, event.who, now, event.details);
     case 'mint':
       return onMint(row, reviews, event.who, event.minted, now);
   }

@@ -53,14 +53,34 @@ export function checkRevoker(who: Who): void {
   }
 }
 
-/** `unchanged` when it is already revoked (a repeat). */
-export function onRevoke(row: RequestRow, who: Who, now: number): Change | 'unchanged' {
+/**
+ * What a revocation records besides who and when: the revoker's reason, and the credentials of
+ * the grant still valid (their `jti`s, read inside the revoking transaction), for relying parties.
+ */
+export interface RevokeDetails {
+  reason?: string | null | undefined;
+  jtis?: readonly string[] | undefined;
+  /** More credentials were valid than `jtis` lists (GET /v1/revocations lists them all). */
+  jtisTruncated?: boolean | undefined;
+}
+
+export function onRevoke(
+  row: RequestRow,
+  who: Who,
+  now: number,
+  details: RevokeDetails = {},
+): Change | 'unchanged' {
   checkRevoker(who);
   if (row.state === 'revoked') return 'unchanged';
   const revoked = {
     'request.revoked': {
       actor: who.identity,
-      data: { window_ends_at: iso(row.expires_at) },
+      data: {
+        window_ends_at: iso(row.expires_at),
+        ...(details.reason ? { reason: details.reason } : {}),
+        ...(details.jtis ? { jtis: [...details.jtis] } : {}),
+        ...(details.jtisTruncated ? { jtis_truncated: true } : {}),
+      },
     },
   };
   if (row.state === 'scheduled') {
