@@ -39,7 +39,7 @@ async function noCredential(ctx: Context, err: NoCredentialError): Promise<JitEr
   if (!found) {
     const mine = roles.filter((r) => r.can_request).map((r) => safe(r.name));
     return new DeniedError(err.message, {
-      hint: `${server} has no role ${safe(role)} you may request${mine.length > 0 ? `; you may request ${mine.join(', ')}` : ''}`,
+      hint: `${server} has no role ${safe(role)} you may request${mine.length > 0 ? `; roles you may request: ${mine.join(', ')}` : ''}`,
       cause: err,
     });
   }

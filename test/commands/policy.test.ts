@@ -111,6 +111,13 @@ describe('jitctl policy check', () => {
       break_glass: null,
       max_pending: 3,
       rules: [],
+      credential_ttl: '15m',
+      use: {
+        on_revoke: 'end',
+        kill_at_expiry: false,
+        audit_commands: 'name',
+        audit_commands_required: false,
+      },
     });
     expect(out.notify).toEqual([
       {

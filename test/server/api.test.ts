@@ -456,6 +456,13 @@ describe('configuration, identity and roles', () => {
       break_glass: null,
       max_pending: 50,
       rules: [],
+      credential_ttl: '15m',
+      use: {
+        on_revoke: 'end',
+        kill_at_expiry: false,
+        audit_commands: 'name',
+        audit_commands_required: false,
+      },
     });
   });
 });
