@@ -81,6 +81,15 @@ export function safeReturnTo(value: unknown): string {
   return typeof value === 'string' && RETURN_TO.test(value) ? value : '/ui/';
 }
 
+export const requestPath = (id: string) => `/ui/requests/${encodeURIComponent(id)}`;
+
+/** A form field given once as text; absent, repeated or not text is undefined. */
+export function field(req: FastifyRequest, name: string): string | undefined {
+  const body = req.body as Record<string, unknown> | null | undefined;
+  const v = body && typeof body === 'object' ? body[name] : undefined;
+  return typeof v === 'string' ? v : undefined;
+}
+
 export interface Problem {
   message: string;
   hint?: string | undefined;
