@@ -95,7 +95,17 @@ export interface Problem {
   hint?: string | undefined;
 }
 
+/**
+ * The service's refusal as the page says it: its message, and its hint unless the hint speaks of
+ * the CLI's flags where the page has a box (a missing comment).
+ */
 export function problemOf(err: HttpError | SignInError): Problem {
+  if (err instanceof HttpError && err.code === ErrorCode.CommentRequired) {
+    return {
+      message: err.message,
+      hint: 'Write it in the Comment box, then choose again. Nothing was recorded.',
+    };
+  }
   return { message: err.message, hint: err.hint };
 }
 

@@ -76,6 +76,8 @@ export interface ExtendSection {
 export interface LifecyclePage {
   facts: Fact[];
   groups: GroupLine[] | null;
+  /** While pending: "1 more from group:security" (who the request still waits for). */
+  stillNeeded: string | null;
   commentRequired: boolean;
   commentNote: string;
   maxComment: number;
@@ -121,7 +123,7 @@ export async function lifecyclePage(a: {
     (a.typed?.target ?? 'request') === t ? a.typed : undefined;
   const approvers =
     r.approvers.length > 0 ? r.approvers.map((x) => safe(x)).join(' or ') : 'nobody';
-  const facts: Fact[] = [];
+  const facts: Fact[] = [{ label: 'Kind', value: kindOf(r, now) }];
   if (r.starts_at) {
     const start = timeText(Date.parse(r.starts_at), now);
     const started = Date.parse(r.starts_at) <= now;
@@ -142,6 +144,7 @@ export async function lifecyclePage(a: {
   return {
     facts,
     groups: groupLines(r.approvals_by),
+    stillNeeded: r.state === 'pending' ? stillNeeded(r, approvers) : null,
     commentRequired,
     commentNote: commentRequired
       ? `required: role ${safe(r.role)} asks approvers to say why; the requester and the audit log see it`
@@ -157,6 +160,39 @@ export async function lifecyclePage(a: {
     breakGlass: breakGlassSection(a, approvers, commentRequired, typedFor('break-glass')),
     ...extendSection(a, typedFor('extend')),
   };
+}
+
+/**
+ * What kind of request this is, in one line: a new request, a scheduled one (its window), a
+ * break-glass use, or a grant with an extension waiting for review.
+ */
+function kindOf(r: AccessRequest, now: number): string {
+  if (r.break_glass) return 'Break-glass: taken at once without approval, reviewed afterwards';
+  if (r.extension?.state === 'pending' && r.state === 'approved') {
+    return `Extension of grant ${safe(r.id)}: ${safe(r.extension.duration)} more asked, waiting for review`;
+  }
+  if (r.starts_at) {
+    const start = Date.parse(r.starts_at);
+    // Until approved, the window is the start plus the duration; once approved, the broker's end.
+    const end =
+      r.state === 'pending'
+        ? start + (tryParseDuration(r.duration) ?? 0)
+        : Date.parse(r.expires_at);
+    return `Scheduled for ${timeText(start, now).text} to ${timeText(end, now).text}`;
+  }
+  return r.decided_by_rule ? 'New request, decided by a rule' : 'New request';
+}
+
+/** "1 more from group:security", or "1 more from group:leads or group:sre". */
+function stillNeeded(r: AccessRequest, approvers: string): string | null {
+  if (r.approvals_by) {
+    const owed = r.approvals_by
+      .filter((g) => g.approved < g.required)
+      .map((g) => `${g.required - g.approved} more from ${safe(g.from)}`);
+    return owed.length > 0 ? `Still needed: ${owed.join(' and ')}.` : null;
+  }
+  const left = r.approvals_required - r.reviews.filter((x) => x.decision === 'approve').length;
+  return left > 0 ? `Still needed: ${left} more from ${approvers}.` : null;
 }
 
 function extensionSection(

@@ -34,7 +34,8 @@ const facts = `<% it.life.facts.forEach(function (f) { %><dt><%= f.label %></dt>
 /** "Approvals": per group for multi-party roles, else "1 of 2 needed". */
 const approvals = `<% if (it.life.groups) { %><ul class="groups">
 <% it.life.groups.forEach(function (g) { %><li<% if (g.done) { %> class="done"<% } %>><%= g.text %></li>
-<% }) %></ul><% } else { %><%= it.r.approvals %> of <%= it.r.approvalsRequired %> needed<% } %>`;
+<% }) %></ul><% } else { %><%= it.r.approvals %> of <%= it.r.approvalsRequired %> needed<% } %>
+<% if (it.life.stillNeeded) { %><br><span class="small"><%= it.life.stillNeeded %></span><% } %>`;
 
 const breakGlassForm = `<% const bg = it.life.breakGlass %>
 <% if (bg && bg.form) { %>
