@@ -164,6 +164,16 @@ roles:
     extend: { max_total: 2h, approvals: 1 }
     credential:
       audience: https://k8s.staging.example.com
+  long-debug:
+    description: Debug production, each extension needs two leads
+    requesters: [group:developers]
+    approvers: [group:leads]
+    approvals: 1
+    default_duration: 30m
+    max_duration: 1h
+    extend: { max_total: 2h, approvals: 2 }
+    credential:
+      audience: https://k8s.prod.example.com
   prod-emergency:
     description: Production, in an emergency
     requesters: [group:developers]
