@@ -74,6 +74,8 @@ export interface ExtendSection {
 }
 
 export interface LifecyclePage {
+  /** "New request", "Extension of grant req_…: 30m more asked…", "Scheduled for …", "Break-glass…" */
+  kind: string;
   facts: Fact[];
   groups: GroupLine[] | null;
   /** While pending: "1 more from group:security" (who the request still waits for). */
@@ -123,7 +125,7 @@ export async function lifecyclePage(a: {
     (a.typed?.target ?? 'request') === t ? a.typed : undefined;
   const approvers =
     r.approvers.length > 0 ? r.approvers.map((x) => safe(x)).join(' or ') : 'nobody';
-  const facts: Fact[] = [{ label: 'Kind', value: kindOf(r, now) }];
+  const facts: Fact[] = [];
   if (r.starts_at) {
     const start = timeText(Date.parse(r.starts_at), now);
     const started = Date.parse(r.starts_at) <= now;
@@ -142,6 +144,7 @@ export async function lifecyclePage(a: {
   const commentRequired = role?.requireReviewComment === true;
   const events = r.extension || r.extended ? await extensionEvents(a.db, r.id) : [];
   return {
+    kind: kindOf(r, now),
     facts,
     groups: groupLines(r.approvals_by),
     stillNeeded: r.state === 'pending' ? stillNeeded(r, approvers) : null,

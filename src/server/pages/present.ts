@@ -136,7 +136,11 @@ export function requestView(
     }
     case 'approved': {
       const extended = r.extended ? `, extended by ${safe(r.extended)}` : '';
-      const valid = `valid until ${at(r.expires_at)} (${relative(end, now)})${extended}`;
+      const asked =
+        r.extension?.state === 'pending'
+          ? `; ${safe(r.extension.duration)} more asked, waiting for review`
+          : '';
+      const valid = `valid until ${at(r.expires_at)} (${relative(end, now)})${extended}${asked}`;
       headline =
         transition?.type === 'request.approved'
           ? `${approvedBy}${when}; ${valid}.`

@@ -58,6 +58,8 @@ ${problem}
 </section>
 <% } %>
 <dl class="facts">
+<dt>Kind</dt>
+<dd><%= it.life.kind %></dd>
 <dt>Requester</dt>
 <dd><%= r.requester.name ?? r.requester.sub %><% if (r.requester.name) { %> <span class="muted">(<%= r.requester.sub %>)</span><% } %><br><span class="muted small">identity provider <%= r.requester.iss %></span></dd>
 <dt>Role</dt>

@@ -194,7 +194,7 @@ describe('requestView', () => {
       { type: 'request.approved', at, actor: lee },
     );
     expect(extended.headline).toBe(
-      'Approved by Lee Lead at 14:00 UTC; valid until 15:00 UTC (in 50m), extended by 30m.',
+      'Approved by Lee Lead at 14:00 UTC; valid until 15:00 UTC (in 50m), extended by 30m; 15m more asked, waiting for review.',
     );
     expect(
       listItem(
