@@ -80,6 +80,8 @@ export interface LifecyclePage {
   groups: GroupLine[] | null;
   /** While pending: "1 more from group:security" (who the request still waits for). */
   stillNeeded: string | null;
+  /** Instead of "0 of 1 needed" when no person approved it: break-glass, or a rule's decision. */
+  approvalsInstead: string | null;
   commentRequired: boolean;
   commentNote: string;
   maxComment: number;
@@ -148,6 +150,11 @@ export async function lifecyclePage(a: {
     facts,
     groups: groupLines(r.approvals_by),
     stillNeeded: r.state === 'pending' ? stillNeeded(r, approvers) : null,
+    approvalsInstead: r.break_glass
+      ? 'none needed: break-glass access is reviewed afterwards'
+      : r.decided_by_rule && r.reviews.length === 0
+        ? `none: rule ${safe(r.decided_by_rule)} decided`
+        : null,
     commentRequired,
     commentNote: commentRequired
       ? `required: role ${safe(r.role)} asks approvers to say why; the requester and the audit log see it`

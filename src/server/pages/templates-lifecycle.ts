@@ -32,7 +32,7 @@ const facts = `<% it.life.facts.forEach(function (f) { %><dt><%= f.label %></dt>
 <% }) %>`;
 
 /** "Approvals": per group for multi-party roles, else "1 of 2 needed". */
-const approvals = `<% if (it.life.groups) { %><ul class="groups">
+const approvals = `<% if (it.life.approvalsInstead) { %><%= it.life.approvalsInstead %><% } else if (it.life.groups) { %><ul class="groups">
 <% it.life.groups.forEach(function (g) { %><li<% if (g.done) { %> class="done"<% } %>><%= g.text %></li>
 <% }) %></ul><% } else { %><%= it.r.approvals %> of <%= it.r.approvalsRequired %> needed<% } %>
 <% if (it.life.stillNeeded) { %><br><span class="small"><%= it.life.stillNeeded %></span><% } %>`;

@@ -177,6 +177,7 @@ describe('the lifecycle in the browser', () => {
     expect(text).toContain('Break-glass access: to be reviewed');
     expect(text).toMatch(/Kind\s+Break-glass/i);
     expect(text).toMatch(/Taken as break-glass access, without approval, at \d\d:\d\d UTC/);
+    expect(text).toMatch(/Approvals\s+none needed: break-glass access is reviewed afterwards/i);
     await l.getByLabel(/^Comment/).fill('called me first');
     await l.getByRole('button', { name: 'Acknowledge', exact: true }).click();
     await stepUp(l, lee, link(id));
@@ -236,6 +237,7 @@ describe('the lifecycle in the browser', () => {
     const text = await main(l);
     expect(text).toMatch(/Approved\. Approved automatically by rule incident at \d\d:\d\d UTC/);
     expect(text).toMatch(/Decided by\s+rule incident of the policy/i);
+    expect(text).toMatch(/Approvals\s+none: rule incident decided/i);
     expect(await l.getByRole('button', { name: 'Approve', exact: true }).count()).toBe(0);
   });
 
