@@ -1,5 +1,5 @@
 import { formatDuration, tryParseDuration } from '../../api/duration.js';
-import { type AccessRequest, LIMITS, type Review } from '../../api/schemas.js';
+import { type AccessRequest, ExtendBody, LIMITS, type Review } from '../../api/schemas.js';
 import { safe } from '../../api/text.js';
 import type { Caller, RolePolicy } from '../policy/types.js';
 import type { Db } from '../store/database.js';
@@ -16,8 +16,11 @@ import { type IntentTarget, intentOn, type PageSession, type ReviewIntent } from
  * what it refuses comes back as the page's message.
  */
 
-/** Extension fields longer than this are refused by the API's schema; the page says so too. */
-export const EXTEND_LIMITS = { duration: 32, reason: 1000 } as const;
+/** The API's limits on an ask for more time (its schema), which the page's form keeps too. */
+export const EXTEND_LIMITS = {
+  duration: ExtendBody.properties.duration.maxLength ?? 32,
+  reason: ExtendBody.properties.reason.maxLength ?? 1000,
+} as const;
 
 /** What a form held when the service refused it, to show it again as typed. */
 export interface Typed {
