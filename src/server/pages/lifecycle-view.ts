@@ -85,6 +85,8 @@ export interface LifecyclePage {
   stillNeeded: string | null;
   /** Instead of "0 of 1 needed" when no person approved it: break-glass, or a rule's decision. */
   approvalsInstead: string | null;
+  /** Multi-party roles: "1 from group:leads and 1 from group:security" (all of them, not any). */
+  whoMayApprove: string | null;
   commentRequired: boolean;
   commentNote: string;
   maxComment: number;
@@ -153,6 +155,9 @@ export async function lifecyclePage(a: {
     facts,
     groups: groupLines(r.approvals_by),
     stillNeeded: r.state === 'pending' ? stillNeeded(r, approvers) : null,
+    whoMayApprove: r.approvals_by
+      ? r.approvals_by.map((g) => `${g.required} from ${safe(g.from)}`).join(' and ')
+      : null,
     approvalsInstead: r.break_glass
       ? 'none needed: break-glass access is reviewed afterwards'
       : r.decided_by_rule && r.reviews.length === 0

@@ -141,7 +141,7 @@ export function pageRoutes(app: FastifyInstance, pages: Pages, guards: unknown[]
     });
     if (request.state === 'pending') {
       if (mine) {
-        note = `You filed this request, so you cannot review it. Ask ${approvers} to review it: send them this page's address.`;
+        note = `You filed this request, so you cannot review it. Ask ${life.whoMayApprove ?? approvers} to review it: send them this page's address.`;
       } else if (!mayReview) {
         note = `You may not review requests for role ${r.role}; its approvers are ${approvers}.`;
       } else if (reviewed) {

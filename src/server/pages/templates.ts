@@ -84,7 +84,7 @@ ${problem}
 <% r.reviews.forEach(function (v) { %><li><%= v.who %> <strong><%= v.decision %></strong> at <time datetime="<%= v.at.iso %>"><%= v.at.text %></time><% if (v.comment) { %>: <q class="text"><%= v.comment %></q><% } %></li>
 <% }) %></ul><% } %></dd>
 <dt>Who may approve</dt>
-<dd><%= r.approvers.length ? r.approvers.join(' or ') : 'nobody' %></dd>
+<dd><%= it.life.whoMayApprove ?? (r.approvers.length ? r.approvers.join(' or ') : 'nobody') %></dd>
 <dt>Fingerprint</dt>
 <dd class="mono"><%= r.fingerprint %></dd>
 </dl>

@@ -201,6 +201,7 @@ describe('the lifecycle in the browser', () => {
       'Waiting for approval: 0 of 1 from group:leads, 0 of 1 from group:security',
     );
     expect(text).toContain('Still needed: 1 more from group:leads and 1 more from group:security.');
+    expect(text).toMatch(/Who may approve\s+1 from group:leads and 1 from group:security/i);
     expect(text).toContain('Comment (required: role prod-secrets asks approvers to say why');
     // The empty required box stops the form in the browser; nothing reaches the broker.
     await l.getByRole('button', { name: 'Approve', exact: true }).click();
