@@ -88,6 +88,28 @@ describe.each(['sqlite', 'postgres'] as const)('listRequests with roles (%s)', (
     ).toEqual(['r7', 'r4', 'r2']);
   });
 
+  it('finds approved grants whose extension waits for review (the pages’ home list)', async () => {
+    // r4 is an approved deploy grant; give it a pending extension, and r6 (denied) a stale one.
+    await db.kysely
+      .updateTable('requests')
+      .set({ extension_state: 'pending' })
+      .where('id', 'in', ['r4', 'r6'])
+      .execute();
+    try {
+      expect(await ids({ roles: ['deploy', 'db'], extensionPending: true })).toEqual(['r4']);
+      expect(await ids({ roles: ['db'], extensionPending: true })).toEqual([]);
+      expect(
+        await ids({ roles: ['deploy'], self: LEE, excludeSelf: true, extensionPending: true }),
+      ).toEqual([]);
+    } finally {
+      await db.kysely
+        .updateTable('requests')
+        .set({ extension_state: null })
+        .where('id', 'in', ['r4', 'r6'])
+        .execute();
+    }
+  });
+
   it('returns nothing for no roles and no caller', async () => {
     expect(await ids({ roles: [] })).toEqual([]);
     expect(await ids({ roles: ['nobody-reviews-this'] })).toEqual([]);

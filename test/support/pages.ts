@@ -141,6 +141,76 @@ roles:
     pending_ttl: 1h
     credential:
       audience: https://db.prod.example.com
+  # ---- the lifecycle on the pages: extensions, break-glass, multi-party, rules ----
+  db-console:
+    description: Production database console
+    requesters: [group:developers]
+    approvers: [group:leads]
+    approvals: 1
+    default_duration: 30m
+    max_duration: 1h
+    pending_ttl: 1h
+    step_up: { acr: mfa, max_age: 5m }
+    extend: { max_total: 1h, approvals: 1, require_reason: true }
+    credential:
+      audience: https://db.prod.example.com
+  staging-debug:
+    description: Debug the staging cluster
+    requesters: [group:developers]
+    approvers: [group:leads]
+    approvals: 1
+    default_duration: 30m
+    max_duration: 1h
+    extend: { max_total: 2h, approvals: 1 }
+    credential:
+      audience: https://k8s.staging.example.com
+  long-debug:
+    description: Debug production, each extension needs two leads
+    requesters: [group:developers]
+    approvers: [group:leads]
+    approvals: 1
+    default_duration: 30m
+    max_duration: 1h
+    extend: { max_total: 2h, approvals: 2 }
+    credential:
+      audience: https://k8s.prod.example.com
+  prod-emergency:
+    description: Production, in an emergency
+    requesters: [group:developers]
+    approvers: [group:leads]
+    approvals: 1
+    default_duration: 30m
+    max_duration: 1h
+    step_up: { acr: mfa, max_age: 5m }
+    break_glass: { review_within: 1m, max_per_week: 50 }
+    credential:
+      audience: https://k8s.prod.example.com
+  prod-secrets:
+    description: Production secrets, a lead and security together
+    requesters: [group:developers]
+    approvers: [group:leads, group:security]
+    approvals: { group:leads: 1, group:security: 1 }
+    require_review_comment: true
+    default_duration: 15m
+    max_duration: 1h
+    credential:
+      audience: https://secrets.prod.example.com
+  ops-ticketed:
+    description: Operations, decided by rule for some tickets
+    requesters: [group:developers]
+    approvers: [group:leads]
+    approvals: 1
+    default_duration: 15m
+    max_duration: 1h
+    rules:
+      - name: incident
+        decision: approve
+        ticket: "INC-[0-9]+"
+      - name: no change tickets
+        decision: deny
+        ticket: "CHG-[0-9]+"
+    credential:
+      audience: https://ops.example.com
 `;
 
 /** A second lead, for two-approval roles (the demo users have one). */
@@ -151,6 +221,16 @@ export const KIM: DevUser = {
   name: 'Kim Lead',
   email: 'kim@example.com',
   groups: ['leads'],
+};
+
+/** A security engineer, for multi-party roles (one from group:leads and one from group:security). */
+export const SAM: DevUser = {
+  username: 'sam',
+  password: 'sam-dev-password',
+  totpSecret: 'KRSXG5CTMVRXEZLUKRSXG5CTMVRXEZLU',
+  name: 'Sam Security',
+  email: 'sam@example.com',
+  groups: ['security'],
 };
 
 export interface PagesBroker {
@@ -199,7 +279,7 @@ export async function startPagesBroker(
     const broker = await startBroker(config, {
       clock,
       logStream,
-      devUsers: [...DEV_USERS, KIM],
+      devUsers: [...DEV_USERS, KIM, SAM],
       // The CLI's device sign-ins poll every second instead of every two.
       env: { JITCTL_DEV_IDP_INTERVAL: '1' },
     });
@@ -223,17 +303,39 @@ export async function startPagesBroker(
 export async function fileRequest(
   b: PagesBroker,
   person: DevUser,
-  body: { role: string; reason?: string; duration?: string; ticket?: string },
+  body: {
+    role: string;
+    reason?: string;
+    duration?: string;
+    ticket?: string;
+    starts_at?: string;
+    break_glass?: boolean;
+  },
 ): Promise<string> {
-  const token = await devIdToken(b.broker.dev!.issuer, person, true);
-  const res = await request(`${b.url}/v1/requests`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-  const doc = (await res.body.json()) as { id?: string };
-  if (res.statusCode !== 201 || !doc.id) throw new Error(`filing failed: ${JSON.stringify(doc)}`);
+  const res = await callApi(b, person, 'POST', '/v1/requests', body);
+  const doc = res.body as { id?: string };
+  if (res.status !== 201 || !doc.id) throw new Error(`filing failed: ${JSON.stringify(doc)}`);
   return doc.id;
+}
+
+/** One call of the JSON API as `person`, with a fresh MFA sign-in (as the CLI would make it). */
+export async function callApi(
+  b: PagesBroker,
+  person: DevUser,
+  method: 'GET' | 'POST',
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; body: unknown }> {
+  const token = await devIdToken(b.broker.dev!.issuer, person, true);
+  const res = await request(`${b.url}${path}`, {
+    method,
+    headers: {
+      authorization: `Bearer ${token}`,
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+    },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  return { status: res.statusCode, body: await res.body.json() };
 }
 
 /** The request's state straight from the database (what the broker would answer). */

@@ -81,12 +81,31 @@ export function safeReturnTo(value: unknown): string {
   return typeof value === 'string' && RETURN_TO.test(value) ? value : '/ui/';
 }
 
+export const requestPath = (id: string) => `/ui/requests/${encodeURIComponent(id)}`;
+
+/** A form field given once as text; absent, repeated or not text is undefined. */
+export function field(req: FastifyRequest, name: string): string | undefined {
+  const body = req.body as Record<string, unknown> | null | undefined;
+  const v = body && typeof body === 'object' ? body[name] : undefined;
+  return typeof v === 'string' ? v : undefined;
+}
+
 export interface Problem {
   message: string;
   hint?: string | undefined;
 }
 
+/**
+ * The service's refusal as the page says it: its message, and its hint unless the hint speaks of
+ * the CLI's flags where the page has a box (a missing comment).
+ */
 export function problemOf(err: HttpError | SignInError): Problem {
+  if (err instanceof HttpError && err.code === ErrorCode.CommentRequired) {
+    return {
+      message: err.message,
+      hint: 'Write it in the Comment box, then choose again. Nothing was recorded.',
+    };
+  }
   return { message: err.message, hint: err.hint };
 }
 

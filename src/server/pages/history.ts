@@ -33,3 +33,43 @@ export async function lastTransition(db: Db, requestId: string): Promise<Transit
   }
   return { type: row.type, at: row.at, actor };
 }
+
+/** One event of a grant's extensions (`extension.*`), for the request page's history. */
+export interface ExtensionEvent {
+  type: string;
+  at: string;
+  actor: Identity | null;
+  data: Record<string, unknown>;
+}
+
+/**
+ * The latest `limit` extension events of a request, oldest first: what the page says about past
+ * extensions ("extended by 30m by lee at 14:02"), which the wire object sums up in `extended`.
+ */
+export async function extensionEvents(
+  db: Db,
+  requestId: string,
+  limit = 60,
+): Promise<ExtensionEvent[]> {
+  const rows = await db.kysely
+    .selectFrom('audit_events')
+    .select(['type', 'at', 'actor', 'data'])
+    .where('request_id', '=', requestId)
+    .where('type', 'like', 'extension.%')
+    .orderBy('seq', 'desc')
+    .limit(limit)
+    .execute();
+  const parse = <T>(text: string | null, fallback: T): T => {
+    try {
+      return text ? (JSON.parse(text) as T) : fallback;
+    } catch {
+      return fallback;
+    }
+  };
+  return rows.reverse().map((r) => ({
+    type: r.type,
+    at: r.at,
+    actor: parse<Identity | null>(r.actor, null),
+    data: parse<Record<string, unknown>>(r.data, {}),
+  }));
+}

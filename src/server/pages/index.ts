@@ -175,7 +175,9 @@ export const pagesPlugin: FastifyPluginAsync<{ deps: PagesDeps }> = async (app, 
     if (!deps.signIn) return pages.unavailable(reply);
     const s = await pages.session(req);
     if (typeof s !== 'string') return undefined;
-    const back = safeReturnTo(req.url.split('?')[0]!.replace(/\/(review|cancel|revoke)$/, ''));
+    const back = safeReturnTo(
+      req.url.split('?')[0]!.replace(/\/(review|cancel|revoke|extend|break-glass)$/, ''),
+    );
     return pages.message(reply, 401, 'Nothing was recorded', {
       problem: {
         message:

@@ -1,6 +1,7 @@
 import type { AccessRequest, AuditEvent, Identity } from '../../api/schemas.js';
 import { relative, safe } from '../../api/text.js';
 import type { Transition } from './history.js';
+import { breakGlassFlag, extensionProgress, progressText } from './present-lifecycle.js';
 
 /**
  * What the pages show, computed here so the templates only print: the request as `jitctl
@@ -37,10 +38,11 @@ export function who(identity: Identity | null): string {
 
 export const whoShort = (identity: Identity) => safe(identity.name ?? identity.sub);
 
-export type Tone = 'pending' | 'approved' | 'ended' | 'other';
+export type Tone = 'pending' | 'scheduled' | 'approved' | 'ended' | 'other';
 
 const LABELS: Readonly<Record<string, string>> = {
   pending: 'Pending',
+  scheduled: 'Scheduled',
   approved: 'Approved',
   denied: 'Denied',
   cancelled: 'Cancelled',
@@ -54,11 +56,13 @@ const labelOf = (state: string) => (Object.hasOwn(LABELS, state) ? LABELS[state]
 const toneOf = (state: string): Tone =>
   state === 'pending'
     ? 'pending'
-    : state === 'approved'
-      ? 'approved'
-      : Object.hasOwn(LABELS, state)
-        ? 'ended'
-        : 'other';
+    : state === 'scheduled'
+      ? 'scheduled'
+      : state === 'approved'
+        ? 'approved'
+        : Object.hasOwn(LABELS, state)
+          ? 'ended'
+          : 'other';
 
 export interface ReviewLine {
   who: string;
@@ -106,11 +110,23 @@ export function requestView(
   const when = transition ? ` at ${at(transition.at)}` : '';
   let headline: string;
   let until: RequestView['until'] = null;
+  const start = r.starts_at ? timeText(Date.parse(r.starts_at), now) : null;
+  // Who approved: a person, a rule of the policy, break-glass (nobody), or `approvals: 0`.
+  const approvedBy = transition?.actor
+    ? `Approved${by}`
+    : r.break_glass
+      ? 'Taken as break-glass access, without approval,'
+      : r.decided_by_rule
+        ? `Approved automatically by rule ${safe(r.decided_by_rule)}`
+        : 'Approved automatically';
   switch (r.state) {
     case 'pending': {
       const parts = [
-        `Waiting for approval: ${approvals.length} of ${r.approvals_required} from ${approverText}`,
+        r.approvals_by
+          ? `Waiting for approval: ${progressText(r.approvals_by)}`
+          : `Waiting for approval: ${approvals.length} of ${r.approvals_required} from ${approverText}`,
       ];
+      if (start) parts.push(`starts at ${start.text} (${start.relative}), approvable now`);
       if (denials.length > 0)
         parts.push(`${denials.length} ${denials.length === 1 ? 'denial' : 'denials'}`);
       parts.push(end > now ? `expires ${relative(end, now)}` : 'expiring now');
@@ -118,17 +134,31 @@ export function requestView(
       until = { label: 'Expires', at: timeText(end, now) };
       break;
     }
-    case 'approved':
+    case 'approved': {
+      const extended = r.extended ? `, extended by ${safe(r.extended)}` : '';
+      const asked =
+        r.extension?.state === 'pending'
+          ? `; ${safe(r.extension.duration)} more asked, waiting for review`
+          : '';
+      const valid = `valid until ${at(r.expires_at)} (${relative(end, now)})${extended}${asked}`;
       headline =
         transition?.type === 'request.approved'
-          ? transition.actor
-            ? `Approved${by}${when}; valid until ${at(r.expires_at)} (${relative(end, now)}).`
-            : `Approved automatically${when}; valid until ${at(r.expires_at)} (${relative(end, now)}).`
-          : `Approved; valid until ${at(r.expires_at)} (${relative(end, now)}).`;
+          ? `${approvedBy}${when}; ${valid}.`
+          : transition?.type === 'request.activated'
+            ? `Approved; its scheduled window opened${when}; ${valid}.`
+            : `Approved; ${valid}.`;
+      until = { label: 'Valid until', at: timeText(end, now) };
+      break;
+    }
+    case 'scheduled':
+      headline = `${transition?.type === 'request.approved' ? `${approvedBy}${when}` : 'Approved'}; starts at ${start?.text ?? '?'} (${start?.relative ?? '?'}) and is valid until ${at(r.expires_at)}. No credential before the start.`;
       until = { label: 'Valid until', at: timeText(end, now) };
       break;
     case 'denied':
-      headline = `Denied${by || (denials[0] ? ` by ${whoShort(denials[0].reviewer)}` : '')}${when}.`;
+      headline =
+        !transition?.actor && denials.length === 0 && r.decided_by_rule
+          ? `Denied automatically by rule ${safe(r.decided_by_rule)}${when}.`
+          : `Denied${by || (denials[0] ? ` by ${whoShort(denials[0].reviewer)}` : '')}${when}.`;
       break;
     case 'cancelled':
       headline = `Cancelled${by}${when}.`;
@@ -192,11 +222,34 @@ export interface ListItem {
   age: string;
   /** "1 of 2 approvals", "valid until 14:32 UTC", or nothing. */
   detail: string;
+  /** "break-glass", "break-glass: review overdue", …: a second, louder pill. */
+  flag: { text: string; tone: string } | null;
 }
 
 export function listItem(r: AccessRequest, now: number): ListItem {
   const approvals = r.reviews.filter((x) => x.decision === 'approve').length;
   const end = Date.parse(r.expires_at);
+  const start = r.starts_at ? timeText(Date.parse(r.starts_at), now) : null;
+  const starts = start ? `starts ${start.text} (${start.relative})` : '';
+  const detail =
+    r.state === 'pending'
+      ? [
+          r.approvals_by
+            ? progressText(r.approvals_by)
+            : `${approvals} of ${r.approvals_required} approvals`,
+          starts,
+          `expires ${relative(end, now)}`,
+        ]
+      : r.state === 'scheduled'
+        ? [starts, `valid until ${timeText(end, now).text}`]
+        : r.state === 'approved'
+          ? [
+              `valid until ${timeText(end, now).text} (${relative(end, now)})`,
+              r.extension?.state === 'pending'
+                ? `asks for ${safe(r.extension.duration)} more: ${extensionProgress(r.extension)}`
+                : '',
+            ]
+          : [];
   return {
     id: safe(r.id),
     role: safe(r.role),
@@ -206,12 +259,8 @@ export function listItem(r: AccessRequest, now: number): ListItem {
     duration: safe(r.duration),
     reason: r.reason ? safe(r.reason) : null,
     age: relative(Date.parse(r.created_at), now),
-    detail:
-      r.state === 'pending'
-        ? `${approvals} of ${r.approvals_required} approvals; expires ${relative(end, now)}`
-        : r.state === 'approved'
-          ? `valid until ${timeText(end, now).text} (${relative(end, now)})`
-          : '',
+    detail: detail.filter(Boolean).join('; '),
+    flag: breakGlassFlag(r),
   };
 }
 

@@ -1,13 +1,15 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import { type AccessRequest, type Decision, LIMITS } from '../../api/schemas.js';
 import type { ChainStatus } from '../audit/chain-watch.js';
 import { readAudit } from '../audit/log.js';
 import { HttpError } from '../errors.js';
 import type { Caller } from '../policy/types.js';
-import { type Pages, type Problem, problemOf, stepUpOf } from './context.js';
+import { field, type Pages, type Problem, problemOf, requestPath, stepUpOf } from './context.js';
 import { lastTransition } from './history.js';
+import { homeLifecycle, lifecycleRoutes } from './lifecycle-routes.js';
+import { lifecyclePage, type Typed } from './lifecycle-view.js';
 import { auditLine, listItem, requestView, timeText } from './present.js';
-import { INTENT_TTL_MS, type PageSession } from './sessions.js';
+import { intentOn, type PageSession } from './sessions.js';
 
 /**
  * The pages themselves: home (`/ui/`), a request (`/ui/requests/<id>`) with its review, revoke
@@ -19,15 +21,6 @@ import { INTENT_TTL_MS, type PageSession } from './sessions.js';
 
 const isSelf = (r: AccessRequest, c: Pick<Caller, 'iss' | 'sub'>) =>
   r.requester.iss === c.iss && r.requester.sub === c.sub;
-
-const requestPath = (id: string) => `/ui/requests/${encodeURIComponent(id)}`;
-
-/** A form field given once as text; absent, repeated or not text is undefined. */
-function field(req: FastifyRequest, name: string): string | undefined {
-  const body = req.body as Record<string, unknown> | null | undefined;
-  const v = body && typeof body === 'object' ? body[name] : undefined;
-  return typeof v === 'string' ? v : undefined;
-}
 
 export function pageRoutes(app: FastifyInstance, pages: Pages, guards: unknown[]): void {
   const { service, clock, db } = pages.deps;
@@ -73,7 +66,9 @@ export function pageRoutes(app: FastifyInstance, pages: Pages, guards: unknown[]
       const chain = describeChain(await pages.deps.chain.status(), now);
       auditor = { tone: chain.tone, summary: chain.summary };
     }
+    const life = await homeLifecycle(service, me, now);
     return pages.render(reply, 200, 'home.eta', 'Access requests', {
+      life,
       review: section(
         review.items,
         review.nextBeforeSeq !== null,
@@ -103,7 +98,7 @@ export function pageRoutes(app: FastifyInstance, pages: Pages, guards: unknown[]
     id: string,
     status: number,
     problem: Problem | null,
-    typed?: { comment: string },
+    typed?: Typed,
   ): Promise<FastifyReply> {
     let request: AccessRequest;
     try {
@@ -133,20 +128,27 @@ export function pageRoutes(app: FastifyInstance, pages: Pages, guards: unknown[]
     const approvers = r.approvers.length > 0 ? r.approvers.join(' or ') : 'nobody';
     let note: string | null = null;
     let review: Record<string, unknown> | null = null;
-    const intent =
-      s.intent && s.intent.requestId === request.id && now - s.intent.at < INTENT_TTL_MS
-        ? s.intent
-        : null;
+    const intent = intentOn(s, request.id, 'request', now);
+    const life = await lifecyclePage({
+      request,
+      role,
+      session: s,
+      now,
+      mine,
+      mayReview,
+      db,
+      typed,
+    });
     if (request.state === 'pending') {
       if (mine) {
-        note = `You filed this request, so you cannot review it. Ask ${approvers} to review it: send them this page's address.`;
+        note = `You filed this request, so you cannot review it. Ask ${life.whoMayApprove ?? approvers} to review it: send them this page's address.`;
       } else if (!mayReview) {
         note = `You may not review requests for role ${r.role}; its approvers are ${approvers}.`;
       } else if (reviewed) {
         const left = request.approvals_required - r.approvals;
         note = `You ${reviewed.decision === 'approve' ? 'approved' : 'denied'} this request at ${timeText(Date.parse(reviewed.at), now).text}${left > 0 && reviewed.decision === 'approve' ? `; it needs ${left} more ${left === 1 ? 'approval' : 'approvals'} from others` : ''}.`;
       } else {
-        const first: Decision = intent?.decision ?? 'approve';
+        const first: Decision = intent?.decision === 'deny' ? 'deny' : 'approve';
         const label = (d: Decision) =>
           intent
             ? d === intent.decision
@@ -158,13 +160,18 @@ export function pageRoutes(app: FastifyInstance, pages: Pages, guards: unknown[]
         const order: Decision[] = first === 'approve' ? ['approve', 'deny'] : ['deny', 'approve'];
         review = {
           fingerprint: intent?.fingerprint ?? request.fingerprint,
-          comment: typed?.comment ?? intent?.comment ?? '',
+          comment:
+            ((typed?.target ?? 'request') === 'request' ? typed?.comment : undefined) ??
+            intent?.comment ??
+            '',
           maxComment: LIMITS.comment,
           buttons: order.map((d) => ({ value: d, label: label(d), className: d })),
         };
       }
     }
-    const canRevoke = request.state === 'approved' && (mine || mayReview || service.isAdmin(me));
+    const canRevoke =
+      (request.state === 'approved' || request.state === 'scheduled') &&
+      (mine || mayReview || service.isAdmin(me));
     return pages.render(reply, status, 'request.eta', `Request ${r.id}`, {
       r,
       href: encodeURIComponent(request.id),
@@ -173,7 +180,8 @@ export function pageRoutes(app: FastifyInstance, pages: Pages, guards: unknown[]
       review,
       note,
       canRevoke,
-      canCancel: request.state === 'pending' && mine,
+      canCancel: (request.state === 'pending' || request.state === 'scheduled') && mine,
+      life,
     });
   }
 
@@ -189,6 +197,9 @@ export function pageRoutes(app: FastifyInstance, pages: Pages, guards: unknown[]
     const decision = field(req, 'decision');
     const comment = (field(req, 'comment') ?? '').trim();
     const fingerprint = field(req, 'fingerprint');
+    // Which form it came from (the request's, or the extension's); the service reviews what the
+    // grant awaits, and the fingerprint makes sure that is what the person saw.
+    const target = field(req, 'target') === 'extension' ? 'extension' : 'request';
     if (decision !== 'approve' && decision !== 'deny') {
       return showRequest(reply, s, id, 400, {
         message: 'Choose Approve or Deny.',
@@ -202,7 +213,7 @@ export function pageRoutes(app: FastifyInstance, pages: Pages, guards: unknown[]
         id,
         400,
         { message: `The comment is ${comment.length} characters; at most ${LIMITS.comment} fit.` },
-        { comment: comment.slice(0, LIMITS.comment) },
+        { target, comment: comment.slice(0, LIMITS.comment) },
       );
     }
     if (
@@ -228,6 +239,7 @@ export function pageRoutes(app: FastifyInstance, pages: Pages, guards: unknown[]
         // return from the identity provider never decides anything by itself.
         await pages.deps.sessions.setIntent(s.idHash, {
           requestId: id,
+          target,
           decision,
           comment,
           fingerprint,
@@ -236,7 +248,7 @@ export function pageRoutes(app: FastifyInstance, pages: Pages, guards: unknown[]
         return pages.toSignIn(reply, requestPath(id), stepUp);
       }
       if (err instanceof HttpError)
-        return showRequest(reply, s, id, err.status, problemOf(err), { comment });
+        return showRequest(reply, s, id, err.status, problemOf(err), { target, comment });
       throw err;
     }
     if (s.intent) await pages.deps.sessions.setIntent(s.idHash, null);
@@ -266,9 +278,9 @@ export function pageRoutes(app: FastifyInstance, pages: Pages, guards: unknown[]
       if (!(err instanceof HttpError)) throw err;
       return pages.message(reply, err.status, 'No such request', { problem: problemOf(err) });
     }
-    if (request.state !== 'approved') {
+    if (request.state !== 'approved' && request.state !== 'scheduled') {
       return showRequest(reply, s, id, 409, {
-        message: `This request is ${request.state}; only approved requests can be revoked.`,
+        message: `This request is ${request.state}; only approved or scheduled requests can be revoked.`,
       });
     }
     const now = clock.now();
@@ -292,6 +304,8 @@ export function pageRoutes(app: FastifyInstance, pages: Pages, guards: unknown[]
     }
     return reply.redirect(pages.link(requestPath(req.params.id)), 303);
   });
+
+  lifecycleRoutes(app, pages, guards, showRequest);
 
   // ---- audit log -------------------------------------------------------------------------------
 

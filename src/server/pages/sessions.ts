@@ -13,18 +13,43 @@ import type { Db } from '../store/database.js';
  * next session is made.
  */
 
+/**
+ * What a waiting decision is on: the request's review, the review of the extension waiting on a
+ * grant, the review afterwards of a break-glass grant, or the requester's own ask for more time.
+ * Intents stored before the others existed have none: they are the request's.
+ */
+export type IntentTarget = 'request' | 'extension' | 'break-glass' | 'extend';
+
 /** A decision that waits for a fresh sign-in (step-up), to be shown again and confirmed. */
 export interface ReviewIntent {
   requestId: string;
-  decision: Decision;
+  target?: IntentTarget;
+  /** `approve`/`deny`; `acknowledge`/`flag` for a break-glass grant; `extend` for an ask. */
+  decision: Decision | 'acknowledge' | 'flag' | 'extend';
+  /** The comment (the reason, for an ask for more time). */
   comment: string;
-  /** The fingerprint the person saw before signing in again. */
+  /** The fingerprint the person saw before signing in again (the extension's, for its review). */
   fingerprint: string;
+  /** How much longer, for an ask for more time. */
+  duration?: string;
   /** When it was made (ms); it is offered again for {@link INTENT_TTL_MS}. */
   at: number;
 }
 
 export const INTENT_TTL_MS = 15 * 60_000;
+
+/** The session's waiting decision on `target` of request `id`, if it is still fresh. */
+export function intentOn(
+  s: PageSession,
+  id: string,
+  target: IntentTarget,
+  now: number,
+): ReviewIntent | null {
+  const i = s.intent;
+  return i && i.requestId === id && (i.target ?? 'request') === target && now - i.at < INTENT_TTL_MS
+    ? i
+    : null;
+}
 
 export interface PageSession {
   idHash: string;

@@ -8,6 +8,8 @@
  * the pages work without JavaScript.
  */
 
+import { LIFECYCLE_STYLE, LIFECYCLE_TEMPLATES } from './templates-lifecycle.js';
+
 const layout = `<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -48,6 +50,7 @@ const request = `<% layout('layout.eta') %>
 <h1>Request <span class="mono"><%= r.id %></span></h1>
 <p class="status tone-<%= r.tone %>" role="status"><strong><%= r.stateLabel %>.</strong> <%= r.headline %></p>
 ${problem}
+<%~ include('lifecycle-banner.eta', it) %>
 <% if (it.confirm) { %>
 <section class="confirm" aria-labelledby="confirm-title">
 <h2 id="confirm-title">Confirm your decision</h2>
@@ -55,6 +58,8 @@ ${problem}
 </section>
 <% } %>
 <dl class="facts">
+<dt>Kind</dt>
+<dd><%= it.life.kind %></dd>
 <dt>Requester</dt>
 <dd><%= r.requester.name ?? r.requester.sub %><% if (r.requester.name) { %> <span class="muted">(<%= r.requester.sub %>)</span><% } %><br><span class="muted small">identity provider <%= r.requester.iss %></span></dd>
 <dt>Role</dt>
@@ -71,14 +76,15 @@ ${problem}
 <dt><%= r.until.label %></dt>
 <dd><time datetime="<%= r.until.at.iso %>"><%= r.until.at.text %></time> <span class="muted">(<%= r.until.at.relative %>)</span></dd>
 <% } %>
+<%~ include('lifecycle-facts.eta', it) %>
 <dt>Approvals</dt>
-<dd><%= r.approvals %> of <%= r.approvalsRequired %> needed</dd>
+<dd><%~ include('lifecycle-approvals.eta', it) %></dd>
 <dt>Reviews</dt>
 <dd><% if (r.reviews.length === 0) { %>none yet<% } else { %><ul class="reviews">
 <% r.reviews.forEach(function (v) { %><li><%= v.who %> <strong><%= v.decision %></strong> at <time datetime="<%= v.at.iso %>"><%= v.at.text %></time><% if (v.comment) { %>: <q class="text"><%= v.comment %></q><% } %></li>
 <% }) %></ul><% } %></dd>
 <dt>Who may approve</dt>
-<dd><%= r.approvers.length ? r.approvers.join(' or ') : 'nobody' %></dd>
+<dd><%= it.life.whoMayApprove ?? (r.approvers.length ? r.approvers.join(' or ') : 'nobody') %></dd>
 <dt>Fingerprint</dt>
 <dd class="mono"><%= r.fingerprint %></dd>
 </dl>
@@ -86,14 +92,15 @@ ${problem}
 <form method="post" action="<%= it.base %>/ui/requests/<%= it.href %>/review" class="decide">
 <input type="hidden" name="_csrf" value="<%= it.csrf %>">
 <input type="hidden" name="fingerprint" value="<%= it.review.fingerprint %>">
-<label for="comment">Comment <span class="muted">(optional; the requester and the audit log see it)</span></label>
-<textarea id="comment" name="comment" maxlength="<%= it.review.maxComment %>" rows="3"><%= it.review.comment %></textarea>
+<label for="comment">Comment <span class="muted">(<%= it.life.commentNote %>)</span></label>
+<textarea id="comment" name="comment" maxlength="<%= it.review.maxComment %>" rows="3"<% if (it.life.commentRequired) { %> required<% } %>><%= it.review.comment %></textarea>
 <div class="buttons">
 <% it.review.buttons.forEach(function (b) { %><button type="submit" name="decision" value="<%= b.value %>" class="<%= b.className %>"><%= b.label %></button>
 <% }) %></div>
 </form>
 <% } %>
 <% if (it.note) { %><p class="note"><%= it.note %></p><% } %>
+<%~ include('lifecycle-sections.eta', it) %>
 <% if (it.canRevoke) { %>
 <p><a class="button danger" href="<%= it.base %>/ui/requests/<%= it.href %>/revoke">Revoke…</a></p>
 <% } %>
@@ -128,6 +135,7 @@ const list = `<% if (it.items.length === 0) { %><p class="muted"><%= it.empty %>
 <% it.items.forEach(function (i) { %><li>
 <a href="<%= it.base %>/ui/requests/<%= encodeURIComponent(i.id) %>" class="mono"><%= i.id %></a>
 <span class="pill tone-<%= i.tone %>"><%= i.state %></span>
+<% if (i.flag) { %><span class="pill tone-<%= i.flag.tone %>"><%= i.flag.text %></span><% } %>
 <div><strong><%= i.role %></strong> for <%= i.duration %> · <%= i.requester %> · filed <%= i.age %></div>
 <% if (i.reason) { %><div class="muted text"><%= i.reason %></div><% } %>
 <% if (i.detail) { %><div class="small"><%= i.detail %></div><% } %>
@@ -140,10 +148,12 @@ const list = `<% if (it.items.length === 0) { %><p class="muted"><%= it.empty %>
 const home = `<% layout('layout.eta') %>
 <h1>Access requests</h1>
 ${problem}
+<%~ include('home-break-glass.eta', it) %>
 <section aria-labelledby="review-title">
 <h2 id="review-title">Waiting for your review</h2>
 <%~ include('list.eta', it.review) %>
 </section>
+<%~ include('home-extensions.eta', it) %>
 <section aria-labelledby="mine-title">
 <h2 id="mine-title">Your requests</h2>
 <%~ include('list.eta', it.mine) %>
@@ -152,6 +162,7 @@ ${problem}
 <h2 id="grants-title">Active grants you may revoke</h2>
 <%~ include('list.eta', it.grants) %>
 </section>
+<%~ include('home-scheduled.eta', it) %>
 <% if (it.auditor) { %>
 <section aria-labelledby="audit-title">
 <h2 id="audit-title">Audit log</h2>
@@ -197,6 +208,7 @@ export const TEMPLATES: Readonly<Record<string, string>> = {
   'home.eta': home,
   'audit.eta': audit,
   'message.eta': message,
+  ...LIFECYCLE_TEMPLATES,
 };
 
 /** The pages' stylesheet, served as /ui/style.css (the CSP allows styles from the broker only). */
@@ -242,4 +254,4 @@ button.link{background:none;border:none;min-height:0;padding:0;font-weight:400;t
 .data{white-space:pre-wrap;overflow-wrap:anywhere}
 .pager{display:flex;gap:1rem;margin:.5rem 0}
 q.text{quotes:"“" "”"}
-`;
+${LIFECYCLE_STYLE}`;

@@ -31,6 +31,7 @@ export async function listFor(
   const base = {
     ...(q.state ? { state: q.state } : {}),
     ...(q.breakGlass ? { breakGlass: q.breakGlass } : {}),
+    ...(q.extensionPending ? { extensionPending: true } : {}),
     ...(q.beforeSeq !== undefined ? { beforeSeq: q.beforeSeq } : {}),
     limit: q.limit + 1,
   };

@@ -59,6 +59,8 @@ export interface ServiceDeps {
 export interface RequestQuery {
   state?: RequestState;
   breakGlass?: BreakGlassFilter;
+  /** Approved grants whose extension waits for review. */
+  extensionPending?: boolean;
   mine?: boolean;
   reviewable?: boolean;
   beforeSeq?: number;

@@ -204,6 +204,8 @@ export interface ListFilter {
   state?: RequestState;
   /** Break-glass grants only, by the state of their review afterwards. */
   breakGlass?: BreakGlassFilter;
+  /** Approved grants with an extension waiting for review (the review pages' "waiting for you"). */
+  extensionPending?: boolean;
   /** Only requests filed by this identity. */
   requester?: { iss: string; sub: string };
   /**
@@ -243,6 +245,10 @@ export async function listRequests(q: Q, f: ListFilter): Promise<RequestRow[]> {
       if (f.breakGlass === 'acknowledged' || f.breakGlass === 'flagged') {
         b = b.where('break_glass_verdict', '=', f.breakGlass);
       }
+    }
+    if (f.extensionPending) {
+      // Approved rows are live grants, few per role: the (role, state, seq) index finds them.
+      b = b.where('state', '=', 'approved').where('extension_state', '=', 'pending');
     }
     if (f.requester) {
       const { iss, sub } = f.requester;

@@ -72,15 +72,150 @@ describe('requestView', () => {
   });
 
   it('shows a state it does not know by name, with its last change', () => {
-    const v = requestView({ ...base, state: 'scheduled' as AccessRequest['state'] }, NOW, null, {
-      type: 'request.scheduled',
+    const v = requestView({ ...base, state: 'suspended' as AccessRequest['state'] }, NOW, null, {
+      type: 'request.suspended',
       at: '2026-03-01T14:01:00.000Z',
       actor: lee,
     });
-    expect(v).toMatchObject({ stateLabel: 'scheduled', tone: 'other' });
-    expect(v.headline).toBe('scheduled since 14:01 UTC by Lee Lead.');
+    expect(v).toMatchObject({ stateLabel: 'suspended', tone: 'other' });
+    expect(v.headline).toBe('suspended since 14:01 UTC by Lee Lead.');
     const odd = listItem({ ...base, state: 'constructor' as AccessRequest['state'] }, NOW);
     expect(odd).toMatchObject({ state: 'constructor', tone: 'other' });
+  });
+
+  it('a scheduled start: approvable now while pending, then when it starts', () => {
+    const starts_at = '2026-03-01T16:00:00.000Z';
+    const pending = requestView({ ...base, starts_at }, NOW, null, undefined);
+    expect(pending.headline).toBe(
+      'Waiting for approval: 0 of 1 from group:leads; starts at 16:00 UTC (in 1h50m), approvable now; expires in 50m.',
+    );
+    const at = '2026-03-01T14:05:00.000Z';
+    const scheduled = requestView(
+      { ...base, state: 'scheduled', starts_at, expires_at: '2026-03-01T16:15:00.000Z' },
+      NOW,
+      null,
+      { type: 'request.approved', at, actor: lee },
+    );
+    expect(scheduled).toMatchObject({ stateLabel: 'Scheduled', tone: 'scheduled' });
+    expect(scheduled.headline).toBe(
+      'Approved by Lee Lead at 14:05 UTC; starts at 16:00 UTC (in 1h50m) and is valid until 16:15 UTC. No credential before the start.',
+    );
+    const item = listItem({ ...base, state: 'scheduled', starts_at }, NOW);
+    expect(item.detail).toBe('starts 16:00 UTC (in 1h50m); valid until 15:00 UTC');
+  });
+
+  it('names the rule that decided, break-glass use, multi-party progress and extensions', () => {
+    const at = base.created_at;
+    const byRule = requestView(
+      { ...base, state: 'approved', decided_by_rule: 'on-call' },
+      NOW,
+      null,
+      { type: 'request.approved', at, actor: null },
+    );
+    expect(byRule.headline).toBe(
+      'Approved automatically by rule on-call at 14:00 UTC; valid until 15:00 UTC (in 50m).',
+    );
+    const deniedByRule = requestView(
+      { ...base, state: 'denied', decided_by_rule: 'out-of-hours' },
+      NOW,
+      null,
+      { type: 'request.denied', at, actor: null },
+    );
+    expect(deniedByRule.headline).toBe('Denied automatically by rule out-of-hours at 14:00 UTC.');
+    const glass = requestView(
+      {
+        ...base,
+        state: 'approved',
+        break_glass: {
+          review_by: '2026-03-02T14:00:00.000Z',
+          overdue: false,
+          verdict: null,
+          reviewer: null,
+          comment: null,
+          reviewed_at: null,
+        },
+      },
+      NOW,
+      null,
+      { type: 'request.approved', at, actor: null },
+    );
+    expect(glass.headline).toMatch(
+      /^Taken as break-glass access, without approval, at 14:00 UTC; valid until/,
+    );
+    expect(
+      listItem(
+        {
+          ...base,
+          state: 'approved',
+          break_glass: {
+            review_by: '2026-03-02T14:00:00.000Z',
+            overdue: true,
+            verdict: null,
+            reviewer: null,
+            comment: null,
+            reviewed_at: null,
+          },
+        },
+        NOW,
+      ).flag,
+    ).toEqual({ text: 'break-glass: review overdue', tone: 'alert' });
+    const approvals_by = [
+      { from: 'group:leads', required: 1, approved: 1 },
+      { from: 'group:security', required: 1, approved: 0 },
+    ];
+    const multi = requestView(
+      { ...base, approvals_required: 2, approvals_by },
+      NOW,
+      null,
+      undefined,
+    );
+    expect(multi.headline).toBe(
+      'Waiting for approval: 1 of 1 from group:leads ✓, 0 of 1 from group:security; expires in 50m.',
+    );
+    const extended = requestView(
+      {
+        ...base,
+        state: 'approved',
+        extended: '30m',
+        extension: {
+          round: 2,
+          state: 'pending',
+          duration: '15m',
+          reason: null,
+          requested_at: at,
+          approvals_required: 1,
+          approvals_by: null,
+          reviews: [],
+          fingerprint: 'aaaa-bbbb-cccc-dddd',
+        },
+      },
+      NOW,
+      null,
+      { type: 'request.approved', at, actor: lee },
+    );
+    expect(extended.headline).toBe(
+      'Approved by Lee Lead at 14:00 UTC; valid until 15:00 UTC (in 50m), extended by 30m; 15m more asked, waiting for review.',
+    );
+    expect(
+      listItem(
+        {
+          ...base,
+          state: 'approved',
+          extension: {
+            round: 1,
+            state: 'pending',
+            duration: '15m',
+            reason: null,
+            requested_at: at,
+            approvals_required: 1,
+            approvals_by: null,
+            reviews: [],
+            fingerprint: 'x',
+          },
+        },
+        NOW,
+      ).detail,
+    ).toBe('valid until 15:00 UTC (in 50m); asks for 15m more: 0 of 1 approval');
   });
 
   it('writes the date out when it is not today', () => {
