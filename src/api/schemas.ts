@@ -322,6 +322,13 @@ export const AUDIT_EVENT_TYPES = [
   'key.created',
   'key.rotated',
   'key.retired',
+  // Access reviews (docs/governance.md): a campaign opened, a decision, its close, and the
+  // broker's reminder before the due date and notice once it is overdue.
+  'access_review.started',
+  'access_review.decided',
+  'access_review.closed',
+  'access_review.reminder',
+  'access_review.overdue',
 ] as const;
 export type AuditEventType = (typeof AUDIT_EVENT_TYPES)[number];
 
@@ -379,3 +386,6 @@ export const Headers = {
 
 /** The longest `wait` a long poll accepts; longer asks are capped, not refused. */
 export const MAX_WAIT_MS = 60_000;
+
+// ---- governance: the access report and access reviews (src/api/governance.ts) ----
+export * from './governance.js';

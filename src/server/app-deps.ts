@@ -4,6 +4,7 @@ import type { Authenticator } from './auth/authenticator.js';
 import type { ChangeHub } from './changes.js';
 import type { ServerClock } from './clock.js';
 import type { Federation } from './federation/index.js';
+import type { Governance } from './governance/index.js';
 import type { RateLimits } from './limits/settings.js';
 import type { Metrics } from './metrics.js';
 import type { KeyRing } from './mint/keys.js';
@@ -54,6 +55,8 @@ export interface AppDeps {
   rateLimits?: RateLimits;
   /** The review pages under /ui/ (src/server/pages); absent: no pages (tests of the API alone). */
   pages?: PagesDeps;
+  /** Reports and access reviews (src/server/governance); absent: their endpoints are not served. */
+  governance?: Governance;
   /** Use this HTTP server instead of creating one (start.ts listens before building the app). */
   serverFactory?: (handler: (req: IncomingMessage, res: ServerResponse) => void) => Server;
 }

@@ -12,6 +12,7 @@ import { type ServerClock, systemClock } from './clock.js';
 import { ConfigError, defaultPublicUrl, type ServerConfig } from './config.js';
 import type { DevIdentityProvider, DevUser } from './dev/index.js';
 import { Federation } from './federation/index.js';
+import { accessByGroups, Governance } from './governance/index.js';
 import { createLogger } from './log.js';
 import { Metrics } from './metrics.js';
 import { type KeyWatch, watchKeys } from './mint/key-watch.js';
@@ -86,6 +87,8 @@ export interface RunningBroker {
   keys: KeyWatch;
   /** Everyone who has signed in (src/server/people/directory.ts). */
   people: PeopleDirectory;
+  /** Reports and access reviews (tests run `governance.reviews.tick()` instead of waiting). */
+  governance: Governance;
   /** Graceful: stop accepting, answer waiting long polls, finish in-flight requests, close the database. */
   close(): Promise<void>;
 }
@@ -316,8 +319,19 @@ export async function startBroker(
       onCall = list;
       cleanups.push(() => list.close());
     }
+    // Reports and access reviews; a removal decided in a review stops filings at once (gate).
+    const governance = new Governance({
+      db,
+      clock,
+      policy,
+      trustedIssuers: config.trustedIssuers,
+      publicUrl,
+      access: accessByGroups(config.auditors, config.admins),
+      onAudit: () => notifications.kick(),
+    });
     const service = new RequestService({
       ...(onCall ? { onCall } : {}),
+      gate: (caller, role) => governance.reviews.gate(caller, role),
       db,
       policy,
       clock,
@@ -367,6 +381,7 @@ export async function startBroker(
       db,
       auditors: config.auditors,
       pages,
+      governance,
       trustProxy: config.trustProxy,
       rateLimits: config.rateLimits,
       // Migrations ran before the port opened, so reachable means ready.
@@ -390,8 +405,7 @@ export async function startBroker(
     const sweep = setInterval(() => {
       if (sweeping) return;
       sweeping = true;
-      service
-        .expireDue(500)
+      Promise.all([service.expireDue(500), governance.reviews.tick()])
         .catch((err: unknown) => logger.warn({ err }, 'expiry sweep failed; retrying next time'))
         .finally(() => {
           sweeping = false;
@@ -457,7 +471,19 @@ export async function startBroker(
       })();
       return closing;
     };
-    return { url, publicUrl, dev, policy, db, app, logger, keys: keyWatch, people, close };
+    return {
+      url,
+      publicUrl,
+      dev,
+      policy,
+      db,
+      app,
+      logger,
+      keys: keyWatch,
+      people,
+      governance,
+      close,
+    };
   } catch (err) {
     await cleanup();
     throw err;

@@ -331,6 +331,85 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         }
       },
     },
+    // ---- 0800–0849: governance (src/server/governance/): the access report's indexes, so that
+    // a report over a long history reads the period instead of the whole table, and access
+    // review campaigns with their items.
+    '0800-governance': {
+      async up(db: Kysely<unknown>) {
+        await db.schema
+          .createIndex('requests_created')
+          .on('requests')
+          .column('created_at')
+          .execute();
+        await db.schema
+          .createIndex('requests_role_requester_created')
+          .on('requests')
+          .columns(['role', 'requester_sub', 'requester_iss', 'created_at'])
+          .execute();
+        await db.schema.createIndex('reviews_at').on('reviews').column('at').execute();
+        await db.schema
+          .createIndex('audit_events_type_at')
+          .on('audit_events')
+          .columns(['type', 'at'])
+          .execute();
+        await db.schema
+          .createTable('access_reviews')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('title', 'text')
+          .addColumn('state', 'text', (c) => c.notNull())
+          .addColumn('roles', 'text', (c) => c.notNull())
+          .addColumn('reviewers', 'text', (c) => c.notNull())
+          .addColumn('created_by', 'text', (c) => c.notNull())
+          .addColumn('created_at', bigint, (c) => c.notNull())
+          .addColumn('due_at', bigint, (c) => c.notNull())
+          .addColumn('remind_at', bigint, (c) => c.notNull())
+          .addColumn('reminded_at', bigint)
+          .addColumn('overdue_at', bigint)
+          .addColumn('closed_at', bigint)
+          .addColumn('closed_by', 'text')
+          .execute();
+        await db.schema
+          .createIndex('access_reviews_state_due')
+          .on('access_reviews')
+          .columns(['state', 'due_at'])
+          .execute();
+        await db.schema
+          .createIndex('access_reviews_created')
+          .on('access_reviews')
+          .column('created_at')
+          .execute();
+        await db.schema
+          .createTable('access_review_items')
+          .addColumn('campaign_id', 'text', (c) =>
+            c.notNull().references('access_reviews.id').onDelete('cascade'),
+          )
+          .addColumn('n', 'integer', (c) => c.notNull())
+          .addColumn('role', 'text', (c) => c.notNull())
+          .addColumn('kind', 'text', (c) => c.notNull())
+          .addColumn('subject', 'text', (c) => c.notNull())
+          .addColumn('subject_key', 'text')
+          .addColumn('subject_iss', 'text')
+          .addColumn('subject_sub', 'text')
+          .addColumn('subject_name', 'text')
+          .addColumn('via', 'text', (c) => c.notNull())
+          .addColumn('known', 'integer')
+          .addColumn('last_used_at', bigint)
+          .addColumn('uses', 'integer', (c) => c.notNull())
+          .addColumn('decision', 'text')
+          .addColumn('comment', 'text')
+          .addColumn('decided_by', 'text')
+          .addColumn('decided_at', bigint)
+          .addColumn('basis', 'text')
+          .addPrimaryKeyConstraint('access_review_items_pk', ['campaign_id', 'n'])
+          .execute();
+        // Filing a request looks up the removals of its role through this.
+        await db.schema
+          .createIndex('access_review_items_role_decision')
+          .on('access_review_items')
+          .columns(['role', 'decision'])
+          .execute();
+      },
+    },
   };
 }
 
