@@ -365,6 +365,7 @@ export async function startBroker(
       jwksCooldownMs: opts.jwksCooldownMs,
       onSignedIn: (caller) => people.seen(caller),
     });
+    pages.governance = governance;
 
     let fastifyHandler: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
     const app = await buildApp({
