@@ -73,6 +73,17 @@ export function niceMax(max: number): number {
   return 10 * p;
 }
 
+const M = 60_000;
+/** Durations whose half is round too, for time axes (0, 30m, 1h rather than 0, 41m40s, 1h23m). */
+const TIME_STEPS = [
+  1, 2, 4, 10, 20, 30, 60, 120, 240, 480, 720, 1440, 2880, 5760, 11520, 20160, 43200, 86400,
+].map((m) => m * M);
+
+/** A round duration at or above `max` (ms), for the axis of a time chart. */
+export function niceDuration(max: number): number {
+  return TIME_STEPS.find((t) => t >= max) ?? niceMax(max);
+}
+
 /**
  * Stacked (`stacked: true`: the series of a row side by side along one bar) or grouped (one thin
  * bar per series) horizontal bars; `format` writes a value for the axis and the tooltips.
@@ -85,6 +96,8 @@ export function barChart(opts: {
   series: Series[];
   stacked: boolean;
   format: (v: number) => string;
+  /** The axis' end for the largest value (default: 1, 2, 5 × 10^k). */
+  nice?: (max: number) => number;
 }): Chart {
   const { rows, series, stacked, format } = opts;
   const perRow = stacked ? 1 : series.length;
@@ -93,7 +106,7 @@ export function barChart(opts: {
   const totals = rows.map((r) =>
     stacked ? r.values.reduce((a, b) => a + b, 0) : Math.max(0, ...r.values),
   );
-  const max = niceMax(Math.max(0, ...totals));
+  const max = (opts.nice ?? niceMax)(Math.max(0, ...totals));
   const plotW = WIDTH - LABEL_W - RIGHT_PAD;
   const scale = (v: number) => (v / max) * plotW;
   const height = TOP + rows.length * rowH + AXIS_H;

@@ -1,6 +1,6 @@
 import { formatDuration } from '../../../api/duration.js';
 import type { Report, RoleReport, Who } from '../../../api/governance.js';
-import { barChart, type Chart } from './charts.js';
+import { barChart, type Chart, niceDuration } from './charts.js';
 
 /**
  * The report as a document: headings, paragraphs, lists, tables and charts of plain text, in the
@@ -99,6 +99,7 @@ function charts(r: Report): Block[] {
         summary: `Median and 90th percentile time from request to decision: ${decided.map((x) => `${x.role} ${x.time_to_decision.median} and ${x.time_to_decision.p90}`).join(', ')}`,
         stacked: false,
         format: shortDuration,
+        nice: niceDuration,
         series: [
           { key: 'median', label: 'median', cls: 'c-median' },
           { key: 'p90', label: '90th percentile', cls: 'c-p90' },
@@ -119,6 +120,7 @@ function charts(r: Report): Block[] {
         summary: `Average granted and used time: ${used.map((x) => `${x.role} ${x.durations.granted_avg} granted, ${x.durations.used_avg} used`).join(', ')}`,
         stacked: false,
         format: shortDuration,
+        nice: niceDuration,
         series: [
           { key: 'granted', label: 'granted', cls: 'c-granted' },
           { key: 'used', label: 'used', cls: 'c-used' },
