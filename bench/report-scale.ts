@@ -157,7 +157,6 @@ async function seed(db: Db, requests: number, commands: number, now: number): Pr
   }
 }
 
-let now0 = 0;
 async function run(kind: 'sqlite' | 'postgres', requests: number, commands: number) {
   const dir = mkdtempSync(join(tmpdir(), 'jitctl-report-bench-'));
   const pg = kind === 'postgres' ? await startPostgres() : undefined;
@@ -165,7 +164,6 @@ async function run(kind: 'sqlite' | 'postgres', requests: number, commands: numb
   try {
     await migrateToLatest(db.kysely, db.dialect);
     const now = Date.now();
-    now0 = now;
     let t = performance.now();
     await seed(db, requests, commands, now);
     const seedMs = performance.now() - t;
@@ -198,8 +196,7 @@ async function run(kind: 'sqlite' | 'postgres', requests: number, commands: numb
   } finally {
     await db.close();
     pg?.stop();
-    if (process.env.KEEP_BENCH_DB) console.log('kept', join(dir, 'bench.db'), now0);
-    else rmSync(dir, { recursive: true, force: true });
+    rmSync(dir, { recursive: true, force: true });
   }
 }
 

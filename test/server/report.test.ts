@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Report, RoleReport } from '../../src/api/governance.js';
+import { accessByGroups, Governance } from '../../src/server/governance/index.js';
 import { ReportService } from '../../src/server/governance/report/compute.js';
 import { renderReport } from '../../src/server/governance/report/render.js';
 import { alice, bob, lee, MIN, NOW, POLICY, seed } from '../support/report-history.js';
@@ -158,6 +159,31 @@ describe.each(['sqlite', 'postgres'] as const)('the access report on %s', (diale
     await expect(service.compute({ since: 'yesterday' })).rejects.toMatchObject({ status: 400 });
     await expect(service.compute({ since: '2100-01-01' })).rejects.toMatchObject({ status: 400 });
     await expect(service.compute({ frequent: '1/1h' })).rejects.toMatchObject({ status: 400 });
+  });
+
+  it('computes at most two reports at once per broker; a third is told to come back (429)', async () => {
+    const g = new Governance({
+      db: store.db,
+      clock: { now: () => NOW },
+      policy: POLICY,
+      trustedIssuers: [],
+      publicUrl: 'https://jit.example.com',
+      access: accessByGroups(['auditors'], []),
+    });
+    let release!: () => void;
+    const held = new Promise<void>((r) => {
+      release = r;
+    });
+    const compute = g.reports.compute.bind(g.reports);
+    g.reports.compute = async (q) => {
+      await held;
+      return compute(q);
+    };
+    const running = [g.report({}), g.report({})];
+    await expect(g.report({})).rejects.toMatchObject({ status: 429, code: 'rate_limited' });
+    release();
+    expect((await Promise.all(running)).map((r) => r.totals.requests)).toEqual([11, 11]);
+    expect((await g.report({})).totals.requests).toBe(11);
   });
 
   it('renders every format from the same figures; HTML is one offline file, escaped', () => {

@@ -63,7 +63,7 @@ export function governancePageRoutes(
     let report: Report | null = null;
     let problem: Problem | null = null;
     try {
-      report = await governance.reports.compute({ since, role });
+      report = await governance.report({ since, role });
     } catch (err) {
       if (!(err instanceof HttpError)) throw err;
       problem = problemOf(err);
@@ -94,7 +94,7 @@ export function governancePageRoutes(
       });
     let report: Report;
     try {
-      report = await governance.reports.compute({
+      report = await governance.report({
         since: query(req, 'since'),
         role: query(req, 'role'),
       });

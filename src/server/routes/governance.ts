@@ -32,7 +32,7 @@ export const governanceRoutes: FastifyPluginAsync<{
     const format = (q.format ?? 'json') as ReportFormat;
     if (!REPORT_FORMATS.includes(format))
       throw badRequest(`\`format\` must be one of ${REPORT_FORMATS.join(', ')}`);
-    const report = await governance.reports.compute({
+    const report = await governance.report({
       since: q.since,
       role: q.role,
       frequent: q.frequent,
