@@ -327,6 +327,7 @@ export async function startBroker(
       trustedIssuers: config.trustedIssuers,
       publicUrl,
       access: accessByGroups(config.auditors, config.admins),
+      stepUp: { rule: config.reviewStepUp, acrLevels },
       onAudit: () => notifications.kick(),
     });
     const service = new RequestService({

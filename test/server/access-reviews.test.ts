@@ -132,6 +132,15 @@ describe.each<Dialect>(['sqlite', 'postgres'])('access reviews on %s', (dialect)
     expect(missing.status).toBe(404);
   });
 
+  it('a decision is a review: it needs a fresh second factor (RFC 9470 challenge)', async () => {
+    const weak = await as({ ...sec, acr: 'pwd' }).post(
+      `/v1/access-reviews/${campaign.id}/decisions`,
+      { item: 1, decision: 'keep' },
+    );
+    expect(weak.status).toBe(401);
+    expect(String(weak.headers['www-authenticate'])).toContain('insufficient_user_authentication');
+  });
+
   it('nobody decides on their own access', async () => {
     const devs = campaign.items!.find((i) => i.subject === 'group:developers')!;
     const own = await as(secdev).post(`/v1/access-reviews/${campaign.id}/decisions`, {

@@ -2,7 +2,7 @@ import type { Report } from '../../api/governance.js';
 import type { ServerClock } from '../clock.js';
 import { rateLimited } from '../errors.js';
 import type { TrustedIssuer } from '../federation/config.js';
-import type { Policy } from '../policy/types.js';
+import type { Policy, StepUpRule } from '../policy/types.js';
 import type { Db } from '../store/database.js';
 import type { Access } from './access-reviews/rules.js';
 import { AccessReviewService } from './access-reviews/service.js';
@@ -20,6 +20,7 @@ export interface GovernanceDeps {
   trustedIssuers: readonly TrustedIssuer[];
   publicUrl: string;
   access: Access;
+  stepUp?: { rule: StepUpRule | null; acrLevels: readonly string[] };
   onAudit?: () => void;
 }
 

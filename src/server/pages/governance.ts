@@ -5,7 +5,7 @@ import type { Governance } from '../governance/index.js';
 import { reportDocument } from '../governance/report/document.js';
 import { REPORT_FILE_CSP, renderReport } from '../governance/report/render.js';
 import type { Caller } from '../policy/types.js';
-import { type Pages, type Problem, problemOf } from './context.js';
+import { type Pages, type Problem, problemOf, stepUpOf } from './context.js';
 
 /**
  * The auditors' governance pages: the access report with its downloads (`/ui/reports`), access
@@ -203,6 +203,10 @@ export function governancePageRoutes(
         ...(comment ? { comment } : {}),
       });
     } catch (err) {
+      // A decision is a review: sign in again with the second factor, then decide again (the
+      // return from the identity provider decides nothing by itself).
+      const stepUp = stepUpOf(err);
+      if (stepUp) return pages.toSignIn(reply, reviewPath(id), stepUp);
       if (!(err instanceof HttpError)) throw err;
       return showReview(reply, s.caller, id, err.status, problemOf(err));
     }

@@ -29,9 +29,9 @@ afterAll(async () => {
   await b?.close();
 });
 
-async function signedIn(person: typeof lee, path: string) {
+async function signedIn(person: typeof lee, path: string, mfa = false) {
   const jar = new CookieJar();
-  const first = await openReviewPage(`${b.url}${path}`, person, { jar, mfa: false });
+  const first = await openReviewPage(`${b.url}${path}`, person, { jar, mfa });
   return { jar, first };
 }
 
@@ -97,7 +97,15 @@ describe('access reviews in the browser', () => {
     expect(started.status, started.html).toBe(303);
     const campaign = /\/ui\/access-reviews\/(ar_\w+)$/.exec(started.location!)![1]!;
 
-    const reviewer = await signedIn(lee, `/ui/access-reviews/${campaign}`);
+    // Deciding is a review: a session without a fresh second factor is sent to sign in again.
+    const weak = await signedIn(lee, `/ui/access-reviews/${campaign}`);
+    const stepUp = await browse(weak.jar, `${b.url}/ui/access-reviews/${campaign}/decide`, {
+      form: { _csrf: csrfOf(weak.first.html), item: '1', decision: 'keep' },
+    });
+    expect(stepUp.status).toBe(303);
+    expect(stepUp.location).toMatch(new RegExp(`^${b.url}/idp/auth\\?.*claims=`));
+
+    const reviewer = await signedIn(lee, `/ui/access-reviews/${campaign}`, true);
     expect(reviewer.first.status).toBe(200);
     expect(reviewer.first.html).toContain('Staging &lt;review&gt;');
     const item = /<li id="item-(\d+)"[^>]*>\s*<div><strong>Alice[^<]*<\/strong>/.exec(

@@ -8,6 +8,7 @@ import type {
 } from '../../../api/governance.js';
 import type { Identity } from '../../../api/schemas.js';
 import { appendAudit, type NewAuditEvent } from '../../audit/log.js';
+import { requireStepUp } from '../../auth/step-up.js';
 import type { ServerClock } from '../../clock.js';
 import {
   badRequest,
@@ -19,7 +20,7 @@ import {
 } from '../../errors.js';
 import type { TrustedIssuer } from '../../federation/config.js';
 import { formatPrincipal } from '../../policy/principal.js';
-import type { Caller, Policy, RolePolicy } from '../../policy/types.js';
+import type { Caller, Policy, RolePolicy, StepUpRule } from '../../policy/types.js';
 import { newRequestId } from '../../requests/ids.js';
 import type { Db } from '../../store/database.js';
 import type { AccessReviewRow } from '../../store/schema.js';
@@ -56,6 +57,8 @@ export interface AccessReviewDeps {
   trustedIssuers: readonly TrustedIssuer[];
   publicUrl: string;
   access: Access;
+  /** The broker's `review_step_up`: a decision is a review and needs the same fresh sign-in. */
+  stepUp?: { rule: StepUpRule | null; acrLevels: readonly string[] };
   /** Told after each commit that wrote audit events (wakes the notification outbox). */
   onAudit?: () => void;
 }
@@ -233,6 +236,9 @@ export class AccessReviewService {
     if (body.decision === 'remove' && comment === null)
       throw badRequest('a removal needs a comment saying why', 'add --comment "…"');
     const now = this.deps.clock.now();
+    const stepUp = this.deps.stepUp;
+    if (stepUp)
+      requireStepUp(caller, stepUp.rule, stepUp.acrLevels, now, `deciding in access review ${id}`);
     await this.#commit(async (tx) => {
       const row = await store.lockCampaign(tx, id, db.dialect === 'postgres');
       if (!row) throw notFound(`no access review ${id}`);
