@@ -104,6 +104,12 @@ export const OCSF_MAPPINGS = {
   'key.created': m(ENTITY_MANAGEMENT, 1, 'Create'),
   'key.rotated': m(ENTITY_MANAGEMENT, 3, 'Update'),
   'key.retired': m(ENTITY_MANAGEMENT, 9, 'Disable'),
+  // Access reviews: a campaign is a managed entity; decisions, close, reminder and overdue update it.
+  'access_review.started': m(ENTITY_MANAGEMENT, 1, 'Create'),
+  'access_review.decided': m(ENTITY_MANAGEMENT, 3, 'Update'),
+  'access_review.closed': m(ENTITY_MANAGEMENT, 3, 'Update'),
+  'access_review.reminder': m(ENTITY_MANAGEMENT, 3, 'Update'),
+  'access_review.overdue': m(ENTITY_MANAGEMENT, 3, 'Update'),
   'command.started': m(PROCESS_ACTIVITY, 1, 'Launch'),
   'command.ended': m(PROCESS_ACTIVITY, 2, 'Terminate'),
   'audit.checkpoint': m(BASE_EVENT, 99, 'Other'),
@@ -216,6 +222,14 @@ export function toOcsf(e: AuditEvent, opts: OcsfOptions = {}): Json {
           type: 'Signing Key',
         });
         if (text(e.data.reason)) base.comment = e.data.reason;
+      } else if (e.type.startsWith('access_review.')) {
+        base.entity = withoutUndefined({
+          uid: text(e.data.campaign_id) ?? 'unknown',
+          name: text(e.data.title) ?? 'access review',
+          type: 'Access Review',
+        });
+        if (text(e.data.comment)) base.comment = e.data.comment;
+        base.status_detail = e.type.replace('.', ' ').replace('_', ' ');
       } else {
         base.entity = requestEntity ?? { name: 'access request', type: 'Access Request' };
         const comment = text(e.data.comment) ?? text(e.data.reason);

@@ -42,6 +42,9 @@ export const ErrorCode = {
   InvalidStart: 'invalid_start',
   /** 400: the role has `require_review_comment` and the review has none. */
   CommentRequired: 'comment_required',
+  // ---- governance's ----
+  /** 403: an access review removed the caller's access to the role (the message names it). */
+  AccessRemoved: 'access_removed',
   /** 503: the database or the audit log cannot take the change; nothing changed. */
   Unavailable: 'unavailable',
   /** 500: a bug; the broker logs it with a request id. */

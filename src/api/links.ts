@@ -13,3 +13,13 @@ export function pagesHomeUrl(brokerUrl: string): string {
 }
 
 const withSlash = (u: string) => (u.endsWith('/') ? u : `${u}/`);
+
+/** An access review campaign's page (docs/governance.md), linked from its notifications. */
+export function accessReviewPageUrl(brokerUrl: string, campaignId: string): string {
+  return new URL(`ui/access-reviews/${encodeURIComponent(campaignId)}`, withSlash(brokerUrl)).href;
+}
+
+/** The auditors' report page. */
+export function reportPageUrl(brokerUrl: string): string {
+  return new URL('ui/reports', withSlash(brokerUrl)).href;
+}

@@ -348,6 +348,13 @@ export const AUDIT_EVENT_TYPES = [
   // Commands run under a grant, as `jitctl exec`/`shell` report them (POST /v1/requests/:id/uses).
   'command.started',
   'command.ended',
+  // Access reviews (docs/governance.md): a campaign opened, a decision, its close, and the
+  // broker's reminder before the due date and notice once it is overdue.
+  'access_review.started',
+  'access_review.decided',
+  'access_review.closed',
+  'access_review.reminder',
+  'access_review.overdue',
 ] as const;
 export type AuditEventType = (typeof AUDIT_EVENT_TYPES)[number];
 
@@ -435,3 +442,5 @@ export const AuditCheckpoint = Type.Object({
   kid: Type.String(),
 });
 export type AuditCheckpoint = Static<typeof AuditCheckpoint>;
+// ---- governance: the access report and access reviews (src/api/governance.ts) ----
+export * from './governance.js';

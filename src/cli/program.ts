@@ -5,6 +5,7 @@ import { VERSION } from '../api/version.js';
 import type { Context } from './context.js';
 import { addAuditCommands } from './program-audit.js';
 import { addBrokerCommands } from './program-broker.js';
+import { addGovernanceCommands } from './program-governance.js';
 import type { Act, CommandModule, RunResult } from './program-kit.js';
 import { addExtendCommand } from './program-lifecycle.js';
 import { addToolCommands } from './program-tools.js';
@@ -403,6 +404,7 @@ export function buildProgram(ctx: Context, result: ProgramResult): Command {
     );
 
   addAuditCommands(program, act, server);
+  addGovernanceCommands(program, act, server);
 
   addBrokerCommands(program, act);
 

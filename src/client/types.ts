@@ -57,6 +57,10 @@ export interface CallResult<T> {
 
 /** Schemas of src/api/schemas.ts that answers are checked against. */
 export type ResponseSchema =
+  // governance (src/api/governance.ts)
+  | 'Report'
+  | 'AccessReview'
+  | 'AccessReviewList'
   | 'MeResponse'
   | 'AccessRequest'
   | 'RequestPage'

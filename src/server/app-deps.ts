@@ -7,6 +7,7 @@ import type { Authenticator } from './auth/authenticator.js';
 import type { ChangeHub } from './changes.js';
 import type { ServerClock } from './clock.js';
 import type { Federation } from './federation/index.js';
+import type { Governance } from './governance/index.js';
 import type { RateLimits } from './limits/settings.js';
 import type { Metrics } from './metrics.js';
 import type { KeyRing } from './mint/keys.js';
@@ -72,6 +73,8 @@ export interface AppDeps {
    * `resource_servers` setting; src/server/revocation/resource-servers.ts); absent: none.
    */
   resourceServers?: ResourceServer[];
+  /** Reports and access reviews (src/server/governance); absent: their endpoints are not served. */
+  governance?: Governance;
   /** Use this HTTP server instead of creating one (start.ts listens before building the app). */
   serverFactory?: (handler: (req: IncomingMessage, res: ServerResponse) => void) => Server;
 }

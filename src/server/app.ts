@@ -21,6 +21,7 @@ import { auditRoutes } from './routes/audit.js';
 import { configRoutes } from './routes/config.js';
 import { credentialRoutes } from './routes/credential.js';
 import { credentialStatusRoutes } from './routes/credential-status.js';
+import { governanceRoutes } from './routes/governance.js';
 import { healthRoutes } from './routes/health.js';
 import { identityRoutes } from './routes/identity.js';
 import { introspectRoutes } from './routes/introspect.js';
@@ -167,6 +168,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     // The lifecycle: extend a grant, review a break-glass grant afterwards.
     await signedIn.register(lifecycleRoutes, { deps });
     await signedIn.register(useRoutes, { deps });
+    // Governance: the access report and access reviews (docs/governance.md).
+    if (deps.governance)
+      await signedIn.register(governanceRoutes, { deps, governance: deps.governance });
   });
   // The review pages: their own cookies, forms, CSP and error pages, scoped to /ui.
   if (deps.pages) await app.register(pagesPlugin, { prefix: '/ui', deps: deps.pages });

@@ -14,6 +14,7 @@ import { type ServerClock, systemClock } from './clock.js';
 import { ConfigError, defaultPublicUrl, type ServerConfig } from './config.js';
 import type { DevIdentityProvider, DevUser } from './dev/index.js';
 import { Federation } from './federation/index.js';
+import { accessByGroups, Governance } from './governance/index.js';
 import { listenEarly } from './listen.js';
 import { createLogger } from './log.js';
 import { Metrics } from './metrics.js';
@@ -91,6 +92,8 @@ export interface RunningBroker {
   keys: KeyWatch;
   /** Everyone who has signed in (src/server/people/directory.ts). */
   people: PeopleDirectory;
+  /** Reports and access reviews (tests run `governance.reviews.tick()` instead of waiting). */
+  governance: Governance;
   /** Graceful: stop accepting, answer waiting long polls, finish in-flight requests, close the database. */
   close(): Promise<void>;
 }
@@ -317,8 +320,20 @@ export async function startBroker(
       onCall = list;
       cleanups.push(() => list.close());
     }
+    // Reports and access reviews; a removal decided in a review stops filings at once (gate).
+    const governance = new Governance({
+      db,
+      clock,
+      policy,
+      trustedIssuers: config.trustedIssuers,
+      publicUrl,
+      access: accessByGroups(config.auditors, config.admins),
+      stepUp: { rule: config.reviewStepUp, acrLevels },
+      onAudit: () => notifications.kick(),
+    });
     const service = new RequestService({
       ...(onCall ? { onCall } : {}),
+      gate: (caller, role) => governance.reviews.gate(caller, role),
       db,
       policy,
       clock,
@@ -352,6 +367,7 @@ export async function startBroker(
       jwksCooldownMs: opts.jwksCooldownMs,
       onSignedIn: (caller) => people.seen(caller),
     });
+    pages.governance = governance;
 
     let fastifyHandler: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
     const app = await buildApp({
@@ -369,6 +385,7 @@ export async function startBroker(
       auditors: config.auditors,
       pages,
       audit: { feed, checkpoints, sinks: () => sinkWorker.status() },
+      governance,
       trustProxy: config.trustProxy,
       rateLimits: config.rateLimits,
       resourceServers: config.resourceServers,
@@ -393,8 +410,7 @@ export async function startBroker(
     const sweep = setInterval(() => {
       if (sweeping) return;
       sweeping = true;
-      service
-        .expireDue(500)
+      Promise.all([service.expireDue(500), governance.reviews.tick()])
         .catch((err: unknown) => logger.warn({ err }, 'expiry sweep failed; retrying next time'))
         .finally(() => {
           sweeping = false;
@@ -463,7 +479,19 @@ export async function startBroker(
       })();
       return closing;
     };
-    return { url, publicUrl, dev, policy, db, app, logger, keys: keyWatch, people, close };
+    return {
+      url,
+      publicUrl,
+      dev,
+      policy,
+      db,
+      app,
+      logger,
+      keys: keyWatch,
+      people,
+      governance,
+      close,
+    };
   } catch (err) {
     await cleanup();
     throw err;

@@ -195,6 +195,23 @@ const SAMPLES: AuditEvent[] = [
     exit_code: 0,
     ended_by: 'revoked',
   }),
+  event(
+    'access_review.started',
+    {
+      campaign_id: 'ar_7Hq2Xn4pQr9a',
+      roles: ['prod-deploy'],
+      reviewers: ['group:security'],
+      items: 4,
+    },
+    { request_id: null },
+  ),
+  ...(['decided', 'closed', 'reminder', 'overdue'] as const).map((what) =>
+    event(
+      `access_review.${what}`,
+      { campaign_id: 'ar_7Hq2Xn4pQr9a', roles: ['prod-deploy'], reviewers: ['group:security'] },
+      { request_id: null, actor: what === 'reminder' || what === 'overdue' ? null : lee },
+    ),
+  ),
   event('some.future.event', { anything: true }, { request_id: null }),
 ];
 
@@ -237,6 +254,11 @@ describe('OCSF output', () => {
       'key.created': [3004, 'Create'],
       'key.rotated': [3004, 'Update'],
       'key.retired': [3004, 'Disable'],
+      'access_review.started': [3004, 'Create'],
+      'access_review.decided': [3004, 'Update'],
+      'access_review.closed': [3004, 'Update'],
+      'access_review.reminder': [3004, 'Update'],
+      'access_review.overdue': [3004, 'Update'],
       'command.started': [1007, 'Launch'],
       'command.ended': [1007, 'Terminate'],
       'some.future.event': [0, 'Other'],

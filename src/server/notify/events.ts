@@ -1,3 +1,4 @@
+import { accessReviewPageUrl } from '../../api/links.js';
 import type { Revocation } from '../../api/schemas.js';
 
 /**
@@ -76,6 +77,23 @@ export interface NotificationEventSpec {
 const note = (s: string | null) => (s ? `: ${s}` : '');
 /** A text fact from an event's own data (already cut to length by the dispatcher). */
 const text = (v: unknown): string | null => (typeof v === 'string' && v !== '' ? v : null);
+
+/** An access review's reviewers (policy principals), from its event's data. */
+const reviewersOf = (f: EventFacts): string[] =>
+  Array.isArray(f.data.reviewers)
+    ? f.data.reviewers.filter((r): r is string => typeof r === 'string')
+    : [];
+const campaignRoles = (f: EventFacts): string => {
+  const roles = Array.isArray(f.data.roles)
+    ? f.data.roles.filter((r) => typeof r === 'string')
+    : [];
+  if (roles.length === 0) return '';
+  return roles.length <= 3 ? ` (${roles.join(', ')})` : ` (${roles.length} roles)`;
+};
+const campaignLink = (f: EventFacts, publicUrl: string): string | null => {
+  const id = text(f.data.campaign_id);
+  return id ? accessReviewPageUrl(publicUrl, id) : null;
+};
 
 export const NOTIFICATION_EVENTS = {
   'request.created': {
@@ -172,6 +190,43 @@ export const NOTIFICATION_EVENTS = {
   'break_glass.overdue': {
     headline: (f) => `OVERDUE: ${f.requester}'s break-glass use of ${f.role} is still unreviewed`,
     audiences: () => ['approvers', 'security_contacts'],
+    priority: 'high',
+  },
+  // Access reviews (src/server/governance/access-reviews): the campaign's reviewers hear of its
+  // opening, of the reminder before the due date and of it being overdue; its link is the
+  // campaign's page. The broker writes the reminder and overdue events from its sweep.
+  'access_review.started': {
+    headline: (f) =>
+      `${f.actor ?? 'an auditor'} opened access review ${text(f.data.campaign_id) ?? ''}${campaignRoles(f)}: please decide by ${text(f.data.due_at) ?? 'the due date'}`,
+    audiences: () => ['approvers'],
+    approvers: reviewersOf,
+    link: campaignLink,
+  },
+  'access_review.decided': {
+    headline: (f) =>
+      `${f.actor ?? 'a reviewer'} decided to ${text(f.data.decision) ?? 'decide'} ${text(f.data.subject) ?? 'an item'} for ${f.role || 'a role'} in access review ${text(f.data.campaign_id) ?? ''}${note(f.comment)}`,
+    audiences: () => [],
+    link: campaignLink,
+  },
+  'access_review.closed': {
+    headline: (f) =>
+      `${f.actor ?? 'a reviewer'} closed access review ${text(f.data.campaign_id) ?? ''}${campaignRoles(f)}: ${Number(f.data.kept ?? 0)} kept, ${Number(f.data.removed ?? 0)} removed, ${Number(f.data.undecided ?? 0)} undecided`,
+    audiences: () => [],
+    link: campaignLink,
+  },
+  'access_review.reminder': {
+    headline: (f) =>
+      `Reminder: access review ${text(f.data.campaign_id) ?? ''}${campaignRoles(f)} is due ${text(f.data.due_at) ?? 'soon'}; ${Number(f.data.undecided ?? 0)} items undecided`,
+    audiences: () => ['approvers'],
+    approvers: reviewersOf,
+    link: campaignLink,
+  },
+  'access_review.overdue': {
+    headline: (f) =>
+      `OVERDUE: access review ${text(f.data.campaign_id) ?? ''}${campaignRoles(f)} was due ${text(f.data.due_at) ?? 'earlier'}; ${Number(f.data.undecided ?? 0)} items undecided`,
+    audiences: () => ['approvers'],
+    approvers: reviewersOf,
+    link: campaignLink,
     priority: 'high',
   },
   'request.expiring': {

@@ -4,6 +4,7 @@ import { parseStepUpChallenge } from '../../api/step-up.js';
 import type { AuditChainWatch } from '../audit/chain-watch.js';
 import type { ServerClock } from '../clock.js';
 import { HttpError } from '../errors.js';
+import type { Governance } from '../governance/index.js';
 import type { Caller } from '../policy/types.js';
 import type { RequestService } from '../requests/service.js';
 import type { Db } from '../store/database.js';
@@ -34,6 +35,8 @@ export interface PagesDeps {
   auditors: string[];
   /** Told of each sign-in (the people directory records who signed in, with email and groups). */
   onSignedIn?: ((caller: Caller) => void) | undefined;
+  /** Reports and access reviews (src/server/governance); absent: those pages are not served. */
+  governance?: Governance | undefined;
 }
 
 declare module 'fastify' {
@@ -74,7 +77,8 @@ export function cookieOptions(secure: boolean, maxAgeS?: number) {
 /** The path of the broker under its public URL (a proxy may mount it under one), without `/`. */
 export const basePath = (publicUrl: string) => new URL(publicUrl).pathname.replace(/\/+$/, '');
 
-const RETURN_TO = /^\/ui\/(?:requests\/req_[A-Za-z0-9_-]{1,64}|audit(?:\?after=\d{1,15})?)?$/;
+const RETURN_TO =
+  /^\/ui\/(?:requests\/req_[A-Za-z0-9_-]{1,64}|audit(?:\?after=\d{1,15})?|reports(?:\?since=[\w%.:+-]{1,64}(?:&role=[\w%.:-]{1,200})?)?|access-reviews(?:\/ar_[A-Za-z0-9]{12})?)?$/;
 
 /** Only the pages' own paths are places to come back to after signing in (no open redirect). */
 export function safeReturnTo(value: unknown): string {

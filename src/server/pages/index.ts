@@ -6,9 +6,12 @@ import fastifyView from '@fastify/view';
 import { Eta } from 'eta/core';
 import type { FastifyError, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { AuditAppendError, HttpError } from '../errors.js';
+import { REPORT_TEMPLATES } from '../governance/report/templates.js';
 import { isDatabaseError } from '../store/database.js';
 import { authRoutes } from './auth-routes.js';
 import { Pages, type PagesDeps, safeReturnTo } from './context.js';
+import { governancePageRoutes } from './governance.js';
+import { GOVERNANCE_STYLE, GOVERNANCE_TEMPLATES } from './governance-templates.js';
 import { pageRoutes } from './routes.js';
 import { STYLE, TEMPLATES } from './templates.js';
 
@@ -87,6 +90,9 @@ export const pagesPlugin: FastifyPluginAsync<{ deps: PagesDeps }> = async (app, 
   });
   const eta = new Eta({ autoEscape: true, cache: true });
   for (const [name, text] of Object.entries(TEMPLATES)) eta.loadTemplate(name, text);
+  // Governance's pages, and the report's body and charts they share with the standalone file.
+  for (const [name, text] of Object.entries({ ...REPORT_TEMPLATES, ...GOVERNANCE_TEMPLATES }))
+    eta.loadTemplate(name, text);
   await app.register(fastifyView, { engine: { eta }, production: true });
 
   // Pages hold personal data and CSRF tokens: never cached, by the browser or a proxy.
@@ -146,7 +152,7 @@ export const pagesPlugin: FastifyPluginAsync<{ deps: PagesDeps }> = async (app, 
     reply
       .header('content-type', 'text/css; charset=utf-8')
       .header('cache-control', 'public, max-age=3600')
-      .send(STYLE),
+      .send(`${STYLE}${GOVERNANCE_STYLE}`),
   );
 
   /** Every POST: a form, from this site, within a live session; then the CSRF token. */
@@ -196,4 +202,5 @@ export const pagesPlugin: FastifyPluginAsync<{ deps: PagesDeps }> = async (app, 
 
   pageRoutes(app, pages, guards);
   authRoutes(app, pages, guards);
+  if (deps.governance) governancePageRoutes(app, pages, guards, deps.governance);
 };

@@ -168,6 +168,7 @@ ${problem}
 <h2 id="audit-title">Audit log</h2>
 <p class="status tone-<%= it.auditor.tone %>"><%= it.auditor.summary %></p>
 <p><a href="<%= it.base %>/ui/audit">Read the audit log</a></p>
+<p><a href="<%= it.base %>/ui/reports">The access report</a> · <a href="<%= it.base %>/ui/access-reviews">Access reviews</a></p>
 </section>
 <% } %>
 `;

@@ -31,6 +31,8 @@ export async function fileRequest(
   const role = core.role(body.role);
   const filing = checkFiling(role, body.role, caller, body, requestable, now);
   const r = role!;
+  // An access review's removal stops the filing before any step-up is asked for.
+  await core.deps.gate?.(caller, r);
   requireStepUp(caller, r.stepUp, core.deps.access.acrLevels, now, `requesting ${r.name}`);
   // Rules judge the access's start, and the on-call list as the broker last read it.
   const { decided } = judgeRules(r, {

@@ -9,7 +9,7 @@ import type { ChangeHub } from '../changes.js';
 import type { ServerClock } from '../clock.js';
 import type { Metrics } from '../metrics.js';
 import type { KeyRing } from '../mint/keys.js';
-import type { Caller, Policy, StepUpRule } from '../policy/types.js';
+import type { Caller, Policy, RolePolicy, StepUpRule } from '../policy/types.js';
 import type { Db } from '../store/database.js';
 
 /** The request service's settings and events, apart from the service so its parts can share them. */
@@ -54,6 +54,11 @@ export interface ServiceDeps {
   onEvent?: (event: RequestEvent) => void;
   /** Who is on call now (approval rules with `on_call: true`); absent: nobody. */
   onCall?: { has(caller: Caller): boolean };
+  /**
+   * Checked before a request is filed, after the policy allows it: refuses by throwing (an
+   * access review's removal in force, src/server/governance/). Absent: nothing more to check.
+   */
+  gate?: (caller: Caller, role: RolePolicy) => Promise<void>;
 }
 
 export interface RequestQuery {

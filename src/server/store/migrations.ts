@@ -1,6 +1,7 @@
 import { type Kysely, type Migration, type MigrationProvider, Migrator, sql } from 'kysely';
 import { GENESIS_HASH } from '../../api/audit-chain.js';
 import type { Dialect } from './database.js';
+import { laterMigrations } from './migrations-later.js';
 import type { Database } from './schema.js';
 
 /**
@@ -331,69 +332,7 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         }
       },
     },
-    // Audit streaming (src/server/audit/): signed checkpoints of the chain's head, and where each
-    // HTTP sink has got to (file sinks keep their place in their own file).
-    '0700-audit-stream': {
-      async up(db: Kysely<unknown>) {
-        await db.schema
-          .createTable('audit_checkpoints')
-          .addColumn('seq', bigint, (c) => c.primaryKey())
-          .addColumn('hash', 'text', (c) => c.notNull())
-          .addColumn('signed_at', bigint, (c) => c.notNull())
-          .addColumn('kid', 'text', (c) => c.notNull())
-          .addColumn('jws', 'text', (c) => c.notNull())
-          .execute();
-        await db.schema
-          .createTable('audit_sink_cursors')
-          .addColumn('name', 'text', (c) => c.primaryKey())
-          .addColumn('seq', bigint, (c) => c.notNull())
-          .addColumn('checkpoint_seq', bigint, (c) => c.notNull())
-          .addColumn('delivered_at', bigint)
-          .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
-          .addColumn('next_attempt_at', bigint, (c) => c.notNull().defaultTo(0))
-          .addColumn('last_error', 'text')
-          .addColumn('claimed_by', 'text')
-          .addColumn('claimed_until', bigint)
-          .addColumn('created_at', bigint, (c) => c.notNull())
-          .execute();
-      },
-    },
-    // ---- 0600–0649: revocation (src/server/revocation/) ----
-    // Every credential minted, so that a revocation names the jtis it stops and relying parties
-    // can follow them (GET /v1/revocations); the uses of a grant the CLI reports, once each; and
-    // the audit log by type, which the revocation list follows in order.
-    '0600-revocation': {
-      async up(db: Kysely<unknown>) {
-        await db.schema
-          .createTable('credentials')
-          .addColumn('jti', 'text', (c) => c.primaryKey())
-          .addColumn('request_id', 'text', (c) => c.notNull())
-          .addColumn('role', 'text', (c) => c.notNull())
-          .addColumn('kid', 'text', (c) => c.notNull())
-          .addColumn('audience', 'text', (c) => c.notNull())
-          .addColumn('issued_at', bigint, (c) => c.notNull())
-          .addColumn('expires_at', bigint, (c) => c.notNull())
-          .execute();
-        await db.schema
-          .createIndex('credentials_request')
-          .on('credentials')
-          .columns(['request_id', 'expires_at'])
-          .execute();
-        await db.schema
-          .createTable('command_uses')
-          .addColumn('use_id', 'text', (c) => c.notNull())
-          .addColumn('event', 'text', (c) => c.notNull())
-          .addColumn('request_id', 'text', (c) => c.notNull())
-          .addColumn('at', bigint, (c) => c.notNull())
-          .addPrimaryKeyConstraint('command_uses_pk', ['use_id', 'event'])
-          .execute();
-        await db.schema
-          .createIndex('audit_events_type_seq')
-          .on('audit_events')
-          .columns(['type', 'seq'])
-          .execute();
-      },
-    },
+    ...laterMigrations(),
   };
 }
 

@@ -23,6 +23,8 @@ export interface Database {
   // revocation (migration 0600): credentials minted, uses of a grant reported by the CLI
   credentials: CredentialsTable;
   command_uses: CommandUsesTable;
+  access_reviews: AccessReviewsTable;
+  access_review_items: AccessReviewItemsTable;
 }
 
 export interface RequestsTable {
@@ -299,3 +301,61 @@ export interface CommandUsesTable {
 }
 
 export type CredentialRow = Selectable<CredentialsTable>;
+
+/** An access review campaign (src/server/governance/access-reviews/). */
+export interface AccessReviewsTable {
+  /** `ar_` + 12 base58 characters. */
+  id: string;
+  title: string | null;
+  state: 'open' | 'closed';
+  /** JSON array of role names. */
+  roles: string;
+  /** JSON array of policy principals (`group:security`) who may decide. */
+  reviewers: string;
+  /** JSON identity `{iss, sub, name}`. */
+  created_by: string;
+  created_at: number;
+  due_at: number;
+  /** When the reminder is due (before `due_at`); `reminded_at` once it was written. */
+  remind_at: number;
+  reminded_at: number | null;
+  /** When the overdue notice was written (once). */
+  overdue_at: number | null;
+  closed_at: number | null;
+  closed_by: string | null;
+}
+
+/** One thing a campaign asks about: a policy entry, a pipeline, or a person who used a role. */
+export interface AccessReviewItemsTable {
+  campaign_id: string;
+  /** 1, 2, … within the campaign. */
+  n: number;
+  role: string;
+  kind: 'entry' | 'pipeline' | 'person';
+  /** As shown: `group:contractors`, `pipeline:github-deploy`, a person's name. */
+  subject: string;
+  /** What a removal matches: the entry's principal key, `pipeline:<name>`, or null for a person. */
+  subject_key: string | null;
+  /** Person items: who. */
+  subject_iss: string | null;
+  subject_sub: string | null;
+  subject_name: string | null;
+  /** JSON array: the entries a person is eligible through, or the groups a pipeline gets. */
+  via: string;
+  known: number | null;
+  last_used_at: number | null;
+  uses: number;
+  decision: 'keep' | 'remove' | null;
+  comment: string | null;
+  /** JSON identity. */
+  decided_by: string | null;
+  decided_at: number | null;
+  /**
+   * A removal's basis: the fingerprint of what the policy said when it was decided (the role's
+   * requesters, and for a pipeline its trusted issuer entry). It is enforced while they match.
+   */
+  basis: string | null;
+}
+
+export type AccessReviewRow = Selectable<AccessReviewsTable>;
+export type AccessReviewItemRow = Selectable<AccessReviewItemsTable>;

@@ -102,7 +102,7 @@ describe('notify routing: every bad key is an error at its line, never quoting a
     ],
     [
       'events: [credential.minted]',
-      '9:14 notify[0].events[0]: unknown event `credential.minted` (events: request.created, review.recorded, request.approved, request.denied, request.cancelled, request.expired, request.revoked, request.activated, extension.requested, extension.approved, extension.denied, extension.cancelled, extension.expired, break_glass.used, break_glass.acknowledged, break_glass.flagged, break_glass.overdue, request.expiring)',
+      '9:14 notify[0].events[0]: unknown event `credential.minted` (events: request.created, review.recorded, request.approved, request.denied, request.cancelled, request.expired, request.revoked, request.activated, extension.requested, extension.approved, extension.denied, extension.cancelled, extension.expired, break_glass.used, break_glass.acknowledged, break_glass.flagged, break_glass.overdue, access_review.started, access_review.decided, access_review.closed, access_review.reminder, access_review.overdue, request.expiring)',
     ],
     ['events: [1]', '9:14 notify[0].events[0]: must be an event name, not a number (1)'],
     [
