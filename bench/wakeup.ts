@@ -252,14 +252,14 @@ async function main(): Promise<void> {
       checkGoal({
         what: 'approve answered → credential stored, median',
         value: full.p50,
-        limit: 100,
+        limit: 50,
         kind: 'max',
         unit: ' ms',
       }),
       checkGoal({
         what: 'approve answered → credential stored, p99',
         value: full.p99,
-        limit: 500,
+        limit: 200,
         kind: 'max',
         unit: ' ms',
       }),
