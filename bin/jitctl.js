@@ -22,5 +22,13 @@ if (major < 20 || (major === 20 && minor < 19)) {
 ) {
   process.stdout.write(`${require('../package.json').version}\n`);
 } else {
-  import('../dist/cli.js');
+  // The commands run all day start from one CommonJS file with a V8 code cache; the rest from the
+  // ES module build (bin/compile-cache.js, tsup.config.ts). JITCTL_ESM=1 runs the ES module build
+  // for every command (to compare the two).
+  const cache = require('./compile-cache.js');
+  if (cache.HOT_COMMANDS.includes(process.argv[2]) && process.env.JITCTL_ESM !== '1') {
+    cache.runCached(require('node:path').join(__dirname, '..', 'dist', 'cli.cjs'));
+  } else {
+    import('../dist/cli.js');
+  }
 }
