@@ -44,9 +44,10 @@ const esm: Options = {
  * Every other command runs from the ES module build above; one process only ever loads one of the
  * two. The file holds only what the hot commands need, since reading and deserialising it is paid
  * on every start: the other commands' modules are left out (a stub that says so), and libraries
- * that only a rarer path needs (sign-in, prompts, spinners, the broker's full client) are require()d
- * from node_modules when used (Node ≥ 20.19 loads ES modules with require()). Dynamic import() is
- * compiled to require(): a script run from a code cache has no dynamic import callback on Node 20.
+ * that only a rarer path needs (sign-in, prompts, the broker's full client) are require()d from
+ * node_modules when used (Node ≥ 20.19 loads ES modules with require()). ora and open are bundled:
+ * their default export would not survive require() of an ES module. Dynamic import() is compiled
+ * to require(): a script run from a code cache has no dynamic import callback on Node 20.
  */
 const hot = new Set<string>(HOT_COMMANDS);
 const cjs: Options = {
@@ -61,7 +62,7 @@ const cjs: Options = {
   // loaded modules to the top of the file, loading the broker's whole stack at every start.
   treeshake: false,
   shims: true,
-  noExternal: ['commander', 'jose', 'yaml'],
+  noExternal: ['commander', 'jose', 'yaml', 'ora', 'open'],
   esbuildOptions(options) {
     options.supported = { ...options.supported, 'dynamic-import': false };
   },

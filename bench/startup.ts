@@ -170,6 +170,12 @@ async function main(): Promise<void> {
     delete agentEnv.JITCTL_FILE_PASSPHRASE;
     cases.push(
       {
+        name: 'jitctl status --json (agent)',
+        args: [BIN, 'status', '--json'],
+        expect: /"signed_in": true/,
+        env: agentEnv,
+      },
+      {
         name: 'jitctl exec bench -- true (agent)',
         args: [BIN, 'exec', 'bench', '--', 'true'],
         env: agentEnv,
@@ -266,7 +272,8 @@ async function main(): Promise<void> {
       });
     const goals: GoalResult[] = [
       ratioGoal('jitctl --version', '`jitctl --version`', 1.2),
-      ratioGoal('jitctl status --json', '`jitctl status --json`', 2.0),
+      ratioGoal('jitctl status --json', '`jitctl status --json` (file store, passphrase)', 2.0),
+      ratioGoal('jitctl status --json (agent)', '`jitctl status --json` (unlock agent)', 2.0),
       ratioGoal('jitctl exec bench -- true', '`jitctl exec -- true` (file store, passphrase)', 1.8),
       ratioGoal('jitctl exec bench -- true (agent)', '`jitctl exec -- true` (unlock agent)', 1.8),
       ratioGoal(
