@@ -150,6 +150,15 @@ async function main(): Promise<void> {
     const env = await seedHome(dir, broker);
     const cases: Case[] = [
       { name: 'node -e 0', args: ['-e', '0'] },
+      // A floor: bare node loading only the built-in modules that credential and exec need
+      // (Node 20 compiles them at first use: they are not in its start-up snapshot).
+      {
+        name: 'node + crypto, http, child_process, fs/promises',
+        args: [
+          '-e',
+          "require('crypto');require('http');require('child_process');require('fs/promises')",
+        ],
+      },
       { name: 'jitctl --version', args: [BIN, '--version'], expect: /^\d+\.\d+\.\d+/ },
       { name: 'jitctl --help', args: [BIN, '--help'], expect: /Usage: jitctl/ },
       {

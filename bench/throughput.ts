@@ -75,13 +75,15 @@ const SCENARIOS = {
   create: {
     what: 'requests created (POST /v1/requests)',
     // Requests pile up pending here, and one person may have at most max_pending (100) of a role
-    // at once: each client files as its own developer and moves to a new one every 100 requests.
+    // at once: each client files as its own developer and moves to a new one every 100 requests
+    // (new names in every cell: the requests of the cells before stay pending).
     work: (b: BenchBroker): Work => {
+      const cell = randomUUID().slice(0, 8);
       const who = new Map<string, { token: string; filed: number; people: number }>();
       return {
         setup: async (w) => {
           who.set(`${w}`, {
-            token: await b.requesterToken(`bench-dev-${w}-0`),
+            token: await b.requesterToken(`bench-dev-${cell}-${w}-0`),
             filed: 0,
             people: 1,
           });
@@ -90,7 +92,7 @@ const SCENARIOS = {
         op: async (w, http) => {
           const me = who.get(w)!;
           if (me.filed === 100) {
-            me.token = await b.requesterToken(`bench-dev-${w}-${me.people++}`);
+            me.token = await b.requesterToken(`bench-dev-${cell}-${w}-${me.people++}`);
             me.filed = 0;
           }
           me.filed++;

@@ -60,7 +60,9 @@ function readOwn(file) {
   }
 }
 
-function writeOwn(file, data) {
+/** Writes what `produce` returns, once the directory is known to be usable (a read-only home
+ * costs a failed mkdir, not the serialisation). */
+function writeOwn(file, produce) {
   const dir = path.dirname(file);
   const tmp = `${file}.${process.pid}.tmp`;
   try {
@@ -68,7 +70,7 @@ function writeOwn(file, data) {
     const st = fs.lstatSync(dir);
     const uid = typeof process.getuid === 'function' ? process.getuid() : st.uid;
     if (!st.isDirectory() || st.uid !== uid || (st.mode & 0o022) !== 0) return;
-    fs.writeFileSync(tmp, data, { mode: 0o600, flag: 'wx' });
+    fs.writeFileSync(tmp, produce(), { mode: 0o600, flag: 'wx' });
     fs.renameSync(tmp, file);
     // The same command's caches for other bundles or Node versions are stale now.
     const prefix = `${path.basename(file).split('-v')[0]}-v`;
@@ -104,7 +106,7 @@ exports.runCached = function runCached(bundle) {
   const script = new vm.Script(wrapped, { filename: bundle, cachedData });
   if (file && (cachedData === undefined || script.cachedDataRejected)) {
     // After the command, when the functions it ran are compiled: the cache holds them too.
-    process.once('exit', () => writeOwn(file, script.createCachedData()));
+    process.once('exit', () => writeOwn(file, () => script.createCachedData()));
   }
   const mod = { exports: {} };
   script
