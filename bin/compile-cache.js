@@ -1,4 +1,4 @@
-// Runs dist/cli.cjs (the CLI as one CommonJS file) with a V8 code cache: Node 20 has no compile
+// Runs dist/cli.cjs (the hot commands as one CommonJS file) with a V8 code cache: Node 20 has no compile
 // cache of its own (module.enableCompileCache is Node 22), but a script compiled through vm.Script
 // can be given the code V8 produced for it on an earlier run. The cache lives in the user's cache
 // directory ($XDG_CACHE_HOME/jitctl, else ~/.cache/jitctl: 0700, files 0600, written to a temporary
