@@ -1,6 +1,6 @@
 /**
- * Start-up (issue #6, section 1): how long `jitctl` takes to start and finish against a bare
- * `node -e 0`, in the same loop so that load on the machine hits both alike.
+ * Start-up (issues 6 and 17, section 1): how long `jitctl` takes to start and finish against a
+ * bare `node -e 0`, in the same loop so that load on the machine hits both alike.
  *
  *   npx tsx bench/startup.ts [--runs 30] [--bin PATH] [--profile DIR] [--json]
  *
@@ -8,8 +8,14 @@
  * first after a pause): `node -e 0`, `jitctl --version`, `jitctl --help`, `jitctl status --json`
  * (a stored session), `jitctl exec bench -- true` and `jitctl credential bench --kube` (a stored
  * credential of a real grant, confirmed with a real broker on every run, as kubectl's exec plugin
- * does on every kubectl command), all reading the encrypted file store with its real PBES2 count. Wall time is measured around each process;
- * CPU time (user + system of the child, from the kernel's accounting of reaped children) is
+ * does on every kubectl command), all reading the encrypted file store with its real PBES2 count,
+ * once with the passphrase (one key derivation per run) and once with the unlock agent holding
+ * the key. A floor row runs bare node loading only the built-in modules those commands need.
+ *
+ * `--bin PATH` runs another build's bin/jitctl.js (run the old and the new build alternately to
+ * compare a change). `--profile DIR` writes five `--cpu-prof` profiles (100 µs interval) of each
+ * jitctl command into DIR/<command>/ after the timed rounds. Wall time is measured around each
+ * process; CPU time (user + system of the child, from the kernel's accounting of reaped children) is
  * summed per command, so the CPU ratio is a mean and immune to waiting for a busy core.
  *
  * The children run without NODE_EXTRA_CA_CERTS or NODE_OPTIONS: a machine-wide
