@@ -8,8 +8,9 @@ import { verifySqliteRange } from '../../src/server/audit/verify-range.js';
  * back to the whole row, checked by ChainVerifier.pushStored, when that text does not hash. The
  * verdict must not depend on which way a row went: texts where JSON.stringify and SQLite could
  * differ (controls, quotes, backslashes, U+2028, astral characters, NUL) chain as written, and
- * any change to them is found at that event. (Lone surrogates are not here: SQLite stores text as
- * UTF-8, so one comes back as U+FFFD and its event cannot verify on either path.)
+ * any change to them is found at that event. (No lone surrogates in the plain columns: SQLite
+ * stores text as UTF-8 and one would come back as U+FFFD; the broker's texts from people are in
+ * actor and data, as JSON with such characters escaped.)
  */
 
 const AWKWARD = [
