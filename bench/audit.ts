@@ -231,7 +231,7 @@ async function main(): Promise<void> {
     checkGoal({
       what: `${v.db}: jitctl audit verify --db over ${v.events.toLocaleString('en-US')} events (median wall)`,
       value: v.wall_s.p50,
-      limit: 5,
+      limit: 3,
       kind: 'max',
       unit: ' s',
     }),

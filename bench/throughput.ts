@@ -37,11 +37,11 @@ interface Created {
   state: string;
 }
 
-const create = async (b: BenchBroker, http: Http): Promise<Created> =>
+const create = async (b: BenchBroker, http: Http, as = b.requester): Promise<Created> =>
   (await http.call(
     'POST',
     '/v1/requests',
-    b.requester,
+    as,
     { role: 'bench', duration: '15m', reason: 'benchmark' },
     { 'idempotency-key': randomUUID() },
   )) as Created;
@@ -74,11 +74,32 @@ const SCENARIOS = {
   },
   create: {
     what: 'requests created (POST /v1/requests)',
-    work: (b: BenchBroker): Work => ({
-      op: async (_s, http) => {
-        await create(b, http);
-      },
-    }),
+    // Requests pile up pending here, and one person may have at most max_pending (100) of a role
+    // at once: each client files as its own developer and moves to a new one every 100 requests
+    // (new names in every cell: the requests of the cells before stay pending).
+    work: (b: BenchBroker): Work => {
+      const cell = randomUUID().slice(0, 8);
+      const who = new Map<string, { token: string; filed: number; people: number }>();
+      return {
+        setup: async (w) => {
+          who.set(`${w}`, {
+            token: await b.requesterToken(`bench-dev-${cell}-${w}-0`),
+            filed: 0,
+            people: 1,
+          });
+          return `${w}`;
+        },
+        op: async (w, http) => {
+          const me = who.get(w)!;
+          if (me.filed === 100) {
+            me.token = await b.requesterToken(`bench-dev-${cell}-${w}-${me.people++}`);
+            me.filed = 0;
+          }
+          me.filed++;
+          await create(b, http, me.token);
+        },
+      };
+    },
   },
   lifecycle: {
     what: 'lifecycles (create, approve, mint: 3 calls)',
@@ -164,25 +185,32 @@ async function main(): Promise<void> {
     if (only !== 'all') break;
     const at = (s: Scenario) =>
       rows.find((r) => r.db === db && r.scenario === s && r.clients === maxClients)!;
+    // Issue 17's goals: SQLite ≥ 1,000 lifecycles/s, call p99 < 50 ms, ≥ 5,000 mints/s;
+    // PostgreSQL ≥ 500 lifecycles/s and ≥ 2,000 mints/s.
+    const sqlite = db === 'sqlite';
     goals.push(
       checkGoal({
         what: `${db}: lifecycles/s at ${maxClients} clients`,
         value: at('lifecycle').ops_per_s,
-        limit: 500,
+        limit: sqlite ? 1000 : 500,
         kind: 'min',
         unit: '/s',
       }),
-      checkGoal({
-        what: `${db}: p99 of a lifecycle's calls at ${maxClients} clients`,
-        value: at('lifecycle').call_ms.p99,
-        limit: 50,
-        kind: 'max',
-        unit: ' ms',
-      }),
+      ...(sqlite
+        ? [
+            checkGoal({
+              what: `${db}: p99 of a lifecycle's calls at ${maxClients} clients`,
+              value: at('lifecycle').call_ms.p99,
+              limit: 50,
+              kind: 'max',
+              unit: ' ms',
+            }),
+          ]
+        : []),
       checkGoal({
         what: `${db}: mints/s at ${maxClients} clients`,
         value: at('mint').ops_per_s,
-        limit: 3000,
+        limit: sqlite ? 5000 : 2000,
         kind: 'min',
         unit: '/s',
       }),

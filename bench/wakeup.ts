@@ -182,6 +182,9 @@ async function main(): Promise<void> {
         NO_COLOR: '1',
         JITCTL_DEV_IDP_INTERVAL: '1',
         JITCTL_SERVER_REVIEW_STEP_UP: 'none',
+        // alice files and mints 50 times in a minute or two: the per-person write limit (60/min)
+        // would measure itself.
+        JITCTL_SERVER_RATE_LIMITS: 'off',
       },
     );
     procs.push(server);
@@ -252,14 +255,14 @@ async function main(): Promise<void> {
       checkGoal({
         what: 'approve answered → credential stored, median',
         value: full.p50,
-        limit: 100,
+        limit: 50,
         kind: 'max',
         unit: ' ms',
       }),
       checkGoal({
         what: 'approve answered → credential stored, p99',
         value: full.p99,
-        limit: 500,
+        limit: 200,
         kind: 'max',
         unit: ' ms',
       }),

@@ -20,7 +20,27 @@ if (major < 20 || (major === 20 && minor < 19)) {
   process.argv.length === 3 &&
   (process.argv[2] === '--version' || process.argv[2] === '-v')
 ) {
-  process.stdout.write(`${require('../package.json').version}\n`);
+  // Straight to the descriptor: making process.stdout (a pipe's stream) would cost more than the
+  // rest of `--version` (docs/performance.md). A reader that went away is not an error (as in
+  // src/cli/entry.ts); a full disk or a closed stdout is said in one line.
+  const line = `${require('../package.json').version}\n`;
+  try {
+    require('node:fs').writeSync(1, line);
+  } catch (err) {
+    if (err.code === 'EAGAIN') process.stdout.write(line);
+    else if (err.code !== 'EPIPE') {
+      process.stderr.write(`error: cannot write the version: ${err.message}\n`);
+      process.exitCode = 1;
+    }
+  }
 } else {
-  import('../dist/cli.js');
+  // The commands run all day start from one CommonJS file with a V8 code cache; the rest from the
+  // ES module build (bin/compile-cache.js, tsup.config.ts). JITCTL_ESM=1 runs the ES module build
+  // for every command (to compare the two).
+  const cache = require('./compile-cache.js');
+  if (cache.HOT_COMMANDS.includes(process.argv[2]) && process.env.JITCTL_ESM !== '1') {
+    cache.runCached(require('node:path').join(__dirname, '..', 'dist', 'cli.cjs'));
+  } else {
+    import('../dist/cli.js');
+  }
 }

@@ -26,6 +26,8 @@ roles:
     default_duration: 15m
     max_duration: 1h
     pending_ttl: 1h
+    # 32 clients each hold a pending request of one requester at once in a lifecycle loop.
+    max_pending: 100
     credential:
       audience: https://bench.example.com
       env: { BENCH_TOKEN: "{{token}}" }
@@ -43,6 +45,8 @@ export interface BenchBroker {
   approver: string;
   /** An auditor's token (reads the audit log). */
   auditor: string;
+  /** An ID token of another developer (`sub`), for loads that outgrow one person's max_pending. */
+  requesterToken(sub: string): Promise<string>;
   child: ChildProcess;
   /** Stops the broker (SIGTERM, graceful) and removes its data; keeps the issuer and cluster. */
   stop(): Promise<void>;
@@ -162,6 +166,8 @@ export async function brokerHarness(): Promise<BrokerHarness> {
         requester,
         approver,
         auditor,
+        requesterToken: (sub: string) =>
+          issuer.token({ sub, name: `Bench ${sub}`, groups: ['developers'] }),
         child,
         async stop() {
           if (child.exitCode === null && child.signalCode === null) {

@@ -160,6 +160,27 @@ export class ChainVerifier {
     );
   }
 
+  /**
+   * A walk's fast path when the event's hashed text is already built (by SQLite, in
+   * src/server/audit/verify-range.ts): true when the event follows, links and `body` hashes to
+   * `hash`. Anything else (or a null body) returns undefined and changes nothing: the caller then
+   * pushes the whole row with {@link pushStored}, which decides and names the problem.
+   */
+  pushBody(seq: number, prevHash: string, hash: string, body: string | null): true | undefined {
+    if (
+      this.problem ||
+      body === null ||
+      seq !== this.#prevSeq + 1 ||
+      prevHash !== this.#prevHash ||
+      sha256Hex(`${prevHash}\n${body}`) !== hash
+    )
+      return undefined;
+    this.#prevHash = hash;
+    this.#prevSeq = seq;
+    this.#count++;
+    return true;
+  }
+
   #check(seq: number, prevHash: string, contentMatches: () => boolean, hash: string): boolean {
     if (this.problem) return false;
     if (seq !== this.#prevSeq + 1) {

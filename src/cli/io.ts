@@ -1,4 +1,5 @@
 import { PassThrough, type Readable, type Writable } from 'node:stream';
+import { isatty } from 'node:tty';
 
 /**
  * Where a command reads and writes, and what kind of terminal it has. Data goes to stdout;
@@ -32,13 +33,17 @@ export function isCI(env: Env): boolean {
 export function systemIO(env: Env = process.env): IO {
   const stdoutIsTTY = process.stdout.isTTY === true;
   const stderrIsTTY = process.stderr.isTTY === true;
-  const stdinIsTTY = process.stdin.isTTY === true;
+  // Asked of the descriptor: process.stdin builds its stream (and loads Node's stream modules) on
+  // first use, which most commands never need.
+  const stdinIsTTY = isatty(0);
   const ci = isCI(env);
   const color = stderrIsTTY && !ci && env.NO_COLOR === undefined && env.TERM !== 'dumb';
   return {
     stdout: process.stdout,
     stderr: process.stderr,
-    stdin: process.stdin,
+    get stdin() {
+      return process.stdin;
+    },
     stdoutIsTTY,
     stderrIsTTY,
     stdinIsTTY,

@@ -13,7 +13,7 @@ export async function main(argv: string[], ctx?: Context): Promise<number> {
   const passthrough = dashdash === -1 ? undefined : argv.slice(dashdash + 1);
   const context = ctx ?? createContext(passthrough ? { passthrough } : {});
   const result = { exitCode: 0 };
-  const program = buildProgram(context, result);
+  const program = buildProgram(context, result, own);
   try {
     if (passthrough && !['exec', 'shell'].includes(own[2] ?? '')) {
       // Only exec and shell take a command after `--`; elsewhere commander handles `--` as usual.

@@ -42,7 +42,8 @@ export function addBrokerCommands(program: Command, act: Act): void {
 
   // `jitctl server keys …`: operators' commands on the broker's signing keys. They read the same
   // settings as `jitctl server` (--db, --config, --dev/--data-dir given before or after `keys`).
-  const serverCommand = program.commands.find((c) => c.name() === 'server')!;
+  const serverCommand = program.commands.find((c) => c.name() === 'server');
+  if (!serverCommand) return; // not built: another command runs (src/cli/program-only.ts)
   const keys = serverCommand
     .command('keys')
     .description('list, rotate and retire the keys that sign credentials (docs/operations.md)');

@@ -8,6 +8,7 @@ import { addBrokerCommands } from './program-broker.js';
 import { addGovernanceCommands } from './program-governance.js';
 import type { Act, CommandModule, RunResult } from './program-kit.js';
 import { addExtendCommand } from './program-lifecycle.js';
+import { buildOnlyWhatRuns } from './program-only.js';
 import { addToolCommands } from './program-tools.js';
 import { REVOKE_DESCRIPTION, REVOKE_HELP } from './revocation-help.js';
 
@@ -38,8 +39,14 @@ export interface ProgramResult {
   exitCode: number;
 }
 
-export function buildProgram(ctx: Context, result: ProgramResult): Command {
+export function buildProgram(
+  ctx: Context,
+  result: ProgramResult,
+  argv?: readonly string[],
+): Command {
   const program = new Command('jitctl');
+  // The command line, when given: a hot command builds only itself (src/cli/program-only.ts).
+  buildOnlyWhatRuns(program, argv);
   const finish = (code: RunResult) => {
     result.exitCode = code ?? 0;
   };

@@ -67,12 +67,34 @@ async function aliceHome(extra: Record<string, string> = {}) {
   return { home, store };
 }
 
-/** Every file and directory under `dir`: path, type, size, mode, mtime and content digest. */
+/**
+ * The code cache of the hot commands (bin/compile-cache.js): compiled code, no store and nothing
+ * secret in it, written under `$HOME/.cache/jitctl/` by any hot command.
+ */
+const CODE_CACHE = '.cache';
+
+/** What is in the code cache under `home`, checked to hold no secret. */
+function codeCacheHolds(home: string, secrets: string[]): string[] {
+  const dir = join(home, CODE_CACHE, 'jitctl');
+  if (!existsSync(dir)) return [];
+  const names = readdirSync(dir);
+  for (const name of names) {
+    const bytes = readFileSync(join(dir, name));
+    for (const secret of secrets) expect(bytes.includes(secret)).toBe(false);
+  }
+  return names;
+}
+
+/**
+ * Every file and directory under `dir` but the code cache: path, type, size, mode, mtime and
+ * content digest.
+ */
 function snapshot(dir: string): Map<string, string> {
   const out = new Map<string, string>();
   const walk = (d: string) => {
     for (const name of readdirSync(d)) {
       const p = join(d, name);
+      if (p === join(dir, CODE_CACHE)) continue;
       const st = lstatSync(p);
       if (st.isDirectory()) {
         out.set(p, `dir ${st.mode.toString(8)} ${st.mtimeMs}`);
@@ -319,7 +341,8 @@ describe('--no-store', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^role=self-service id=req_\w+ token=set\n$/);
     expect(r.stderr).toContain('approved (no review needed)');
-    expect(readdirSync(home.dir)).toEqual([]);
+    expect(readdirSync(home.dir).filter((n) => n !== CODE_CACHE)).toEqual([]);
+    for (const name of codeCacheHolds(home.dir, [token])) expect(name).toMatch(/^v8-exec-/);
     expect(r.stderr).not.toContain(token);
     // The child does not inherit the pipeline's token (every JITCTL_* variable is jitctl's own).
     const env = await runCli(

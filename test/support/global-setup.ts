@@ -39,7 +39,7 @@ export default async function setup(project: TestProject) {
   );
   // The same layout as the package: bin/ (a CommonJS entry), dist/, package.json.
   mkdirSync(join(out, 'bin'));
-  for (const f of ['bin/jitctl.js', 'bin/package.json', 'package.json'])
+  for (const f of ['bin/jitctl.js', 'bin/compile-cache.js', 'bin/package.json', 'package.json'])
     copyFileSync(join(ROOT, f), join(out, f));
   // The documentation the CLI's hints point at, as in the package (package.json `files`).
   cpSync(join(ROOT, 'docs'), join(out, 'docs'), { recursive: true });
