@@ -149,5 +149,17 @@ export function laterMigrations(): Record<string, Migration> {
           .execute();
       },
     },
+    // ---- 0900–0949: performance ----
+    // Filing counts the person's pending requests of the role (max_pending): with this index
+    // that reads the pending ones only, not every request the person ever filed for the role.
+    '0900-requests-pending-per-person': {
+      async up(db: Kysely<unknown>) {
+        await db.schema
+          .createIndex('requests_requester_role_state')
+          .on('requests')
+          .columns(['requester_sub', 'requester_iss', 'role', 'state'])
+          .execute();
+      },
+    },
   };
 }
