@@ -10,7 +10,12 @@ import { loadServerConfig } from '../../src/server/config.js';
 import { DEV_USERS, type DevUser } from '../../src/server/dev/index.js';
 import { type RunningBroker, startBroker } from '../../src/server/start.js';
 import { type TestClock, testClock } from './broker.js';
-import { type CookieJar, completeAuthorizationRequest, pageText } from './dev-browser.js';
+import {
+  CookieJar,
+  completeAuthorizationRequest,
+  openReviewPage,
+  pageText,
+} from './dev-browser.js';
 
 /**
  * Helpers for tests of the broker's review pages over plain HTTP: an ID token for a demo person
@@ -346,4 +351,18 @@ export async function stateOf(b: PagesBroker, id: string): Promise<string> {
     .where('id', '=', id)
     .executeTakeFirstOrThrow();
   return row.state;
+}
+
+/** A demo person of the development identity provider by user name. */
+export function devUser(name: string): DevUser {
+  const found = DEV_USERS.find((u) => u.username === name);
+  if (!found) throw new Error(`no demo user ${name}`);
+  return found;
+}
+
+/** Signs `person` in at the pages at `path` (with the one-time code unless `mfa: false`), on a fresh jar. */
+export async function signInAt(b: PagesBroker, person: DevUser, path = '/ui/', mfa = true) {
+  const jar = new CookieJar();
+  const first = await openReviewPage(`${b.url}${path}`, person, { jar, mfa });
+  return { jar, first };
 }

@@ -1,12 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEV_USERS } from '../../../src/server/dev/index.js';
-import { CookieJar, openReviewPage } from '../../support/dev-browser.js';
+import type { DevUser } from '../../../src/server/dev/index.js';
 import {
   browse,
   csrfOf,
   devIdToken,
+  devUser,
   fileRequest,
   type PagesBroker,
+  signInAt,
   startPagesBroker,
 } from '../../support/pages.js';
 
@@ -16,7 +17,7 @@ import {
  * forms with their CSRF tokens, a removal refusing the person's next request at once.
  */
 
-const user = (name: string) => DEV_USERS.find((u) => u.username === name)!;
+const user = devUser;
 const alice = user('alice');
 const lee = user('lee');
 const ada = user('ada');
@@ -29,11 +30,7 @@ afterAll(async () => {
   await b?.close();
 });
 
-async function signedIn(person: typeof lee, path: string, mfa = false) {
-  const jar = new CookieJar();
-  const first = await openReviewPage(`${b.url}${path}`, person, { jar, mfa });
-  return { jar, first };
-}
+const signedIn = (person: DevUser, path: string, mfa = false) => signInAt(b, person, path, mfa);
 
 describe('the access report page', () => {
   it('shows auditors the report with charts and offers every format; nobody else', async () => {

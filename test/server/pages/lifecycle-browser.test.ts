@@ -2,10 +2,11 @@
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { currentTotp, DEV_USERS, type DevUser } from '../../../src/server/dev/index.js';
+import { currentTotp, type DevUser } from '../../../src/server/dev/index.js';
 import { chromiumAvailable, launchChromium } from '../../support/chromium.js';
 import {
   callApi,
+  devUser,
   fileRequest,
   type PagesBroker,
   SAM,
@@ -24,7 +25,7 @@ import {
  * JITCTL_UPDATE_SCREENSHOTS=1 writes docs/images/extension-review.png (lee's page at 375 px).
  */
 
-const user = (name: string) => DEV_USERS.find((u) => u.username === name)!;
+const user = devUser;
 const lee = user('lee');
 const alice = user('alice');
 const PHONE = { width: 375, height: 812 };

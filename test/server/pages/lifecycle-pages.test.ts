@@ -1,15 +1,17 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEV_USERS, type DevUser } from '../../../src/server/dev/index.js';
-import { CookieJar, openReviewPage } from '../../support/dev-browser.js';
+import type { DevUser } from '../../../src/server/dev/index.js';
+import { type CookieJar, openReviewPage } from '../../support/dev-browser.js';
 import {
   browse,
   callApi,
   csrfOf,
+  devUser,
   fileRequest,
   fingerprintOf,
   KIM,
   type PagesBroker,
   SAM,
+  signInAt,
   startPagesBroker,
   stateOf,
 } from '../../support/pages.js';
@@ -23,7 +25,7 @@ import {
  * clock moves here (a break-glass review falls overdue), which would upset other files' step-ups.
  */
 
-const user = (name: string) => DEV_USERS.find((u) => u.username === name)!;
+const user = devUser;
 const alice = user('alice');
 const lee = user('lee');
 const bob = user('bob');
@@ -39,11 +41,7 @@ afterAll(async () => {
 const page = (id: string) => `${b.url}/ui/requests/${id}`;
 
 /** Signs `person` in at the pages (with the one-time code unless `mfa: false`), on a fresh jar. */
-async function signedIn(person: DevUser, path: string, mfa = true) {
-  const jar = new CookieJar();
-  const first = await openReviewPage(`${b.url}${path}`, person, { jar, mfa });
-  return { jar, first };
-}
+const signedIn = (person: DevUser, path: string, mfa = true) => signInAt(b, person, path, mfa);
 
 /** A form POST from the page's own origin. */
 const send = (jar: CookieJar, url: string, form: Record<string, string>) =>

@@ -1,15 +1,17 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEV_USERS, type DevUser } from '../../../src/server/dev/index.js';
-import { CookieJar, openReviewPage } from '../../support/dev-browser.js';
+import type { DevUser } from '../../../src/server/dev/index.js';
+import type { CookieJar } from '../../support/dev-browser.js';
 import {
   browse,
   callApi,
   csrfOf,
+  devUser,
   fileRequest,
   fingerprintOf,
   KIM,
   type Loaded,
   type PagesBroker,
+  signInAt,
   startPagesBroker,
 } from '../../support/pages.js';
 
@@ -21,7 +23,7 @@ import {
  * developer, an auditor, a lead of the wrong group). Every refusal leaves the database as it was.
  */
 
-const user = (name: string) => DEV_USERS.find((u) => u.username === name)!;
+const user = devUser;
 const alice = user('alice');
 const lee = user('lee');
 const bob = user('bob');
@@ -38,8 +40,7 @@ afterAll(async () => {
 const page = (id: string) => `${b.url}/ui/requests/${id}`;
 
 async function signedIn(person: DevUser, id: string, mfa = true) {
-  const jar = new CookieJar();
-  const first = await openReviewPage(page(id), person, { jar, mfa });
+  const { jar, first } = await signInAt(b, person, `/ui/requests/${id}`, mfa);
   return { jar, html: first.html, text: first.text };
 }
 

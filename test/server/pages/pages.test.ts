@@ -1,14 +1,16 @@
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEV_USERS } from '../../../src/server/dev/index.js';
+import type { DevUser } from '../../../src/server/dev/index.js';
 import { CookieJar, openReviewPage } from '../../support/dev-browser.js';
 import {
   browse,
   csrfOf,
+  devUser,
   fileRequest,
   fingerprintOf,
   KIM,
   type PagesBroker,
+  signInAt,
   startPagesBroker,
   stateOf,
 } from '../../support/pages.js';
@@ -20,7 +22,7 @@ import {
  * in a real browser is test/server/pages/review-browser.test.ts.
  */
 
-const user = (name: string) => DEV_USERS.find((u) => u.username === name)!;
+const user = devUser;
 const alice = user('alice');
 const lee = user('lee');
 const ada = user('ada');
@@ -37,11 +39,7 @@ afterAll(async () => {
 const page = (id: string) => `${b.url}/ui/requests/${id}`;
 
 /** Signs `person` in at the pages (with the one-time code unless `mfa: false`), on `jar`. */
-async function signedIn(person: typeof lee, path = '/ui/', mfa = true) {
-  const jar = new CookieJar();
-  const first = await openReviewPage(`${b.url}${path}`, person, { jar, mfa });
-  return { jar, first };
-}
+const signedIn = (person: DevUser, path = '/ui/', mfa = true) => signInAt(b, person, path, mfa);
 
 describe('review pages: what the browser is sent', () => {
   it('sends a person without a session to the identity provider: code + PKCE S256, state, nonce', async () => {

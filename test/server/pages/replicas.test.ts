@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEV_USERS } from '../../../src/server/dev/index.js';
 import { freshPostgresDatabase } from '../../support/broker.js';
 import { CookieJar, openReviewPage } from '../../support/dev-browser.js';
 import {
   browse,
   csrfOf,
+  devUser,
   fileRequest,
   fingerprintOf,
   type PagesBroker,
@@ -18,7 +18,7 @@ import {
  * (the CSRF key is shared), and signing out at one ends the session at both.
  */
 
-const user = (name: string) => DEV_USERS.find((u) => u.username === name)!;
+const user = devUser;
 let db: { url: string; drop(): Promise<void> };
 let a: PagesBroker;
 let b: PagesBroker;

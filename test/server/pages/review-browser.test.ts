@@ -4,11 +4,11 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { currentTotp, DEV_USERS, type DevUser } from '../../../src/server/dev/index.js';
+import { currentTotp, type DevUser } from '../../../src/server/dev/index.js';
 import { chromiumAvailable, launchChromium } from '../../support/chromium.js';
 import { runCli, spawnCli, type TestHome, testHome } from '../../support/cli.js';
 import { completeDeviceLogin, deviceLoginUrl } from '../../support/dev-browser.js';
-import { KIM, type PagesBroker, startPagesBroker, stateOf } from '../../support/pages.js';
+import { devUser, KIM, type PagesBroker, startPagesBroker, stateOf } from '../../support/pages.js';
 
 /**
  * The review pages in real headless Chromium, with the real CLI: alice files with `jitctl
@@ -21,7 +21,7 @@ import { KIM, type PagesBroker, startPagesBroker, stateOf } from '../../support/
  * JITCTL_UPDATE_SCREENSHOTS=1 writes docs/images/review-page.png (the page at 375 px).
  */
 
-const user = (name: string) => DEV_USERS.find((u) => u.username === name)!;
+const user = devUser;
 const lee = user('lee');
 const alice = user('alice');
 const PHONE = { width: 375, height: 812 };
