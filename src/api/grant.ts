@@ -1,17 +1,11 @@
 import { type Static, Type } from '@sinclair/typebox';
-import { Identity, LIMITS, Nullable, UseSettingsSchema } from './schemas.js';
+import { Identity, Nullable, UseSettingsSchema } from './schemas.js';
 
-// ---- revocation: the holder's grant check, revoking with a reason, uses of a grant ----
-
-/** `POST /v1/requests/:id/revoke`: an optional reason, shown to the requester and relying parties. */
-export const RevokeBody = Type.Object(
-  { reason: Type.Optional(Type.String({ maxLength: LIMITS.reason })) },
-  { additionalProperties: false },
-);
-export type RevokeBody = Static<typeof RevokeBody>;
+// ---- revocation: the holder's grant check and the uses of a grant (a revocation's reason is
+// read by routes/input.ts optionalTextBody, as the other optional texts are) ----
 
 /**
- * `POST /v1/credential/status` (`Authorization: Bearer <credential>`): the grant a credential
+ * `GET /v1/credential/status` (`Authorization: Bearer <credential>`): the grant a credential
  * belongs to, as its holder may know it. `active` is the grant's, not the token's: an expired
  * credential of an active grant is answered `active: true` (the CLI mints a fresh one).
  */
