@@ -66,6 +66,21 @@ export function short(s: string): string {
   return s.length > 40 ? `${s.slice(0, 40)}…` : s;
 }
 
+/** A mapping value (e.g. `extend`, `step_up`); anything else is recorded as `must be a mapping
+ * such as EXAMPLE, not …` (nothing more when the YAML itself was already reported). */
+export function mappingOf(
+  c: Checker,
+  v: YamlValue,
+  path: string,
+  example: string,
+  after = '',
+): Extract<YamlValue, { kind: 'map' }> | undefined {
+  if (v.kind === 'map') return v;
+  if (v.kind !== 'invalid')
+    c.add(path, v.loc, `must be a mapping such as ${example}, not ${describe(v)}${after}`);
+  return undefined;
+}
+
 export function checkKeys(
   c: Checker,
   map: Extract<YamlValue, { kind: 'map' }>,

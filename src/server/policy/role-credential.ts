@@ -1,4 +1,12 @@
-import { type Checker, checkDuration, checkKeys, checkToken, describe, short } from './checks.js';
+import {
+  type Checker,
+  checkDuration,
+  checkKeys,
+  checkToken,
+  describe,
+  mappingOf,
+  short,
+} from './checks.js';
 import { compileTemplate } from './env-template.js';
 import type { RolePolicy } from './types.js';
 import { childPath, type YamlEntry } from './yaml-tree.js';
@@ -49,16 +57,8 @@ export function checkCredential(
   rolePath: string,
 ): RolePolicy['credential'] | undefined {
   const path = childPath(rolePath, 'credential');
-  const v = entry.value;
-  if (v.kind === 'invalid') return undefined;
-  if (v.kind !== 'map') {
-    c.add(
-      path,
-      v.loc,
-      `must be a mapping such as { audience: https://k8s.example.com }, not ${describe(v)}`,
-    );
-    return undefined;
-  }
+  const v = mappingOf(c, entry.value, path, '{ audience: https://k8s.example.com }');
+  if (!v) return undefined;
   checkKeys(c, v, path, CREDENTIAL_KEYS);
   const audienceEntry = v.entries.get('audience');
   let audience: string | undefined;

@@ -4,8 +4,8 @@ import {
   checkCount,
   checkDuration,
   checkKeys,
-  describe,
   MAX_COUNT,
+  mappingOf,
 } from './checks.js';
 import { formatPrincipal, parsePrincipal, principalKey } from './principal.js';
 import type { ApprovalGroup, BreakGlassPolicy, ExtendPolicy, Principal } from './types.js';
@@ -104,16 +104,14 @@ export function checkExtend(
 ): ExtendPolicy | null | undefined {
   if (!entry) return null;
   const path = childPath(rolePath, 'extend');
-  const v = entry.value;
-  if (v.kind === 'invalid') return undefined;
-  if (v.kind !== 'map') {
-    c.add(
-      path,
-      v.loc,
-      `must be a mapping such as { max_total: 4h }, not ${describe(v)} (leave \`extend\` out to allow no extensions)`,
-    );
-    return undefined;
-  }
+  const v = mappingOf(
+    c,
+    entry.value,
+    path,
+    '{ max_total: 4h }',
+    ' (leave `extend` out to allow no extensions)',
+  );
+  if (!v) return undefined;
   checkKeys(c, v, path, EXTEND_KEYS);
   const totalEntry = v.entries.get('max_total');
   if (!totalEntry) {
@@ -149,16 +147,8 @@ export function checkBreakGlass(
 ): BreakGlassPolicy | null | undefined {
   if (!entry) return null;
   const path = childPath(rolePath, 'break_glass');
-  const v = entry.value;
-  if (v.kind === 'invalid') return undefined;
-  if (v.kind !== 'map') {
-    c.add(
-      path,
-      v.loc,
-      `must be a mapping such as { review_within: 24h, max_per_week: 2 }, not ${describe(v)}`,
-    );
-    return undefined;
-  }
+  const v = mappingOf(c, entry.value, path, '{ review_within: 24h, max_per_week: 2 }');
+  if (!v) return undefined;
   checkKeys(c, v, path, BREAK_GLASS_KEYS);
   const within = v.entries.get('review_within');
   if (!within) {

@@ -6,6 +6,7 @@ import {
   checkPrincipals,
   describe,
   INVISIBLE,
+  mappingOf,
   short,
 } from './checks.js';
 import type { AutoRule, TimeWindow } from './types.js';
@@ -214,16 +215,13 @@ export function checkWindow(
   parentPath: string,
 ): TimeWindow | undefined {
   const path = childPath(parentPath, entry.key);
-  const v = entry.value;
-  if (v.kind === 'invalid') return undefined;
-  if (v.kind !== 'map') {
-    c.add(
-      path,
-      v.loc,
-      `must be a mapping such as { days: mon-fri, hours: 09:00-17:00, timezone: Europe/Berlin }, not ${describe(v)}`,
-    );
-    return undefined;
-  }
+  const v = mappingOf(
+    c,
+    entry.value,
+    path,
+    '{ days: mon-fri, hours: 09:00-17:00, timezone: Europe/Berlin }',
+  );
+  if (!v) return undefined;
   checkKeys(c, v, path, WINDOW_KEYS);
   const before = c.issues.length;
   const daysEntry = v.entries.get('days');

@@ -9,6 +9,7 @@ import {
   checkPrincipals,
   checkToken,
   describe,
+  mappingOf,
   short,
 } from './checks.js';
 import { formatPrincipal, principalKey } from './principal.js';
@@ -227,17 +228,14 @@ function checkStepUp(
 ): StepUpRule | null | undefined {
   if (!entry) return null;
   const path = childPath(rolePath, 'step_up');
-  const v = entry.value;
-  if (v.kind === 'invalid') return undefined;
-  if (v.kind !== 'map') {
-    c.add(
-      path,
-      v.loc,
-      `must be a mapping such as { acr: mfa, max_age: 5m }, not ${describe(v)}` +
-        ' (leave `step_up` out to require no step-up)',
-    );
-    return undefined;
-  }
+  const v = mappingOf(
+    c,
+    entry.value,
+    path,
+    '{ acr: mfa, max_age: 5m }',
+    ' (leave `step_up` out to require no step-up)',
+  );
+  if (!v) return undefined;
   checkKeys(c, v, path, STEP_UP_KEYS);
   const acrEntry = v.entries.get('acr');
   const maxAgeEntry = v.entries.get('max_age');
