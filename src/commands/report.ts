@@ -47,9 +47,18 @@ export async function run(options: Options, ctx: Context): Promise<number> {
     );
     return ExitCode.Ok;
   }
-  const { writeFile } = await import('node:fs/promises');
+  const { open } = await import('node:fs/promises');
   try {
-    await writeFile(options.output, out.body, { mode: 0o600 });
+    // `mode` applies only to a new file: an existing one that others may read is made private
+    // before the report goes in (a pipe or a device is left as it is).
+    const file = await open(options.output, 'w', 0o600);
+    try {
+      const st = await file.stat();
+      if (st.isFile() && (st.mode & 0o077) !== 0) await file.chmod(0o600);
+      await file.writeFile(out.body);
+    } finally {
+      await file.close();
+    }
   } catch (err) {
     throw new JitError(`cannot write ${safe(options.output)}: ${(err as Error).message}`, 1, {
       hint: 'give a writable path to --output',

@@ -1,4 +1,4 @@
-import { readFileSync, statSync } from 'node:fs';
+import { chmodSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createContext } from '../../src/cli/context.js';
@@ -128,6 +128,9 @@ describe('jitctl report and access-review', () => {
     expect(text.stdout).toContain('Access report');
     expect(text.stdout).toContain('ro');
     const file = join(home.ada!.dir, 'report.html');
+    // An earlier file that others could read is made private, not only a new one.
+    writeFileSync(file, 'old', { mode: 0o644 });
+    chmodSync(file, 0o644);
     const html = await cli('ada', ['report', '--format', 'html', '--output', file]);
     expect(html.code, html.stderr).toBe(0);
     expect(statSync(file).mode & 0o777).toBe(0o600);
