@@ -259,6 +259,8 @@ export const RoleSummary = Type.Object({
   env: Type.Array(Type.String()),
   can_request: Type.Boolean(),
   can_review: Type.Boolean(),
+  /** Set when an access review's removal stops the caller filing (then `can_request` is false). */
+  access_removed: Type.Optional(Type.String()),
   // ---- lifecycle (optional: older brokers leave them out) ----
   approvals_by: Type.Optional(
     Nullable(Type.Array(Type.Object({ from: Type.String(), count: Type.Integer() }))),

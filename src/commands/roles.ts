@@ -23,7 +23,9 @@ export async function run(options: Options, ctx: Context): Promise<number> {
     await rememberRoles(ctx, conn.server, answer.roles);
     return answer;
   });
-  const shown = options.all ? roles : roles.filter((r) => r.can_request || r.can_review);
+  const shown = options.all
+    ? roles
+    : roles.filter((r) => r.can_request || r.can_review || r.access_removed);
   if (options.json) {
     printJson(ctx.io, shown);
     return 0;
@@ -37,11 +39,20 @@ export async function run(options: Options, ctx: Context): Promise<number> {
     return 0;
   }
   ctx.io.out(table(ctx.io, HEADERS, shown.map(row)));
+  for (const r of shown) {
+    if (r.access_removed) ctx.io.err(`${safe(r.name)}: ${safe(r.access_removed)}\n`);
+  }
   return 0;
 }
 
 function row(r: RoleSummary): string[] {
-  const may = [r.can_request && 'request', r.can_review && 'review'].filter(Boolean).join(', ');
+  const may = [
+    r.can_request && 'request',
+    r.access_removed && 'not request (removed by an access review)',
+    r.can_review && 'review',
+  ]
+    .filter(Boolean)
+    .join(', ');
   const approvals =
     r.approvals === 0
       ? 'none (granted on request)'

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AccessReview, AccessReviewList } from '../../src/api/governance.js';
-import type { AccessRequest } from '../../src/api/schemas.js';
+import type { AccessRequest, RoleSummary } from '../../src/api/schemas.js';
 import { type Dialect, rawSql, startTestBroker, type TestBroker } from '../support/broker.js';
 import { type WebhookReceiver, webhookReceiver } from '../support/receivers.js';
 import type { Person } from '../support/test-issuer.js';
@@ -178,6 +178,19 @@ describe.each<Dialect>(['sqlite', 'postgres'])('access reviews on %s', (dialect)
     expect(refused.body).toMatchObject({ error: { code: 'access_removed' } });
     expect(refused.text).toContain(campaign.id);
     expect(refused.text).toContain('moved to the data team');
+    // What alice is told she may request agrees with the refusal: /v1/me and /v1/roles.
+    const me = await as(people.alice).get<{ requestable: string[] }>('/v1/me');
+    expect(me.body.requestable).not.toContain('ro');
+    expect(me.body.requestable).toContain('prod');
+    const roles = await as(people.alice).get<{ roles: RoleSummary[] }>('/v1/roles');
+    const ro = roles.body.roles.find((r) => r.name === 'ro')!;
+    expect(ro.can_request).toBe(false);
+    expect(ro.access_removed).toContain(campaign.id);
+    expect(ro.access_removed).toContain('moved to the data team');
+    expect(roles.body.roles.find((r) => r.name === 'prod')!.can_request).toBe(true);
+    const bobs = await as(people.bob).get<{ roles: RoleSummary[] }>('/v1/roles');
+    expect(bobs.body.roles.find((r) => r.name === 'ro')).toMatchObject({ can_request: true });
+    expect(bobs.body.roles.find((r) => r.name === 'ro')!.access_removed).toBeUndefined();
     // Another role and another person are not touched.
     expect(
       (await as(people.alice).post('/v1/requests', { role: 'prod', reason: 'x' })).status,

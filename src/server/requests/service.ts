@@ -1,4 +1,5 @@
 import type { Kysely } from 'kysely';
+import { ErrorCode } from '../../api/errors.js';
 import type {
   AccessRequest,
   BreakGlassReviewBody,
@@ -8,6 +9,7 @@ import type {
   ReviewBody,
 } from '../../api/schemas.js';
 import { acceptableAcrValues, requireStepUp, strongestStepUp } from '../auth/step-up.js';
+import { HttpError } from '../errors.js';
 import { canRequest, canReview } from '../policy/principal.js';
 import type { Caller, Policy, RolePolicy, StepUpRule } from '../policy/types.js';
 import { liveCredentials } from '../revocation/credentials.js';
@@ -89,6 +91,32 @@ export class RequestService {
 
   requestableRoles(c: Caller): string[] {
     return [...this.deps.policy.roles.values()].filter((r) => canRequest(r, c)).map((r) => r.name);
+  }
+
+  /**
+   * The roles whose filing an access review's removal in force refuses for `c`, each with the
+   * refusal's words (the filing gate's `access_removed`); one indexed read per requestable role.
+   */
+  async removedFor(c: Caller): Promise<Map<string, string>> {
+    const out = new Map<string, string>();
+    const gate = this.deps.gate;
+    if (!gate) return out;
+    for (const role of this.deps.policy.roles.values()) {
+      if (!canRequest(role, c)) continue;
+      try {
+        await gate(c, role);
+      } catch (e) {
+        if (!(e instanceof HttpError) || e.code !== ErrorCode.AccessRemoved) throw e;
+        out.set(role.name, e.message);
+      }
+    }
+    return out;
+  }
+
+  /** The roles `c` may request now: the policy's, less those an access review removed. */
+  async requestableNow(c: Caller): Promise<string[]> {
+    const removed = await this.removedFor(c);
+    return this.requestableRoles(c).filter((name) => !removed.has(name));
   }
 
   reviewableRoles(c: Caller): string[] {

@@ -13,13 +13,22 @@ export const identityRoutes: FastifyPluginAsync<{ deps: AppDeps }> = async (app,
       name: c.name,
       email: c.email,
       groups: c.groups,
-      requestable: deps.service.requestableRoles(c),
+      requestable: await deps.service.requestableNow(c),
       reviewable: deps.service.reviewableRoles(c),
       auditor: deps.service.isAuditor(c),
     };
   });
 
-  app.get('/v1/roles', { schema: { response: { 200: RolesResponse } } }, async (req) => ({
-    roles: [...deps.service.policy.roles.values()].map((r) => roleSummary(r, req.caller!)),
-  }));
+  app.get('/v1/roles', { schema: { response: { 200: RolesResponse } } }, async (req) => {
+    const removed = await deps.service.removedFor(req.caller!);
+    return {
+      roles: [...deps.service.policy.roles.values()].map((r) => {
+        const summary = roleSummary(r, req.caller!);
+        const why = removed.get(r.name);
+        return why === undefined
+          ? summary
+          : { ...summary, can_request: false, access_removed: why };
+      }),
+    };
+  });
 };
