@@ -16,7 +16,7 @@ import { runCli, testHome } from '../support/cli.js';
 /**
  * `jitctl audit verify --db postgres://…` walks the log in ranges on worker threads (each with its
  * own connection, the hashed text built by PostgreSQL) and checks the seams in order. Whatever is
- * tampered with, and wherever (inside a range, across the cursor's pages, on the seam, at the
+ * tampered with, and wherever (inside a range, across its pages, on the seam, at the
  * ends), the verdict must be the one of the walk before this change: every row read whole, in
  * order, through ChainVerifier.pushStored, then the head checked. The split walk is the built
  * binary with two threads over 40,000 events (the second range starts after 20,000).
@@ -155,7 +155,7 @@ describe('jitctl audit verify --db postgres with worker threads', () => {
 
   it.each([
     ['inside the first range', 777],
-    ['across the cursor pages', 10_001],
+    ['on the first event of the second page', 10_001],
     ['on the last event of the first range', 20_000],
     ['on the first event of the second range', 20_001],
     ['on the last event', EVENTS],
