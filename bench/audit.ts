@@ -4,6 +4,7 @@
  *
  *   npx tsx bench/audit.ts [--events 1000000] [--runs 3] [--duration 5] [--clients 32]
  *                          [--verify-on sqlite|postgres|both] [--fresh] [--json]
+ *                          [--verify-only] [--verify-db URL] [--bin PATH[,PATH]]
  *
  * Appends: full lifecycles (4 events each: created, review recorded, approved, credential minted)
  * from `--clients` concurrent clients against `jitctl server` on each database; the rate is the
@@ -15,6 +16,11 @@
  * the migrations and the chain code are unchanged; `--fresh` seeds again), then the built
  * `jitctl audit verify --db … --json` runs `--runs` times as its own process, wall and CPU
  * time measured, its verdict checked (ok, and every event counted).
+ *
+ * For repeated verify runs: `--verify-only` skips the appends; `--verify-db URL` verifies that
+ * database as it is instead of seeding one (seed it once with bench/seed-audit.ts: seeding a
+ * million PostgreSQL events takes about a minute); `--bin A,B` runs the verify of two builds
+ * (each a checkout's bin/jitctl.js) alternately, A B A B …, one row per build.
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -25,7 +31,7 @@ import { performance } from 'node:perf_hooks';
 import { BIN, ensureBuilt, ROOT } from '../scripts/ensure-built.js';
 import { openDatabase, parseDatabaseUrl } from '../src/server/store/database.js';
 import { seedAudit } from './seed-audit.js';
-import { hasFlag, intFlag, stringFlag } from './support/args.js';
+import { hasFlag, intFlag, stringFlag, valueFlag } from './support/args.js';
 import { brokerHarness, type DbKind } from './support/broker.js';
 import { runLoad } from './support/load.js';
 import { childEnv, childrenCpuMs, NODE_START_VARIABLES } from './support/process.js';
@@ -48,14 +54,17 @@ interface Verdict {
   reason?: string;
 }
 
-function verifyOnce(dbUrl: string): {
+function verifyOnce(
+  dbUrl: string,
+  bin = BIN,
+): {
   wallMs: number;
   cpuMs: number | undefined;
   verdict: Verdict;
 } {
   const c0 = childrenCpuMs();
   const t0 = performance.now();
-  const r = spawnSync(process.execPath, [BIN, 'audit', 'verify', '--db', dbUrl, '--json'], {
+  const r = spawnSync(process.execPath, [bin, 'audit', 'verify', '--db', dbUrl, '--json'], {
     env: childEnv(),
     encoding: 'utf8',
     maxBuffer: 1 << 20,
@@ -112,6 +121,8 @@ export interface AppendRow {
 
 export interface VerifyRow {
   db: DbKind;
+  /** The build verified with (--bin), when not this checkout's. */
+  bin?: string;
   events: number;
   runs: number;
   wall_s: { p50: number; min: number; max: number };
@@ -128,13 +139,16 @@ async function main(): Promise<void> {
   const clients = intFlag('clients', 32);
   const verifyOn = stringFlag('verify-on', ['sqlite', 'postgres', 'both'], 'sqlite');
   const fresh = hasFlag('fresh');
+  const verifyOnly = hasFlag('verify-only');
+  const verifyDb = valueFlag('verify-db');
+  const bins = valueFlag('bin')?.split(',') ?? [BIN];
   ensureBuilt();
   const m = machine();
   const harness = await brokerHarness();
   const appends: AppendRow[] = [];
   const verifies: VerifyRow[] = [];
   try {
-    for (const db of ['sqlite', 'postgres'] as const) {
+    for (const db of verifyOnly ? [] : (['sqlite', 'postgres'] as const)) {
       progress(`audit: appends under load on ${db}, ${clients} clients`);
       const b = await harness.start(db);
       try {
@@ -175,10 +189,18 @@ async function main(): Promise<void> {
       }
     }
 
-    for (const db of verifyOn === 'both' ? (['sqlite', 'postgres'] as const) : [verifyOn]) {
+    const verifyDbs: DbKind[] = verifyDb
+      ? [verifyDb.startsWith('sqlite:') ? 'sqlite' : 'postgres']
+      : verifyOn === 'both'
+        ? ['sqlite', 'postgres']
+        : [verifyOn];
+    for (const db of verifyDbs) {
       let dbUrl: string;
       let seededS: number | null = null;
-      if (db === 'sqlite') {
+      if (verifyDb) {
+        dbUrl = verifyDb;
+        progress('audit: verifying the given database as it is (--verify-db)');
+      } else if (db === 'sqlite') {
         const path = join(tmpdir(), `jitctl-bench-audit-${events}-${seedFingerprint()}.db`);
         dbUrl = `sqlite:${path}`;
         if (fresh || !existsSync(path)) {
@@ -198,30 +220,36 @@ async function main(): Promise<void> {
         progress(`audit: seeding ${events.toLocaleString('en-US')} events into PostgreSQL`);
         seededS = round((await seedAudit(dbUrl, events)).seconds, 1);
       }
-      progress(`audit: jitctl audit verify --db (${db}), ${runs} runs`);
-      const walls: number[] = [];
-      let cpu = 0;
+      progress(`audit: jitctl audit verify --db (${db}), ${runs} runs of ${bins.length} build(s)`);
+      const walls = bins.map(() => [] as number[]);
+      const cpu = bins.map(() => 0);
       let cpuKnown = true;
       for (let i = 0; i < runs; i++) {
-        const r = verifyOnce(dbUrl);
-        if (!r.verdict.ok || r.verdict.events !== events) {
-          throw new Error(
-            `verify over the seeded ${db} log said ${JSON.stringify(r.verdict)}; expected ok with ${events} events`,
-          );
+        // Builds alternate within each round, so a change in the machine's load hits both.
+        for (const [b, bin] of bins.entries()) {
+          const r = verifyOnce(dbUrl, bin);
+          if (!r.verdict.ok || r.verdict.events !== events) {
+            throw new Error(
+              `verify over the seeded ${db} log said ${JSON.stringify(r.verdict)}; expected ok with ${events} events`,
+            );
+          }
+          walls[b]!.push(r.wallMs / 1000);
+          if (r.cpuMs === undefined) cpuKnown = false;
+          else cpu[b]! += r.cpuMs / 1000;
         }
-        walls.push(r.wallMs / 1000);
-        if (r.cpuMs === undefined) cpuKnown = false;
-        else cpu += r.cpuMs / 1000;
       }
-      const s = summarize(walls);
-      verifies.push({
-        db,
-        events,
-        runs,
-        wall_s: { p50: round(s.p50, 2), min: round(s.min, 2), max: round(s.max, 2) },
-        cpu_s: cpuKnown ? round(cpu / runs, 2) : null,
-        seeded_s: seededS,
-      });
+      for (const [b, bin] of bins.entries()) {
+        const s = summarize(walls[b]!);
+        verifies.push({
+          db,
+          ...(bin === BIN ? {} : { bin }),
+          events,
+          runs,
+          wall_s: { p50: round(s.p50, 2), min: round(s.min, 2), max: round(s.max, 2) },
+          cpu_s: cpuKnown ? round(cpu[b]! / runs, 2) : null,
+          seeded_s: seededS,
+        });
+      }
     }
   } finally {
     await harness.close();
@@ -229,7 +257,7 @@ async function main(): Promise<void> {
 
   const goals: GoalResult[] = verifies.map((v) =>
     checkGoal({
-      what: `${v.db}: jitctl audit verify --db over ${v.events.toLocaleString('en-US')} events (median wall)`,
+      what: `${v.db}${v.bin ? ` (${v.bin})` : ''}: jitctl audit verify --db over ${v.events.toLocaleString('en-US')} events (median wall)`,
       value: v.wall_s.p50,
       limit: 3,
       kind: 'max',
@@ -272,9 +300,10 @@ async function main(): Promise<void> {
   );
   out(
     table(
-      ['db', 'events', 'runs', 'wall p50 s', 'min s', 'max s', 'CPU s', 'seeded in s'],
+      ['db', 'build', 'events', 'runs', 'wall p50 s', 'min s', 'max s', 'CPU s', 'seeded in s'],
       verifies.map((v) => [
         v.db,
+        v.bin ?? 'this checkout',
         v.events,
         v.runs,
         v.wall_s.p50,

@@ -133,7 +133,7 @@ export async function run(options: Options, ctx: Context): Promise<number | unde
 }
 
 /**
- * Threads for `verify --db` on SQLite: every core (a million events is seconds of hashing), or
+ * Threads for `verify --db`: every core (a million events is seconds of hashing), or
  * JITCTL_VERIFY_THREADS to leave cores to a broker on the same host.
  */
 function verifyThreads(ctx: Context): number {

@@ -1,5 +1,3 @@
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { type Kysely, sql } from 'kysely';
 import {
   type ChainPoint,
@@ -10,10 +8,10 @@ import {
 import type { AuditEvent, AuditEventType, Identity } from '../../api/schemas.js';
 import { CHANGE_CHANNEL } from '../changes.js';
 import { AuditAppendError } from '../errors.js';
-import type { Db, Dialect, SqliteHandle } from '../store/database.js';
+import type { Db, Dialect } from '../store/database.js';
 import type { AuditRow, Database } from '../store/schema.js';
 import { AUDIT_APPENDED } from './feed.js';
-import { type RangeResult, verifySqliteRange } from './verify-range.js';
+import { type LogSource, walkRanges } from './verify-walk.js';
 
 /**
  * The append-only, hash-chained audit log (src/api/audit-chain.ts defines the chain). Appends run
@@ -115,32 +113,28 @@ export interface VerifyResult {
   /** The hash of the last good event (the chain's head when ok). */
   head: string;
   problem?: { seq: number; reason: string };
-  /** SQLite: how many ranges were walked on worker threads (0: all on this thread). */
+  /** How many ranges were walked on worker threads (0: all on this thread). */
   workerThreads?: number;
 }
 
 export interface VerifyOptions {
-  /** PostgreSQL: rows per keyset page. */
-  pageSize?: number;
   /**
-   * SQLite: walk the log on up to this many worker threads (default 1: this thread only). The CLI
-   * passes the number of cores: hashing a million events is seconds of CPU, and every event
-   * carries its predecessor's hash, so ranges check independently and only their seams are
-   * checked in order here. Verdicts and messages are those of one walk from the start.
+   * Walk the log on up to this many worker threads, each with its own connection (default 1:
+   * this thread only). The CLI passes the number of cores: hashing a million events is seconds
+   * of CPU, and every event carries its predecessor's hash, so ranges check independently and
+   * only their seams are checked in order here. Verdicts and messages are those of one walk from
+   * the start.
    */
   threads?: number;
 }
-
-/** Fewer events than this per thread are not worth a thread's start-up (about 50 ms). */
-const MIN_EVENTS_PER_THREAD = 20_000;
 
 /**
  * Walks the log up to its head, in order, with flat memory. The head row and the highest seq are
  * read first in one statement (one snapshot), so a broker appending meanwhile never looks like
  * tampering, while events cut off the end (head ahead of the rows) or slipped in past the head
- * (rows ahead of the head) are both reported. SQLite rows are read as arrays straight from
- * better-sqlite3 (twice as fast as row objects), on worker threads with `threads`; PostgreSQL is
- * read in keyset pages.
+ * (rows ahead of the head) are both reported. Each event's hashed text is built by the database
+ * and hashed here (src/server/audit/verify-range.ts, verify-range-pg.ts), in ranges on worker
+ * threads with `threads` (src/server/audit/verify-walk.ts).
  */
 export async function verifyAuditTable(db: Db, opts: VerifyOptions = {}): Promise<VerifyResult> {
   const snapshot = await sql<{ seq: number; hash: string; max_seq: number | null }>`
@@ -150,40 +144,20 @@ export async function verifyAuditTable(db: Db, opts: VerifyOptions = {}): Promis
   if (!head)
     return failAt(new ChainVerifier().point, { seq: 1, reason: 'the audit_head row is missing' });
   const headSeq = Number(head.seq);
-  let at: ChainPoint;
-  let workerThreads: number | undefined;
-
-  if (db.sqlite) {
-    at = new ChainVerifier().point;
-    const walked = await sqliteRanges(db.sqlite, headSeq, opts.threads ?? 1);
-    workerThreads = walked.workers;
-    for (const range of walked.ranges) {
-      if (!range.first) continue;
-      // The seam: the range's first event against the end of the ranges before it.
-      const seam = new ChainVerifier(at);
-      if (!seam.pushStored(range.first)) return failAt(seam.point, seam.problem!, workerThreads);
-      const end = { ...range.end, count: seam.count + range.end.count };
-      if (range.problem) return failAt(end, range.problem, workerThreads);
-      at = end;
-    }
-  } else {
-    const pageSize = opts.pageSize ?? 10_000;
-    const verifier = new ChainVerifier();
-    for (;;) {
-      const rows = await db.kysely
-        .selectFrom('audit_events')
-        .selectAll()
-        .where('seq', '>', verifier.point.seq)
-        .where('seq', '<=', headSeq)
-        .orderBy('seq', 'asc')
-        .limit(pageSize)
-        .execute();
-      for (const row of rows) {
-        if (!verifier.pushStored(row)) return failAt(verifier.point, verifier.problem!);
-      }
-      if (rows.length < pageSize) break;
-    }
-    at = verifier.point;
+  const source: LogSource = db.sqlite
+    ? { kind: 'sqlite', handle: db.sqlite }
+    : { kind: 'postgres', url: db.postgresUrl! };
+  let at = new ChainVerifier().point;
+  const walked = await walkRanges(source, headSeq, opts.threads ?? 1);
+  const workerThreads = walked.workers;
+  for (const range of walked.ranges) {
+    if (!range.first) continue;
+    // The seam: the range's first event against the end of the ranges before it.
+    const seam = new ChainVerifier(at);
+    if (!seam.pushStored(range.first)) return failAt(seam.point, seam.problem!, workerThreads);
+    const end = { ...range.end, count: seam.count + range.end.count };
+    if (range.problem) return failAt(end, range.problem, workerThreads);
+    at = end;
   }
 
   const lastSeq = at.seq;
@@ -227,50 +201,3 @@ function failAt(
 }
 
 const workersOf = (n: number | undefined) => (n === undefined ? {} : { workerThreads: n });
-
-/**
- * The log's events with seq ≤ `headSeq`, as ranges walked on worker threads (each its own
- * read-only connection), or as one range on this thread: for a short log, an in-memory database,
- * or where the worker's file is not there (running from the sources rather than the bundle).
- * A worker that fails leaves its range to this thread. The first range starts below any seq, so
- * a row slipped in with seq ≤ 0 is reported as by one walk.
- */
-async function sqliteRanges(
-  handle: SqliteHandle,
-  headSeq: number,
-  threads: number,
-): Promise<{ ranges: RangeResult[]; workers: number }> {
-  const n = Math.max(1, Math.min(threads, Math.floor(headSeq / MIN_EVENTS_PER_THREAD)));
-  const worker = new URL('./audit-verify-worker.js', import.meta.url);
-  if (n === 1 || handle.memory || !existsSync(fileURLToPath(worker))) {
-    return { ranges: [verifySqliteRange(handle, Number.MIN_SAFE_INTEGER, headSeq)], workers: 0 };
-  }
-  const { Worker } = await import('node:worker_threads');
-  const bounds = Array.from({ length: n }, (_, i) => [
-    i === 0 ? Number.MIN_SAFE_INTEGER : Math.floor((headSeq * i) / n),
-    Math.floor((headSeq * (i + 1)) / n),
-  ]) as Array<[number, number]>;
-  let workers = 0;
-  const ranges = await Promise.all(
-    bounds.map(
-      ([after, upTo]) =>
-        new Promise<RangeResult>((resolve) => {
-          let settled = false;
-          const settle = (result: () => RangeResult) => {
-            if (settled) return;
-            settled = true;
-            resolve(result());
-          };
-          const local = () => settle(() => verifySqliteRange(handle, after, upTo));
-          const w = new Worker(worker, { workerData: { path: handle.name, after, upTo } });
-          w.once('message', (r: RangeResult) => {
-            if (!settled) workers++;
-            settle(() => r);
-          });
-          w.once('error', local);
-          w.once('exit', local);
-        }),
-    ),
-  );
-  return { ranges, workers };
-}
