@@ -2,7 +2,7 @@
  * Start-up (issues 6 and 17, section 1): how long `jitctl` takes to start and finish against a
  * bare `node -e 0`, in the same loop so that load on the machine hits both alike.
  *
- *   npx tsx bench/startup.ts [--runs 30] [--bin PATH] [--profile DIR] [--json]
+ *   npx tsx bench/startup.ts [--runs 30] [--bin PATH] [--profile DIR] [--callgrind DIR] [--json]
  *
  * Each round runs every command once (the order rotates from round to round so none always goes
  * first after a pause): `node -e 0`, `jitctl --version`, `jitctl --help`, `jitctl status --json`
@@ -14,7 +14,9 @@
  *
  * `--bin PATH` runs another build's bin/jitctl.js (run the old and the new build alternately to
  * compare a change). `--profile DIR` writes five `--cpu-prof` profiles (100 µs interval) of each
- * jitctl command into DIR/<command>/ after the timed rounds. Wall time is measured around each
+ * jitctl command into DIR/<command>/ after the timed rounds. `--callgrind DIR` runs each hot
+ * command (status, exec, credential) three more times under `valgrind --tool=callgrind` and
+ * reports its instruction count, which the load on a shared machine does not move (slow: minutes). Wall time is measured around each
  * process; CPU time (user + system of the child, from the kernel's accounting of reaped children) is
  * summed per command, so the CPU ratio is a mean and immune to waiting for a busy core.
  *
@@ -24,7 +26,7 @@
  * shells normally have neither.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -256,11 +258,19 @@ async function main(): Promise<void> {
     if (profileDir) {
       progress(`start-up: one profiled run of each command into ${profileDir}`);
       for (const c of cases.filter((c) => c.args[0] === BIN)) {
-        const sub = join(profileDir, c.name.replace(/[^a-z0-9]+/gi, '-').replace(/^-|-$/g, ''));
+        const sub = join(profileDir, slug(c.name));
         const args = ['--cpu-prof', '--cpu-prof-interval', '100', '--cpu-prof-dir', sub, ...c.args];
         for (let i = 0; i < 5; i++) once({ ...c, args }, false);
       }
     }
+    const callgrindDir = valueFlag('callgrind');
+    const instructions = callgrindDir
+      ? callgrind(
+          callgrindDir,
+          cases.filter((c) => c.args[0] === BIN && /status|exec|credential/.test(c.name)),
+          (c) => ({ env: c.env ?? env, cwd: dir }),
+        )
+      : [];
     const base = summarize(wall.get('node -e 0')!);
     const baseCpu = cpu.get('node -e 0')! / runs;
     const rows: StartupRow[] = cases.map((c) => {
@@ -309,6 +319,7 @@ async function main(): Promise<void> {
       p2c: FILE_STORE_P2C,
       node_extra_ca_certs: extraCa ? 'removed from the children' : 'not set',
       rows,
+      ...(callgrindDir ? { instructions } : {}),
       goals,
       machine: m,
     };
@@ -337,6 +348,17 @@ async function main(): Promise<void> {
         ]),
       ),
     );
+    if (callgrindDir) {
+      out(
+        '   Instructions per run under callgrind (millions; identical runs differ by up to ±5%):',
+      );
+      out(
+        table(
+          ['command', 'mean', 'min', 'max'],
+          instructions.map((r) => [r.command, r.mean_m, r.min_m, r.max_m]),
+        ),
+      );
+    }
     out(describeGoals(goals));
     out(`   machine: ${describeMachine(m)}\n`);
   } finally {
@@ -348,6 +370,45 @@ async function main(): Promise<void> {
     await harness.close();
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+function slug(name: string): string {
+  return name.replace(/[^a-z0-9]+/gi, '-').replace(/^-|-$/g, '');
+}
+
+/** Three runs of each case under callgrind: instructions per run, in millions. */
+function callgrind(
+  dir: string,
+  cases: Case[],
+  where: (c: Case) => { env: Record<string, string>; cwd: string },
+): Array<{ command: string; runs: number[]; mean_m: number; min_m: number; max_m: number }> {
+  progress(`start-up: three runs of each hot command under callgrind into ${dir} (slow)`);
+  mkdirSync(dir, { recursive: true });
+  return cases.map((c) => {
+    const runs = [0, 1, 2].map((i) => {
+      const file = join(dir, `${slug(c.name)}.${i}.callgrind`);
+      const r = spawnSync(
+        'valgrind',
+        // V8 writes code at run time: valgrind must notice it outside the stack too.
+        ['--tool=callgrind', '--smc-check=all-non-file', `--callgrind-out-file=${file}`].concat(
+          process.execPath,
+          c.args,
+        ),
+        { ...where(c), stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' },
+      );
+      const summary = r.status === 0 ? /^summary: (\d+)$/m.exec(readFileSync(file, 'utf8')) : null;
+      if (!summary) throw new Error(`${c.name} under callgrind failed: ${r.stderr.slice(-1500)}`);
+      return Number(summary[1]) / 1e6;
+    });
+    const mean = runs.reduce((a, b) => a + b, 0) / runs.length;
+    return {
+      command: c.name,
+      runs: runs.map((n) => round(n, 1)),
+      mean_m: round(mean, 1),
+      min_m: round(Math.min(...runs), 1),
+      max_m: round(Math.max(...runs), 1),
+    };
+  });
 }
 
 await main();

@@ -1,7 +1,9 @@
+import { isAscii } from 'node:buffer';
+import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { runCli, type TestHome, testHome } from '../support/cli.js';
+import { BIN, runCli, type TestHome, testHome } from '../support/cli.js';
 
 // bin/compile-cache.js: the hot commands run from dist/cli.cjs with a V8 code cache kept in the
 // user's cache directory. A cache is a speed-up only: whatever is in that directory, the command
@@ -76,5 +78,28 @@ describe('the code cache of the hot commands', () => {
     expect(esm.code).toBe(0);
     expect(esm.stdout).toContain('Usage: jitctl list');
     expect(cacheFiles()).toEqual([]);
+  });
+
+  // The launcher reads an ASCII bundle as Latin-1 (faster than UTF-8); the build escapes what
+  // esbuild leaves outside ASCII (comments, regular expression literals).
+  it('reads the bundle the build wrote, which is ASCII only', () => {
+    expect(isAscii(readFileSync(join(dirname(BIN), '..', 'dist', 'cli.cjs')))).toBe(true);
+  });
+
+  it('reads a bundle with other bytes as UTF-8', () => {
+    home = testHome();
+    const bundle = join(home.dir, 'bundle.cjs');
+    // A comment and a regular expression literal outside ASCII, as esbuild leaves them.
+    writeFileSync(bundle, "// déjà vu\nprocess.stdout.write(/[‘’]/.test('’') + ' é€ ✓');\n");
+    const r = spawnSync(
+      process.execPath,
+      [
+        '-e',
+        `require(${JSON.stringify(join(dirname(BIN), 'compile-cache.js'))}).runCached(${JSON.stringify(bundle)})`,
+      ],
+      { env: home.env, encoding: 'utf8' },
+    );
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe('true é€ ✓');
   });
 });
