@@ -6,6 +6,7 @@ import {
   type Updateable,
 } from 'kysely';
 import type { BreakGlassFilter, RequestState } from '../../api/schemas.js';
+import { reusable } from './compiled.js';
 import type { Dialect } from './database.js';
 import type { Database, RequestRow, RequestsTable, ReviewRow, ReviewsTable } from './schema.js';
 
@@ -16,24 +17,40 @@ import type { Database, RequestRow, RequestsTable, ReviewRow, ReviewsTable } fro
  */
 type Q = Kysely<Database>;
 
+const requestById = reusable((q, id) =>
+  q
+    .selectFrom('requests')
+    .selectAll()
+    .where('id', '=', id as string),
+);
+const requestByIdForUpdate = reusable((q, id) =>
+  q
+    .selectFrom('requests')
+    .selectAll()
+    .where('id', '=', id as string)
+    .forUpdate(),
+);
+
 export async function getRequest(
   q: Q,
   id: string,
   lock?: Dialect,
 ): Promise<RequestRow | undefined> {
-  let query = q.selectFrom('requests').selectAll().where('id', '=', id);
-  if (lock === 'postgres') query = query.forUpdate();
-  return query.executeTakeFirst();
+  const rows = await (lock === 'postgres' ? requestByIdForUpdate : requestById)(q, id);
+  return rows[0];
 }
 
-export async function getReviews(q: Q, requestId: string): Promise<ReviewRow[]> {
-  return q
+const reviewsOf = reusable((q, id) =>
+  q
     .selectFrom('reviews')
     .selectAll()
-    .where('request_id', '=', requestId)
+    .where('request_id', '=', id as string)
     .orderBy('at', 'asc')
-    .orderBy('reviewer_sub', 'asc')
-    .execute();
+    .orderBy('reviewer_sub', 'asc'),
+);
+
+export function getReviews(q: Q, requestId: string): Promise<ReviewRow[]> {
+  return reviewsOf(q, requestId);
 }
 
 /** Reviews of many requests at once (a page of GET /v1/requests), grouped by request id. */
