@@ -10,7 +10,7 @@ import {
 import type { AuditEvent, AuditEventType, Identity } from '../../api/schemas.js';
 import { CHANGE_CHANNEL } from '../changes.js';
 import { AuditAppendError } from '../errors.js';
-import { reusable } from '../store/compiled.js';
+import { type AllColumns, reusable } from '../store/compiled.js';
 import type { Db, Dialect, SqliteHandle } from '../store/database.js';
 import type { AuditRow, Database } from '../store/schema.js';
 import { AUDIT_APPENDED } from './feed.js';
@@ -56,6 +56,7 @@ const AUDIT_COLUMNS = [
   'prev_hash',
   'hash',
 ] as const satisfies readonly (keyof AuditRow)[];
+true satisfies AllColumns<AuditRow, typeof AUDIT_COLUMNS>;
 const insertEvents = reusable((q, ...values) => {
   const rows: Record<string, unknown>[] = [];
   for (let i = 0; i < values.length; i += AUDIT_COLUMNS.length)

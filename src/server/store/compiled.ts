@@ -40,3 +40,13 @@ export function reusable<R>(
     return (await q.executeQuery(query)).rows;
   };
 }
+
+/**
+ * `true` when `C` names every column of `Row`: a column list for an insert compiled once
+ * (`true satisfies AllColumns<Row, typeof COLUMNS>` fails to compile when the table gains one).
+ */
+export type AllColumns<Row, C extends readonly (keyof Row)[]> = [
+  Exclude<keyof Row, C[number]>,
+] extends [never]
+  ? true
+  : false;

@@ -72,19 +72,22 @@ export async function getReviewsOf(q: Q, ids: string[]): Promise<Map<string, Rev
   return out;
 }
 
+const requestByIdempotencyKey = reusable((q, iss, sub, key) =>
+  q
+    .selectFrom('requests')
+    .selectAll()
+    .where('requester_iss', '=', iss as string)
+    .where('requester_sub', '=', sub as string)
+    .where('idempotency_key', '=', key as string),
+);
+
 export async function findByIdempotencyKey(
   q: Q,
   iss: string,
   sub: string,
   key: string,
 ): Promise<RequestRow | undefined> {
-  return q
-    .selectFrom('requests')
-    .selectAll()
-    .where('requester_iss', '=', iss)
-    .where('requester_sub', '=', sub)
-    .where('idempotency_key', '=', key)
-    .executeTakeFirst();
+  return (await requestByIdempotencyKey(q, iss, sub, key))[0];
 }
 
 /** Inserts a request and returns its seq (the keyset of listings). */
@@ -173,6 +176,16 @@ export async function dueForExpiry(q: Q, now: number, limit: number): Promise<st
 }
 
 /** What limits a filing (FilingCounts of lifecycle/filing.ts), read in the filing's transaction. */
+const pendingCount = reusable((q, sub, iss, role, pending) =>
+  q
+    .selectFrom('requests')
+    .where('requester_sub', '=', sub as string)
+    .where('requester_iss', '=', iss as string)
+    .where('role', '=', role as string)
+    .where('state', '=', pending as 'pending')
+    .select((eb) => [eb.fn.countAll<number>().as('n'), eb.fn.min('expires_at').as('oldest')]),
+);
+
 /**
  * What the filing limits need of the person's requests for `role`: their pending ones (max_pending)
  * or, for a break-glass filing, their break-glass requests since `weekAgo`. Only the count the
@@ -198,11 +211,6 @@ export async function filingCounts(
       q,
     );
   }
-  const mine = q
-    .selectFrom('requests')
-    .where('requester_sub', '=', requester.sub)
-    .where('requester_iss', '=', requester.iss)
-    .where('role', '=', role);
   const num = (v: unknown) => (v === null || v === undefined ? null : Number(v));
   const none = {
     pending: 0,
@@ -211,17 +219,19 @@ export async function filingCounts(
     oldestBreakGlass: null,
   };
   if (breakGlass) {
-    const r = await mine
+    const r = await q
+      .selectFrom('requests')
+      .where('requester_sub', '=', requester.sub)
+      .where('requester_iss', '=', requester.iss)
+      .where('role', '=', role)
       .where('break_glass', '=', 1)
       .where('created_at', '>', weekAgo)
       .select((eb) => [eb.fn.countAll<number>().as('n'), eb.fn.min('created_at').as('oldest')])
       .executeTakeFirstOrThrow();
     return { ...none, breakGlassThisWeek: Number(r.n), oldestBreakGlass: num(r.oldest) };
   }
-  const r = await mine
-    .where('state', '=', 'pending')
-    .select((eb) => [eb.fn.countAll<number>().as('n'), eb.fn.min('expires_at').as('oldest')])
-    .executeTakeFirstOrThrow();
+  const [r] = await pendingCount(q, requester.sub, requester.iss, role, 'pending');
+  if (!r) throw new Error('count(*) returned no row');
   return { ...none, pending: Number(r.n), oldestPendingDeadline: num(r.oldest) };
 }
 
