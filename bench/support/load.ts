@@ -143,6 +143,8 @@ export async function runLoad<S>(o: LoadOptions<S>): Promise<LoadResult> {
     };
     await Promise.all(states.map(worker));
     for (const t of cpuTimers) clearTimeout(t);
+    // The workers may all end just before the timer at the window's end fires.
+    if (cpuFrom !== undefined && cpuTo === undefined) cpuTo = o.serverCpuMs?.();
     const calls = callSamples.length;
     const serverCpu = cpuFrom !== undefined && cpuTo !== undefined ? cpuTo - cpuFrom : undefined;
     if (opSamples.length === 0 && firstError) throw firstError;
