@@ -3,7 +3,7 @@
  * `jitctl audit verify --db` takes over 1,000,000 events.
  *
  *   npx tsx bench/audit.ts [--events 1000000] [--runs 3] [--duration 5] [--clients 32]
- *                          [--verify-on sqlite|postgres|both] [--fresh] [--json]
+ *                          [--verify-on sqlite|postgres|both] [--fresh] [--json] [--bin PATH]
  *
  * Appends: full lifecycles (4 events each: created, review recorded, approved, credential minted)
  * from `--clients` concurrent clients against `jitctl server` on each database; the rate is the
@@ -25,7 +25,7 @@ import { performance } from 'node:perf_hooks';
 import { BIN, ensureBuilt, ROOT } from '../scripts/ensure-built.js';
 import { openDatabase, parseDatabaseUrl } from '../src/server/store/database.js';
 import { seedAudit } from './seed-audit.js';
-import { hasFlag, intFlag, stringFlag } from './support/args.js';
+import { hasFlag, intFlag, stringFlag, valueFlag } from './support/args.js';
 import { brokerHarness, type DbKind } from './support/broker.js';
 import { runLoad } from './support/load.js';
 import { childEnv, childrenCpuMs, NODE_START_VARIABLES } from './support/process.js';
@@ -128,6 +128,8 @@ async function main(): Promise<void> {
   const clients = intFlag('clients', 32);
   const verifyOn = stringFlag('verify-on', ['sqlite', 'postgres', 'both'], 'sqlite');
   const fresh = hasFlag('fresh');
+  // Another build's broker for the appends (to compare; verify always runs this build).
+  const bin = valueFlag('bin');
   ensureBuilt();
   const m = machine();
   const harness = await brokerHarness();
@@ -136,7 +138,7 @@ async function main(): Promise<void> {
   try {
     for (const db of ['sqlite', 'postgres'] as const) {
       progress(`audit: appends under load on ${db}, ${clients} clients`);
-      const b = await harness.start(db);
+      const b = await harness.start(db, bin ? { bin } : {});
       try {
         const before = await headSeq(b.dbUrl);
         const t0 = performance.now();
