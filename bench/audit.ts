@@ -20,7 +20,8 @@
  * For repeated verify runs: `--verify-only` skips the appends; `--verify-db URL` verifies that
  * database as it is instead of seeding one (seed it once with bench/seed-audit.ts: seeding a
  * million PostgreSQL events takes about a minute); `--bin A,B` runs the verify of two builds
- * (each a checkout's bin/jitctl.js) alternately, A B A B …, one row per build.
+ * (each a checkout's bin/jitctl.js) alternately, A B A B …, one row per build; the appends run
+ * the broker of A.
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -142,6 +143,8 @@ async function main(): Promise<void> {
   const verifyOnly = hasFlag('verify-only');
   const verifyDb = valueFlag('verify-db');
   const bins = valueFlag('bin')?.split(',') ?? [BIN];
+  // The appends run one build's broker: the first of --bin when given (verify alternates them all).
+  const appendBin = valueFlag('bin') ? bins[0] : undefined;
   ensureBuilt();
   const m = machine();
   const harness = await brokerHarness();
@@ -150,7 +153,7 @@ async function main(): Promise<void> {
   try {
     for (const db of verifyOnly ? [] : (['sqlite', 'postgres'] as const)) {
       progress(`audit: appends under load on ${db}, ${clients} clients`);
-      const b = await harness.start(db);
+      const b = await harness.start(db, appendBin ? { bin: appendBin } : {});
       try {
         const before = await headSeq(b.dbUrl);
         const t0 = performance.now();

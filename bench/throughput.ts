@@ -5,7 +5,7 @@
  *
  *   npx tsx bench/throughput.ts [--db sqlite|postgres|both] [--clients 1,8,32] [--duration 5]
  *                               [--scenario create|lifecycle|mint|all] [--warmup 1] [--json]
- *                               [--profile DIR] [--bin PATH]
+ *                               [--profile DIR] [--bin PATH] [--node-args "--require x.cjs"]
  *
  * The broker is `jitctl server` from the built bundle in its own process (bench/support/broker.ts);
  * the load generator (bench/support/load.ts, undici, one keep-alive connection per client) runs
@@ -14,13 +14,17 @@
  * there were. Every call carries a real ID token (verified once, then cached by the broker, as
  * for a fleet of CLIs), creates carry an Idempotency-Key as the CLI sends, and every write is a
  * transaction with its audit event. `--profile DIR` runs the broker under `node --cpu-prof`;
- * `--bin PATH` runs another build's bin/jitctl.js (to compare a change before committing it).
+ * `--bin PATH` runs another build's bin/jitctl.js (to compare a change before committing it);
+ * `--node-args` are given to the broker's node (e.g. a `--require` that traces statements). Each
+ * row has the broker's own CPU time per call (/proc/PID/stat over the measured window), the figure
+ * to compare builds by on a shared machine.
  */
 import { randomUUID } from 'node:crypto';
 import { ensureBuilt } from '../scripts/ensure-built.js';
 import { hasFlag, intFlag, listFlag, stringFlag, valueFlag } from './support/args.js';
 import { type BenchBroker, brokerHarness, type DbKind } from './support/broker.js';
 import { type Http, type LoadOptions, type LoadResult, runLoad } from './support/load.js';
+import { processCpuMs } from './support/process.js';
 import {
   checkGoal,
   describeGoals,
@@ -140,6 +144,7 @@ async function main(): Promise<void> {
   const warmupMs = intFlag('warmup', 1) * 1000;
   const profileDir = valueFlag('profile');
   const bin = valueFlag('bin');
+  const nodeArgs = valueFlag('node-args');
   const dbs: DbKind[] = dbChoice === 'both' ? ['sqlite', 'postgres'] : [dbChoice];
   const only = stringFlag('scenario', [...SCENARIO_NAMES, 'all'], 'all');
   const scenarios = only === 'all' ? SCENARIO_NAMES : [only];
@@ -151,7 +156,10 @@ async function main(): Promise<void> {
     for (const db of dbs) {
       progress(`throughput: starting a broker on ${db}`);
       const b = await harness.start(db, {
-        nodeArgs: profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [],
+        nodeArgs: [
+          ...(profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : []),
+          ...(nodeArgs ? nodeArgs.split(' ') : []),
+        ],
         ...(bin ? { bin } : {}),
       });
       try {
@@ -166,6 +174,7 @@ async function main(): Promise<void> {
                 clients,
                 durationMs,
                 warmupMs,
+                serverCpuMs: () => processCpuMs(b.child.pid!),
                 ...SCENARIOS[s].work(b),
               })),
             });
@@ -230,7 +239,8 @@ async function main(): Promise<void> {
     `   ${durationMs / 1000} s per cell after a ${warmupMs / 1000} s warm-up; closed loop, one keep-alive connection per client.\n` +
       `   The load generator shares the ${m.cpus} cores with the broker (and the database). SQLite: a file on disk, WAL,\n` +
       '   synchronous=NORMAL. PostgreSQL: a throwaway local cluster with fsync and synchronous_commit off.\n' +
-      '   op = one operation (a lifecycle is 3 calls); call = one HTTP request. Latencies in ms.',
+      '   op = one operation (a lifecycle is 3 calls); call = one HTTP request. Latencies in ms.\n' +
+      "   broker CPU ms/call: the broker process's user + system CPU over the measured window (/proc/PID/stat) ÷ calls.",
   );
   out(
     table(
@@ -244,6 +254,7 @@ async function main(): Promise<void> {
         'calls/s',
         'call p50',
         'call p99',
+        'broker CPU ms/call',
         'failed',
       ],
       rows.map((r) => [
@@ -256,6 +267,7 @@ async function main(): Promise<void> {
         r.calls_per_s,
         r.call_ms.p50,
         r.call_ms.p99,
+        r.server_cpu_ms_per_call ?? '–',
         Object.entries(r.errors)
           .map(([k, v]) => `${v}×${k}`)
           .join(' ') || '0',

@@ -63,6 +63,51 @@ export interface BrokerHarness {
   close(): Promise<void>;
 }
 
+/** `jitctl server` in its own process; resolves with its URL once it listens. */
+async function launch(
+  o: { nodeArgs: string[]; bin: string; dbUrl: string; root: string; issuer: TestIssuer },
+  env: Record<string, string>,
+): Promise<{ child: ChildProcess; url: string }> {
+  const child = spawn(
+    process.execPath,
+    [
+      ...o.nodeArgs,
+      o.bin,
+      'server',
+      '--listen',
+      '127.0.0.1:0',
+      '--db',
+      o.dbUrl,
+      '--policy',
+      join(o.root, 'policy.yaml'),
+      '--oidc-issuer',
+      o.issuer.issuer,
+      '--oidc-client-id',
+      o.issuer.clientId,
+    ],
+    { cwd: o.root, env, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  child.stdout!.resume();
+  let stderr = '';
+  const url = await new Promise<string>((resolve, reject) => {
+    const onData = (c: Buffer) => {
+      stderr += c.toString();
+      const m = /jitctl broker listening on (http:\/\/\S+)/.exec(stderr);
+      if (m) {
+        child.stderr!.off('data', onData);
+        child.off('exit', onExit);
+        child.stderr!.resume();
+        resolve(m[1]!);
+      }
+    };
+    const onExit = (code: number | null) =>
+      reject(new Error(`the broker exited (${code}) before listening:\n${stderr}`));
+    child.stderr!.on('data', onData);
+    child.once('exit', onExit);
+  });
+  return { child, url };
+}
+
 /** The issuer and (on first use) the PostgreSQL cluster, shared by every broker started. */
 export async function brokerHarness(): Promise<BrokerHarness> {
   const issuer = await startTestIssuer();
@@ -99,61 +144,42 @@ export async function brokerHarness(): Promise<BrokerHarness> {
     async start(db, opts = {}) {
       const root = mkdtempSync(join(tmpdir(), 'jitctl-bench-broker-'));
       roots.push(root);
-      writeFileSync(join(root, 'policy.yaml'), opts.policy ?? BENCH_POLICY);
       const dbUrl =
         opts.dbUrl ??
         (db === 'sqlite' ? `sqlite:${join(root, 'broker.db')}` : await freshPostgresDb());
-      const child = spawn(
-        process.execPath,
-        [
-          ...(opts.nodeArgs ?? []),
-          opts.bin ?? BIN,
-          'server',
-          '--listen',
-          '127.0.0.1:0',
-          '--db',
-          dbUrl,
-          '--policy',
-          join(root, 'policy.yaml'),
-          '--oidc-issuer',
-          issuer.issuer,
-          '--oidc-client-id',
-          issuer.clientId,
-        ],
-        {
-          cwd: root,
-          env: {
-            PATH: process.env.PATH ?? '/usr/bin:/bin',
-            HOME: root,
-            NO_COLOR: '1',
-            // Reviews need no fresh MFA here: the issuer's tokens would age past max_age in a
-            // long run. The step-up check itself (claims compared) stays on every call.
-            JITCTL_SERVER_REVIEW_STEP_UP: 'none',
-            // One requester hammers the API on purpose: the abuse limits would measure themselves.
-            JITCTL_SERVER_RATE_LIMITS: 'off',
-            JITCTL_SERVER_AUDITORS: 'auditors',
-          },
-          stdio: ['ignore', 'pipe', 'pipe'],
-        },
-      );
-      child.stdout!.resume();
-      let stderr = '';
-      const url = await new Promise<string>((resolve, reject) => {
-        const onData = (c: Buffer) => {
-          stderr += c.toString();
-          const m = /jitctl broker listening on (http:\/\/\S+)/.exec(stderr);
-          if (m) {
-            child.stderr!.off('data', onData);
-            child.off('exit', onExit);
-            child.stderr!.resume();
-            resolve(m[1]!);
-          }
-        };
-        const onExit = (code: number | null) =>
-          reject(new Error(`the broker exited (${code}) before listening:\n${stderr}`));
-        child.stderr!.on('data', onData);
-        child.once('exit', onExit);
-      });
+      const env: Record<string, string> = {
+        PATH: process.env.PATH ?? '/usr/bin:/bin',
+        HOME: root,
+        NO_COLOR: '1',
+        // Reviews need no fresh MFA here: the issuer's tokens would age past max_age in a
+        // long run. The step-up check itself (claims compared) stays on every call.
+        JITCTL_SERVER_REVIEW_STEP_UP: 'none',
+        // One requester hammers the API on purpose: the abuse limits would measure themselves.
+        JITCTL_SERVER_RATE_LIMITS: 'off',
+        JITCTL_SERVER_AUDITORS: 'auditors',
+      };
+      let policy = opts.policy ?? BENCH_POLICY;
+      let started: { child: ChildProcess; url: string } | undefined;
+      // An older build (`--bin`, to compare) may not know a variable or a policy key the bench
+      // sets for today's broker (the rate-limit switch, max_pending): it is left out for that
+      // build, which had no such limit, and the broker started again.
+      for (let attempt = 0; !started; attempt++) {
+        writeFileSync(join(root, 'policy.yaml'), policy);
+        try {
+          started = await launch(
+            { nodeArgs: opts.nodeArgs ?? [], bin: opts.bin ?? BIN, dbUrl, root, issuer },
+            env,
+          );
+        } catch (err) {
+          const said = (err as Error).message;
+          const unknownVar = /unknown environment variable (JITCTL_\w+)/.exec(said)?.[1];
+          if (attempt < 4 && unknownVar && unknownVar in env) delete env[unknownVar];
+          else if (attempt < 4 && /max_pending/.test(said) && policy.includes('max_pending:'))
+            policy = policy.replace(/^\s*max_pending:.*\n/m, '');
+          else throw err;
+        }
+      }
+      const { child, url } = started;
       const [requester, approver, auditor] = await Promise.all([
         issuer.token({ sub: 'bench-dev', name: 'Bench Developer', groups: ['developers'] }),
         issuer.token({ sub: 'bench-lead', name: 'Bench Lead', groups: ['leads'] }),

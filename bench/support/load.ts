@@ -38,6 +38,8 @@ export interface LoadOptions<S> {
   /** Once per worker before the clock starts (e.g. an approved request to mint from). */
   setup?: (worker: number, http: Http) => Promise<S>;
   op: (state: S, http: Http) => Promise<void>;
+  /** The server's CPU time so far in ms (e.g. processCpuMs of its pid), read at the window's ends. */
+  serverCpuMs?: () => number | undefined;
 }
 
 export interface LoadResult {
@@ -53,6 +55,9 @@ export interface LoadResult {
   call_ms: Summary;
   /** Failed calls by HTTP status or error code. */
   errors: Record<string, number>;
+  /** The server's CPU time during the measured window, ms in all and per counted call. */
+  server_cpu_ms?: number;
+  server_cpu_ms_per_call?: number;
 }
 
 export async function runLoad<S>(o: LoadOptions<S>): Promise<LoadResult> {
@@ -108,6 +113,19 @@ export async function runLoad<S>(o: LoadOptions<S>): Promise<LoadResult> {
     );
     recordFrom = performance.now() + o.warmupMs;
     end = recordFrom + o.durationMs;
+    // The server's CPU over the measured window, read by timers at its two ends.
+    let cpuFrom: number | undefined;
+    let cpuTo: number | undefined;
+    const cpuTimers = o.serverCpuMs
+      ? [
+          setTimeout(() => {
+            cpuFrom = o.serverCpuMs!();
+          }, o.warmupMs),
+          setTimeout(() => {
+            cpuTo = o.serverCpuMs!();
+          }, o.warmupMs + o.durationMs),
+        ]
+      : [];
     let firstError: Error | undefined;
     const worker = async (state: S) => {
       for (;;) {
@@ -124,7 +142,11 @@ export async function runLoad<S>(o: LoadOptions<S>): Promise<LoadResult> {
       }
     };
     await Promise.all(states.map(worker));
+    for (const t of cpuTimers) clearTimeout(t);
+    // The workers may all end just before the timer at the window's end fires.
+    if (cpuFrom !== undefined && cpuTo === undefined) cpuTo = o.serverCpuMs?.();
     const calls = callSamples.length;
+    const serverCpu = cpuFrom !== undefined && cpuTo !== undefined ? cpuTo - cpuFrom : undefined;
     if (opSamples.length === 0 && firstError) throw firstError;
     const seconds = o.durationMs / 1000;
     return {
@@ -137,6 +159,12 @@ export async function runLoad<S>(o: LoadOptions<S>): Promise<LoadResult> {
       calls_per_s: Math.round(calls / seconds),
       call_ms: roundSummary(summarize(callSamples), 2),
       errors,
+      ...(serverCpu === undefined
+        ? {}
+        : {
+            server_cpu_ms: serverCpu,
+            server_cpu_ms_per_call: calls ? Math.round((serverCpu / calls) * 1000) / 1000 : 0,
+          }),
     };
   } finally {
     await pool.close();

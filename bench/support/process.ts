@@ -35,3 +35,20 @@ export function childrenCpuMs(): number | undefined {
     return undefined;
   }
 }
+
+/**
+ * CPU time (user + system) that process `pid` has used so far, in ms: utime + stime of
+ * /proc/PID/stat (clock ticks of 10 ms). A process's own CPU is not inflated by waiting for a
+ * busy core, so it compares builds on a shared machine. Undefined where /proc is missing.
+ */
+export function processCpuMs(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The fields after "(comm) ": state is index 0, utime index 11, stime index 12.
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(f[11]) + Number(f[12]);
+    return Number.isFinite(ticks) ? ticks * 10 : undefined;
+  } catch {
+    return undefined;
+  }
+}

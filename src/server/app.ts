@@ -17,6 +17,7 @@ import { AuditAppendError, HttpError } from './errors.js';
 import { installRateLimits } from './limits/plugin.js';
 import { DEFAULT_RATE_LIMITS } from './limits/settings.js';
 import { pagesPlugin } from './pages/index.js';
+import { responsesForSerializer } from './response-schema.js';
 import { auditRoutes } from './routes/audit.js';
 import { configRoutes } from './routes/config.js';
 import { credentialRoutes } from './routes/credential.js';
@@ -85,6 +86,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // Only JSON bodies: a text/plain body to a JSON API is a client bug, answered 415.
   app.removeContentTypeParser('text/plain');
   app.decorateRequest('caller', null);
+
+  // Response schemas rewritten so that their serializers run no validator (response-schema.ts).
+  app.addHook('onRoute', (route) => {
+    if (route.schema?.response)
+      route.schema = { ...route.schema, response: responsesForSerializer(route.schema.response) };
+  });
 
   app.addHook('onSend', async (req, reply, payload) => {
     commonHeaders(req, reply);

@@ -393,3 +393,34 @@ describe.each<Dialect>(['sqlite', 'postgres'])('request transitions on %s', (dia
     expect(metrics.text).toMatch(/jitctl_audit_append_failures_total [1-9]/);
   });
 });
+
+describe.each<Dialect>(['sqlite', 'postgres'])("a review's answer on %s", (dialect) => {
+  // A clock that stands still: two reviews in one millisecond.
+  let at = Date.now();
+  const clock = { now: () => at, advance: (ms: number) => void (at += ms) };
+  let b: TestBroker;
+  beforeAll(async () => {
+    b = await startTestBroker({ policy: POLICY, dialect, clock });
+  });
+  afterAll(async () => b?.close());
+
+  it('lists the reviews as a later read does, also when two share a millisecond', async () => {
+    const as = (p: Person) => actor(b, p);
+    const reviewers = (r: AccessRequest) => r.reviews.map((v) => v.reviewer.sub);
+    for (const apart of [0, 1_000]) {
+      const req = await file(as(people.alice), { role: 'two-person' });
+      await as(people.lin).post(`/v1/requests/${req.id}/reviews`, { decision: 'approve' });
+      clock.advance(apart);
+      const second = await as(people.lee).post(`/v1/requests/${req.id}/reviews`, {
+        decision: 'approve',
+      });
+      expect(second.status).toBe(200);
+      const read = await as(people.alice).get(`/v1/requests/${req.id}`);
+      // One millisecond: ordered by reviewer (lee before lin); a second apart: by time.
+      expect(reviewers(second.body as AccessRequest)).toEqual(
+        apart === 0 ? ['lee-sub', 'lin-sub'] : ['lin-sub', 'lee-sub'],
+      );
+      expect(second.body).toEqual(read.body);
+    }
+  });
+});

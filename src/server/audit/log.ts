@@ -8,6 +8,7 @@ import {
 import type { AuditEvent, AuditEventType, Identity } from '../../api/schemas.js';
 import { CHANGE_CHANNEL } from '../changes.js';
 import { AuditAppendError } from '../errors.js';
+import { type AllColumns, reusable } from '../store/compiled.js';
 import type { Db, Dialect } from '../store/database.js';
 import type { AuditRow, Database } from '../store/schema.js';
 import { AUDIT_APPENDED } from './feed.js';
@@ -28,6 +29,45 @@ export interface NewAuditEvent {
   data: Record<string, unknown>;
 }
 
+// The append's statements, compiled once (store/compiled.ts): they run in every write.
+const headRow = reusable((q, id) =>
+  q
+    .selectFrom('audit_head')
+    .select(['seq', 'hash'])
+    .where('id', '=', id as number),
+);
+const lockedHead = reusable((q, channel, appended, id) =>
+  q
+    .selectFrom('audit_head')
+    .select(['seq', 'hash'])
+    .select(sql<string>`pg_notify(${channel}, ${appended})`.as('woke'))
+    .where('id', '=', id as number)
+    .forUpdate(),
+);
+const AUDIT_COLUMNS = [
+  'seq',
+  'at',
+  'type',
+  'request_id',
+  'actor',
+  'data',
+  'prev_hash',
+  'hash',
+] as const satisfies readonly (keyof AuditRow)[];
+true satisfies AllColumns<AuditRow, typeof AUDIT_COLUMNS>;
+const insertEvents = reusable((q, ...values) => {
+  const rows: Record<string, unknown>[] = [];
+  for (let i = 0; i < values.length; i += AUDIT_COLUMNS.length)
+    rows.push(Object.fromEntries(AUDIT_COLUMNS.map((c, j) => [c, values[i + j]])));
+  return q.insertInto('audit_events').values(rows as AuditRow[]);
+});
+const updateHead = reusable((q, seq, hash, id) =>
+  q
+    .updateTable('audit_head')
+    .set({ seq: seq as number, hash: hash as string })
+    .where('id', '=', id as number),
+);
+
 /** Appends `events` in order. Throws AuditAppendError on any failure. */
 export async function appendAudit(
   tx: Kysely<Database>,
@@ -36,14 +76,12 @@ export async function appendAudit(
   events: NewAuditEvent[],
 ): Promise<void> {
   try {
-    let q = tx.selectFrom('audit_head').select(['seq', 'hash']).where('id', '=', 1);
     // PostgreSQL: lock the head, and tell every replica's audit long polls and sinks once this
     // commits (NOTIFY is delivered at commit), in the same round trip.
-    if (dialect === 'postgres')
-      q = q
-        .select(sql<string>`pg_notify(${CHANGE_CHANNEL}, ${AUDIT_APPENDED})`.as('woke'))
-        .forUpdate();
-    const head = await q.executeTakeFirst();
+    const [head] =
+      dialect === 'postgres'
+        ? await lockedHead(tx, CHANGE_CHANNEL, AUDIT_APPENDED, 1)
+        : await headRow(tx, 1);
     if (!head) throw new Error('the audit_head row is missing');
     let seq = head.seq;
     let prev = head.hash;
@@ -67,8 +105,9 @@ export async function appendAudit(
       prev = hash;
     }
     // One statement for all the events: on PostgreSQL every round trip here holds the head's lock.
-    if (rows.length > 0) await tx.insertInto('audit_events').values(rows).execute();
-    await tx.updateTable('audit_head').set({ seq, hash: prev }).where('id', '=', 1).execute();
+    if (rows.length > 0)
+      await insertEvents(tx, ...rows.flatMap((r) => AUDIT_COLUMNS.map((c) => r[c])));
+    await updateHead(tx, seq, prev, 1);
   } catch (err) {
     throw new AuditAppendError(
       `the audit log could not record the change: ${(err as Error).message}`,

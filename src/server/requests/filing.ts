@@ -83,6 +83,7 @@ export async function fileRequest(
         caller,
         r.name,
         now - 7 * 24 * 3_600_000,
+        filing.breakGlass,
       );
       try {
         checkLimits(r, filing, counts, now);

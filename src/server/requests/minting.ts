@@ -13,7 +13,7 @@ import { getReviews } from '../store/requests.js';
 import type { RequestRow, ReviewRow } from '../store/schema.js';
 import type { RequestCore } from './core.js';
 import { checkMinter, decide, expiredError, mintWindow } from './lifecycle/index.js';
-import { iso } from './wire.js';
+import { etagOf, iso } from './wire.js';
 import type { Written } from './writer.js';
 
 /**
@@ -34,10 +34,8 @@ export async function mintCredential(
   // requester, role, window and approvers are set by the approval, which leaves it only for a
   // terminal state; the key and policy are fixed for the broker's life), so the signature is
   // good if the locked row is still approved with the same window. Otherwise it is signed inside.
-  const ahead =
-    row.state === 'approved'
-      ? await signFor(core, row, role, core.now(), await getReviews(db, id))
-      : undefined;
+  const reviewsAhead = row.state === 'approved' ? await getReviews(db, id) : undefined;
+  const ahead = reviewsAhead ? await signFor(core, row, role, core.now(), reviewsAhead) : undefined;
   let minted: CredentialResponse | undefined;
   const { writer } = core;
   const written = await writer.transaction(async (tx): Promise<Written> => {
@@ -45,7 +43,11 @@ export async function mintCredential(
     const settled = await writer.settleLocked(tx, await writer.lock(tx, id), now);
     if (settled.expiredInstead) return settled;
     const locked = settled.row;
-    const reviews = await getReviews(tx, id);
+    // Every review written changes the request's review count or revision (its ETag), so when
+    // the locked row has the ETag of the row read ahead (read before its reviews), the reviews
+    // read ahead are the reviews now.
+    const reviews =
+      reviewsAhead && etagOf(locked) === etagOf(row) ? reviewsAhead : await getReviews(tx, id);
     mintWindow(locked, reviews, now);
     const signed =
       ahead && ahead.windowEnd === locked.expires_at

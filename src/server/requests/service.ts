@@ -14,7 +14,7 @@ import { canRequest, canReview } from '../policy/principal.js';
 import type { Caller, Policy, RolePolicy, StepUpRule } from '../policy/types.js';
 import { liveCredentials } from '../revocation/credentials.js';
 import { dueForExpiry, getRequest, getReviews } from '../store/requests.js';
-import type { Database, RequestRow } from '../store/schema.js';
+import type { Database, RequestRow, ReviewRow } from '../store/schema.js';
 import { RequestCore } from './core.js';
 import { fileRequest } from './filing.js';
 import {
@@ -164,8 +164,20 @@ export class RequestService {
     const first = await core.load(id);
     const role = checkReviewer(first, core.role(first.role), core.who(first, caller));
     const row = await core.settle(first);
-    checkReview(row, await getReviews(this.deps.db.kysely, id), core.who(row, caller), body, role);
-    this.#stepUpToReview(caller, role, id);
+    try {
+      this.#stepUpToReview(caller, role, id);
+    } catch (err) {
+      // What the request itself refuses is said before a step-up is asked for.
+      checkReview(
+        row,
+        await getReviews(this.deps.db.kysely, id),
+        core.who(row, caller),
+        body,
+        role,
+      );
+      throw err;
+    }
+    // checkReview runs again inside the transaction (onReview), on the locked row and its reviews.
     const written = await this.#apply(id, caller, (w) => ({ kind: 'review', who: w, body }));
     written.review = { decision: body.decision, comment: body.comment ?? null };
     this.deps.metrics.reviews.inc({ decision: body.decision });
@@ -285,7 +297,7 @@ export class RequestService {
       const next = await writer.commit(tx, row, change, now);
       return {
         row: next,
-        reviews: change.review ? await getReviews(tx, id) : before,
+        reviews: change.review ? await withReview(tx, id, before, change.review) : before,
         events: [...settled.events, ...publishedOf(change)],
       };
     });
@@ -300,4 +312,19 @@ export class RequestService {
     this.#core.writer.published(written);
     return toWire(written.row, written.reviews);
   }
+}
+
+/**
+ * The reviews after `review` was inserted, in getReviews' order (`at`, then reviewer): the new one
+ * last when it is later than every other, as it is unless two reviews share a millisecond; then
+ * they are read again, so that the database's collation orders the tie.
+ */
+async function withReview(
+  tx: Kysely<Database>,
+  id: string,
+  before: ReviewRow[],
+  review: Omit<ReviewRow, 'request_id'>,
+): Promise<ReviewRow[]> {
+  if (before.every((r) => r.at < review.at)) return [...before, { request_id: id, ...review }];
+  return getReviews(tx, id);
 }

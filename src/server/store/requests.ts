@@ -6,6 +6,7 @@ import {
   type Updateable,
 } from 'kysely';
 import type { BreakGlassFilter, RequestState } from '../../api/schemas.js';
+import { reusable } from './compiled.js';
 import type { Dialect } from './database.js';
 import type { Database, RequestRow, RequestsTable, ReviewRow, ReviewsTable } from './schema.js';
 
@@ -16,24 +17,40 @@ import type { Database, RequestRow, RequestsTable, ReviewRow, ReviewsTable } fro
  */
 type Q = Kysely<Database>;
 
+const requestById = reusable((q, id) =>
+  q
+    .selectFrom('requests')
+    .selectAll()
+    .where('id', '=', id as string),
+);
+const requestByIdForUpdate = reusable((q, id) =>
+  q
+    .selectFrom('requests')
+    .selectAll()
+    .where('id', '=', id as string)
+    .forUpdate(),
+);
+
 export async function getRequest(
   q: Q,
   id: string,
   lock?: Dialect,
 ): Promise<RequestRow | undefined> {
-  let query = q.selectFrom('requests').selectAll().where('id', '=', id);
-  if (lock === 'postgres') query = query.forUpdate();
-  return query.executeTakeFirst();
+  const rows = await (lock === 'postgres' ? requestByIdForUpdate : requestById)(q, id);
+  return rows[0];
 }
 
-export async function getReviews(q: Q, requestId: string): Promise<ReviewRow[]> {
-  return q
+const reviewsOf = reusable((q, id) =>
+  q
     .selectFrom('reviews')
     .selectAll()
-    .where('request_id', '=', requestId)
+    .where('request_id', '=', id as string)
     .orderBy('at', 'asc')
-    .orderBy('reviewer_sub', 'asc')
-    .execute();
+    .orderBy('reviewer_sub', 'asc'),
+);
+
+export function getReviews(q: Q, requestId: string): Promise<ReviewRow[]> {
+  return reviewsOf(q, requestId);
 }
 
 /** Reviews of many requests at once (a page of GET /v1/requests), grouped by request id. */
@@ -55,19 +72,22 @@ export async function getReviewsOf(q: Q, ids: string[]): Promise<Map<string, Rev
   return out;
 }
 
+const requestByIdempotencyKey = reusable((q, iss, sub, key) =>
+  q
+    .selectFrom('requests')
+    .selectAll()
+    .where('requester_iss', '=', iss as string)
+    .where('requester_sub', '=', sub as string)
+    .where('idempotency_key', '=', key as string),
+);
+
 export async function findByIdempotencyKey(
   q: Q,
   iss: string,
   sub: string,
   key: string,
 ): Promise<RequestRow | undefined> {
-  return q
-    .selectFrom('requests')
-    .selectAll()
-    .where('requester_iss', '=', iss)
-    .where('requester_sub', '=', sub)
-    .where('idempotency_key', '=', key)
-    .executeTakeFirst();
+  return (await requestByIdempotencyKey(q, iss, sub, key))[0];
 }
 
 /** Inserts a request and returns its seq (the keyset of listings). */
@@ -156,12 +176,28 @@ export async function dueForExpiry(q: Q, now: number, limit: number): Promise<st
 }
 
 /** What limits a filing (FilingCounts of lifecycle/filing.ts), read in the filing's transaction. */
+const pendingCount = reusable((q, sub, iss, role, pending) =>
+  q
+    .selectFrom('requests')
+    .where('requester_sub', '=', sub as string)
+    .where('requester_iss', '=', iss as string)
+    .where('role', '=', role as string)
+    .where('state', '=', pending as 'pending')
+    .select((eb) => [eb.fn.countAll<number>().as('n'), eb.fn.min('expires_at').as('oldest')]),
+);
+
+/**
+ * What the filing limits need of the person's requests for `role`: their pending ones (max_pending)
+ * or, for a break-glass filing, their break-glass requests since `weekAgo`. Only the count the
+ * filing is checked against is read (checkLimits); the other is left at zero.
+ */
 export async function filingCounts(
   q: Q,
   dialect: Dialect,
   requester: { iss: string; sub: string },
   role: string,
   weekAgo: number,
+  breakGlass: boolean,
 ): Promise<{
   pending: number;
   oldestPendingDeadline: number | null;
@@ -175,29 +211,28 @@ export async function filingCounts(
       q,
     );
   }
-  const mine = q
-    .selectFrom('requests')
-    .where('requester_sub', '=', requester.sub)
-    .where('requester_iss', '=', requester.iss)
-    .where('role', '=', role);
-  const [pending, breakGlass] = await Promise.all([
-    mine
-      .where('state', '=', 'pending')
-      .select((eb) => [eb.fn.countAll<number>().as('n'), eb.fn.min('expires_at').as('oldest')])
-      .executeTakeFirstOrThrow(),
-    mine
+  const num = (v: unknown) => (v === null || v === undefined ? null : Number(v));
+  const none = {
+    pending: 0,
+    oldestPendingDeadline: null,
+    breakGlassThisWeek: 0,
+    oldestBreakGlass: null,
+  };
+  if (breakGlass) {
+    const r = await q
+      .selectFrom('requests')
+      .where('requester_sub', '=', requester.sub)
+      .where('requester_iss', '=', requester.iss)
+      .where('role', '=', role)
       .where('break_glass', '=', 1)
       .where('created_at', '>', weekAgo)
       .select((eb) => [eb.fn.countAll<number>().as('n'), eb.fn.min('created_at').as('oldest')])
-      .executeTakeFirstOrThrow(),
-  ]);
-  const num = (v: unknown) => (v === null || v === undefined ? null : Number(v));
-  return {
-    pending: Number(pending.n),
-    oldestPendingDeadline: num(pending.oldest),
-    breakGlassThisWeek: Number(breakGlass.n),
-    oldestBreakGlass: num(breakGlass.oldest),
-  };
+      .executeTakeFirstOrThrow();
+    return { ...none, breakGlassThisWeek: Number(r.n), oldestBreakGlass: num(r.oldest) };
+  }
+  const [r] = await pendingCount(q, requester.sub, requester.iss, role, 'pending');
+  if (!r) throw new Error('count(*) returned no row');
+  return { ...none, pending: Number(r.n), oldestPendingDeadline: num(r.oldest) };
 }
 
 export interface ListFilter {
