@@ -18,8 +18,27 @@ export const REVOCATIONS_TOPIC = 'revocations';
 
 export type WaitOutcome = 'changed' | 'timeout' | 'closed' | 'aborted';
 
+/**
+ * A long poll's interest in one key, taken BEFORE it reads what it waits on: a change published
+ * between that read and the wait is kept, so `next` answers at once instead of sleeping through it
+ * (the lost wake-up). It stays registered across `next` calls until `close`.
+ */
+export interface Watch {
+  /** Resolves at once if `key` changed since the watch began (or since the last `next`), else on
+   * its next change, after `ms`, on close, or when `signal` aborts. */
+  next(ms: number, signal?: AbortSignal): Promise<WaitOutcome>;
+  close(): void;
+}
+
+interface Watcher {
+  /** What happened while nobody was waiting (`changed` or `closed`), to answer the next `next`. */
+  missed: WaitOutcome | null;
+  /** Set while a `next` is waiting. */
+  wake: ((o: WaitOutcome) => void) | null;
+}
+
 export class ChangeHub {
-  readonly #waiters = new Map<string, Set<(o: WaitOutcome) => void>>();
+  readonly #watchers = new Map<string, Set<Watcher>>();
   #closed = false;
   #count = 0;
 
@@ -29,36 +48,42 @@ export class ChangeHub {
   }
 
   publish(id: string): void {
-    const set = this.#waiters.get(id);
-    if (!set) return;
-    this.#waiters.delete(id);
-    for (const wake of set) wake('changed');
+    const set = this.#watchers.get(id);
+    if (set) for (const w of set) this.#tell(w, 'changed');
+  }
+
+  /** Starts watching `id`; see {@link Watch}. */
+  watch(id: string): Watch {
+    const watcher: Watcher = { missed: this.#closed ? 'closed' : null, wake: null };
+    let set = this.#watchers.get(id);
+    if (!set) {
+      set = new Set();
+      this.#watchers.set(id, set);
+    }
+    set.add(watcher);
+    this.#count++;
+    let open = true;
+    return {
+      next: (ms, signal) => this.#next(watcher, ms, signal),
+      close: () => {
+        if (!open) return;
+        open = false;
+        watcher.wake?.('aborted');
+        this.#count--;
+        const current = this.#watchers.get(id);
+        if (current?.delete(watcher) && current.size === 0) this.#watchers.delete(id);
+      },
+    };
   }
 
   /** Resolves on the next change of `id`, after `ms`, on close, or when `signal` aborts. */
-  wait(id: string, ms: number, signal?: AbortSignal): Promise<WaitOutcome> {
-    if (this.#closed) return Promise.resolve('closed');
-    if (signal?.aborted) return Promise.resolve('aborted');
-    return new Promise((resolve) => {
-      let set = this.#waiters.get(id);
-      if (!set) {
-        set = new Set();
-        this.#waiters.set(id, set);
-      }
-      this.#count++;
-      const done = (outcome: WaitOutcome) => {
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-        const current = this.#waiters.get(id);
-        if (current?.delete(done) && current.size === 0) this.#waiters.delete(id);
-        this.#count--;
-        resolve(outcome);
-      };
-      const onAbort = () => done('aborted');
-      const timer = setTimeout(() => done('timeout'), Math.max(0, ms));
-      signal?.addEventListener('abort', onAbort, { once: true });
-      set.add(done);
-    });
+  async wait(id: string, ms: number, signal?: AbortSignal): Promise<WaitOutcome> {
+    const watch = this.watch(id);
+    try {
+      return await watch.next(ms, signal);
+    } finally {
+      watch.close();
+    }
   }
 
   /**
@@ -66,17 +91,40 @@ export class ChangeHub {
    * LISTEN connection was down): each waiter whose request did not change simply waits again.
    */
   wakeAll(): void {
-    const all = [...this.#waiters.values()];
-    this.#waiters.clear();
-    for (const set of all) for (const wake of set) wake('changed');
+    for (const set of this.#watchers.values()) for (const w of set) this.#tell(w, 'changed');
   }
 
   /** Answers every waiter now (graceful shutdown must not hold connections for a minute). */
   close(): void {
     this.#closed = true;
-    const all = [...this.#waiters.values()];
-    this.#waiters.clear();
-    for (const set of all) for (const wake of set) wake('closed');
+    for (const set of this.#watchers.values()) for (const w of set) this.#tell(w, 'closed');
+  }
+
+  #tell(w: Watcher, outcome: WaitOutcome): void {
+    if (w.wake) w.wake(outcome);
+    else if (w.missed !== 'closed') w.missed = outcome;
+  }
+
+  #next(w: Watcher, ms: number, signal?: AbortSignal): Promise<WaitOutcome> {
+    if (w.missed !== null) {
+      const missed = w.missed;
+      if (missed !== 'closed') w.missed = null;
+      return Promise.resolve(missed);
+    }
+    if (signal?.aborted) return Promise.resolve('aborted');
+    return new Promise((resolve) => {
+      const done = (outcome: WaitOutcome) => {
+        if (w.wake !== done) return;
+        w.wake = null;
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        resolve(outcome);
+      };
+      const onAbort = () => done('aborted');
+      const timer = setTimeout(() => done('timeout'), Math.max(0, ms));
+      signal?.addEventListener('abort', onAbort, { once: true });
+      w.wake = done;
+    });
   }
 }
 

@@ -27,7 +27,10 @@ export async function longPoll(p: LongPoll): Promise<boolean> {
     if (!p.reply.raw.writableFinished) gone.abort();
   };
   p.reply.raw.once('close', onClose);
+  // Watch, then look once more: a change between the caller's read and this watch answers now.
+  const watch = p.hub.watch(p.key);
   try {
+    if (await p.changed()) return true;
     const until = Date.now() + p.waitMs;
     let looked: number | null = null;
     for (;;) {
@@ -40,11 +43,12 @@ export async function longPoll(p: LongPoll): Promise<boolean> {
           ? Number.POSITIVE_INFINITY
           : Math.max(0, due - p.clock.now()) + 5;
       if (due !== null && due <= p.clock.now()) looked = due;
-      const outcome = await p.hub.wait(p.key, Math.min(left, untilDue), gone.signal);
+      const outcome = await watch.next(Math.min(left, untilDue), gone.signal);
       if (outcome === 'aborted') return false;
       if (outcome === 'closed' || (await p.changed())) return true;
     }
   } finally {
+    watch.close();
     p.reply.raw.off('close', onClose);
   }
 }

@@ -85,13 +85,13 @@ export const requestRoutes: FastifyPluginAsync<{ deps: AppDeps }> = async (app, 
         q.wait === undefined
           ? undefined
           : Math.min(durationOf('wait', q.wait, 'e.g. wait=30s (at most 60s)'), MAX_WAIT_MS);
-      const first = await service.get(req.caller!, req.params.id);
-      if (waitMs === undefined) return answer(reply, first.request, first.etag);
-      const ifNoneMatch = parseIfNoneMatch(req.headers['if-none-match']);
-      const unchanged = (etag: string) =>
-        ifNoneMatch ? ifNoneMatch.includes(etag) || ifNoneMatch.includes('*') : etag === first.etag;
-      if (!unchanged(first.etag)) return answer(reply, first.request, first.etag);
-
+      if (waitMs === undefined) {
+        const first = await service.get(req.caller!, req.params.id);
+        return answer(reply, first.request, first.etag);
+      }
+      // Watch before the first read, so a change committed between that read and the wait wakes
+      // this poll instead of being missed (it would otherwise sleep for the whole wait).
+      const watch = deps.hub.watch(req.params.id);
       // Stop waiting when the client goes away: its socket closes before we answer.
       const gone = new AbortController();
       const onClose = () => {
@@ -99,6 +99,13 @@ export const requestRoutes: FastifyPluginAsync<{ deps: AppDeps }> = async (app, 
       };
       reply.raw.once('close', onClose);
       try {
+        const first = await service.get(req.caller!, req.params.id);
+        const ifNoneMatch = parseIfNoneMatch(req.headers['if-none-match']);
+        const unchanged = (etag: string) =>
+          ifNoneMatch
+            ? ifNoneMatch.includes(etag) || ifNoneMatch.includes('*')
+            : etag === first.etag;
+        if (!unchanged(first.etag)) return answer(reply, first.request, first.etag);
         const deadline = Date.now() + waitMs;
         let row = first.row;
         for (;;) {
@@ -108,7 +115,7 @@ export const requestRoutes: FastifyPluginAsync<{ deps: AppDeps }> = async (app, 
           const next = nextDeadline(row);
           const untilDue =
             next === null ? Number.POSITIVE_INFINITY : Math.max(0, next - deps.clock.now()) + 5;
-          const outcome = await deps.hub.wait(row.id, Math.min(left, untilDue), gone.signal);
+          const outcome = await watch.next(Math.min(left, untilDue), gone.signal);
           if (outcome === 'aborted') return reply;
           const fresh = await service.peek(row.id);
           if (!fresh) break;
@@ -116,6 +123,7 @@ export const requestRoutes: FastifyPluginAsync<{ deps: AppDeps }> = async (app, 
           if (!unchanged(etagOf(row)) || outcome === 'closed') break;
         }
       } finally {
+        watch.close();
         reply.raw.off('close', onClose);
       }
       const latest = await service.get(req.caller!, req.params.id);
