@@ -66,6 +66,27 @@ describe('sign-in tokens', () => {
     expect(r.text).not.toContain(token.split('.')[2]!.slice(0, 40));
   });
 
+  it('refuses a non-canonical spelling of a token it has already accepted (and cached)', async () => {
+    const token = await b.issuer.token(people.alice);
+    expect((await me(token)).status).toBe(200);
+    // The same bytes spelled otherwise: padded, or with an unused trailing bit of the signature
+    // set. The cache holds the accepted spelling only; these are checked, and refused.
+    const [h, p, sig] = token.split('.') as [string, string, string];
+    const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+    const last = ALPHABET.indexOf(sig.at(-1)!);
+    const unusedBit = `${sig.slice(0, -1)}${ALPHABET[last ^ 1]}`;
+    expect(Buffer.from(unusedBit, 'base64url')).toEqual(Buffer.from(sig, 'base64url'));
+    for (const [variant, reason] of [
+      [`${token}=`, /signature is padded with "="/],
+      [`${h}.${p}.${unusedBit}`, /signature is not canonical base64url/],
+    ] as const) {
+      const r = await me(variant);
+      expect(r.status, r.text).toBe(401);
+      expect(r.body.error.message).toMatch(reason);
+    }
+    expect((await me(token)).status).toBe(200);
+  });
+
   it('still accepts several audiences when azp is the broker’s client, and iat within the clock skew', async () => {
     const withAzp = await b.issuer.token(people.alice, {
       aud: [b.issuer.clientId, 'https://other.example.com'],

@@ -54,11 +54,9 @@ export class Authenticator {
     if (!m) throw invalidToken('the Authorization header must be "Bearer <token>"');
     const token = m[1]!;
     if (token.length > MAX_TOKEN_LENGTH) throw invalidToken('the token is too long');
-    const shape = nonCanonicalJws(token);
-    if (shape) throw invalidToken(shape);
-    if (!/^[A-Za-z0-9_.~+/-]+=*$/.test(token))
-      throw invalidToken('the Authorization header must be "Bearer <token>"');
 
+    // A hit is these exact bytes, which passed every check below when they were verified: the
+    // shape checks (a decode and re-encode of the whole token) run only for tokens not seen yet.
     const key = createHash('sha256').update(token).digest('base64url');
     const now = this.#opts.clock.now();
     const hit = this.#cache.get(key);
@@ -69,6 +67,11 @@ export class Authenticator {
         return hit.caller;
       }
     }
+
+    const shape = nonCanonicalJws(token);
+    if (shape) throw invalidToken(shape);
+    if (!/^[A-Za-z0-9_.~+/-]+=*$/.test(token))
+      throw invalidToken('the Authorization header must be "Bearer <token>"');
 
     let header: ProtectedHeaderParameters;
     let iss: unknown;
