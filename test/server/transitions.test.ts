@@ -397,7 +397,12 @@ describe.each<Dialect>(['sqlite', 'postgres'])('request transitions on %s', (dia
 describe.each<Dialect>(['sqlite', 'postgres'])("a review's answer on %s", (dialect) => {
   // A clock that stands still: two reviews in one millisecond.
   let at = Date.now();
-  const clock = { now: () => at, advance: (ms: number) => void (at += ms) };
+  const clock = {
+    now: () => at,
+    advance: (ms: number) => {
+      at += ms;
+    },
+  };
   let b: TestBroker;
   beforeAll(async () => {
     b = await startTestBroker({ policy: POLICY, dialect, clock });
