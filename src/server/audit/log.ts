@@ -8,7 +8,7 @@ import {
 import type { AuditEvent, AuditEventType, Identity } from '../../api/schemas.js';
 import { CHANGE_CHANNEL } from '../changes.js';
 import { AuditAppendError } from '../errors.js';
-import { type AllColumns, reusable } from '../store/compiled.js';
+import { type AllColumns, reusable, reusableInsert } from '../store/compiled.js';
 import type { Db, Dialect } from '../store/database.js';
 import type { AuditRow, Database } from '../store/schema.js';
 import { AUDIT_APPENDED } from './feed.js';
@@ -55,12 +55,7 @@ const AUDIT_COLUMNS = [
   'hash',
 ] as const satisfies readonly (keyof AuditRow)[];
 true satisfies AllColumns<AuditRow, typeof AUDIT_COLUMNS>;
-const insertEvents = reusable((q, ...values) => {
-  const rows: Record<string, unknown>[] = [];
-  for (let i = 0; i < values.length; i += AUDIT_COLUMNS.length)
-    rows.push(Object.fromEntries(AUDIT_COLUMNS.map((c, j) => [c, values[i + j]])));
-  return q.insertInto('audit_events').values(rows as AuditRow[]);
-});
+const insertEvents = reusableInsert<AuditRow>('audit_events', AUDIT_COLUMNS);
 const updateHead = reusable((q, seq, hash, id) =>
   q
     .updateTable('audit_head')
@@ -105,8 +100,7 @@ export async function appendAudit(
       prev = hash;
     }
     // One statement for all the events: on PostgreSQL every round trip here holds the head's lock.
-    if (rows.length > 0)
-      await insertEvents(tx, ...rows.flatMap((r) => AUDIT_COLUMNS.map((c) => r[c])));
+    if (rows.length > 0) await insertEvents(tx, rows);
     await updateHead(tx, seq, prev, 1);
   } catch (err) {
     throw new AuditAppendError(

@@ -2,7 +2,7 @@ import type { Kysely } from 'kysely';
 import { DEFAULT_CREDENTIAL_TTL_MS } from '../policy/role-credential.js';
 import { DEFAULT_USE } from '../policy/role-use.js';
 import type { RolePolicy, UsePolicy } from '../policy/types.js';
-import { type AllColumns, reusable } from '../store/compiled.js';
+import { type AllColumns, reusableInsert } from '../store/compiled.js';
 import type { CredentialRow, Database } from '../store/schema.js';
 
 /**
@@ -43,15 +43,11 @@ const CREDENTIAL_COLUMNS = [
 ] as const satisfies readonly (keyof CredentialRow)[];
 true satisfies AllColumns<CredentialRow, typeof CREDENTIAL_COLUMNS>;
 // Once per mint: compiled once (store/compiled.ts).
-const insertCredential = reusable((q, ...values) =>
-  q
-    .insertInto('credentials')
-    .values(Object.fromEntries(CREDENTIAL_COLUMNS.map((c, i) => [c, values[i]])) as CredentialRow),
-);
+const insertCredential = reusableInsert<CredentialRow>('credentials', CREDENTIAL_COLUMNS);
 
 /** Inside the mint's transaction: the credential is recorded with its audit event or not at all. */
 export async function recordCredential(tx: Q, row: CredentialRow): Promise<void> {
-  await insertCredential(tx, ...CREDENTIAL_COLUMNS.map((c) => row[c]));
+  await insertCredential(tx, [row]);
 }
 
 /**

@@ -42,6 +42,23 @@ export function reusable<R>(
 }
 
 /**
+ * An insert of whole rows into `table`, compiled once per row count: `columns` names every
+ * column (check it with {@link AllColumns}), and each call passes the rows.
+ */
+export function reusableInsert<Row>(
+  table: keyof Database & string,
+  columns: readonly (keyof Row & string)[],
+): (q: Q, rows: readonly Row[]) => Promise<unknown[]> {
+  const run = reusable((q, ...values) => {
+    const rows: Record<string, unknown>[] = [];
+    for (let i = 0; i < values.length; i += columns.length)
+      rows.push(Object.fromEntries(columns.map((c, j) => [c, values[i + j]])));
+    return q.insertInto(table).values(rows as never);
+  });
+  return (q, rows) => run(q, ...rows.flatMap((r) => columns.map((c) => r[c])));
+}
+
+/**
  * `true` when `C` names every column of `Row`: a column list for an insert compiled once
  * (`true satisfies AllColumns<Row, typeof COLUMNS>` fails to compile when the table gains one).
  */
