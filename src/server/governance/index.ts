@@ -1,11 +1,7 @@
 import type { Report } from '../../api/governance.js';
-import type { ServerClock } from '../clock.js';
 import { rateLimited } from '../errors.js';
-import type { TrustedIssuer } from '../federation/config.js';
-import type { Policy, StepUpRule } from '../policy/types.js';
-import type { Db } from '../store/database.js';
 import type { Access } from './access-reviews/rules.js';
-import { AccessReviewService } from './access-reviews/service.js';
+import { type AccessReviewDeps, AccessReviewService } from './access-reviews/service.js';
 import { type ReportQuery, ReportService } from './report/compute.js';
 
 /**
@@ -13,16 +9,8 @@ import { type ReportQuery, ReportService } from './report/compute.js';
  * routes and the auditors' pages share, so neither computes anything of its own.
  */
 
-export interface GovernanceDeps {
-  db: Db;
-  clock: ServerClock;
-  policy: Policy;
-  trustedIssuers: readonly TrustedIssuer[];
-  publicUrl: string;
-  access: Access;
-  stepUp?: { rule: StepUpRule | null; acrLevels: readonly string[] };
-  onAudit?: () => void;
-}
+/** What reports and access reviews need: the same as access reviews alone. */
+export type GovernanceDeps = AccessReviewDeps;
 
 /** Reports computed at once per broker; more are answered 429. */
 export const REPORTS_AT_ONCE = 2;
