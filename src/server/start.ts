@@ -333,7 +333,7 @@ export async function startBroker(
     });
     const service = new RequestService({
       ...(onCall ? { onCall } : {}),
-      gate: (caller, role) => governance.reviews.gate(caller, role),
+      refusal: (caller, role) => governance.reviews.refusal(caller, role),
       db,
       policy,
       clock,

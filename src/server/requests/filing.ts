@@ -32,7 +32,8 @@ export async function fileRequest(
   const filing = checkFiling(role, body.role, caller, body, requestable, now);
   const r = role!;
   // An access review's removal stops the filing before any step-up is asked for.
-  await core.deps.gate?.(caller, r);
+  const refused = await core.deps.refusal?.(caller, r);
+  if (refused) throw refused;
   requireStepUp(caller, r.stepUp, core.deps.access.acrLevels, now, `requesting ${r.name}`);
   // Rules judge the access's start, and the on-call list as the broker last read it.
   const { decided } = judgeRules(r, {

@@ -1,5 +1,4 @@
 import type { Kysely } from 'kysely';
-import { ErrorCode } from '../../api/errors.js';
 import type {
   AccessRequest,
   BreakGlassReviewBody,
@@ -9,7 +8,6 @@ import type {
   ReviewBody,
 } from '../../api/schemas.js';
 import { acceptableAcrValues, requireStepUp, strongestStepUp } from '../auth/step-up.js';
-import { HttpError } from '../errors.js';
 import { canRequest, canReview } from '../policy/principal.js';
 import type { Caller, Policy, RolePolicy, StepUpRule } from '../policy/types.js';
 import { liveCredentials } from '../revocation/credentials.js';
@@ -99,16 +97,12 @@ export class RequestService {
    */
   async removedFor(c: Caller): Promise<Map<string, string>> {
     const out = new Map<string, string>();
-    const gate = this.deps.gate;
-    if (!gate) return out;
+    const refusal = this.deps.refusal;
+    if (!refusal) return out;
     for (const role of this.deps.policy.roles.values()) {
       if (!canRequest(role, c)) continue;
-      try {
-        await gate(c, role);
-      } catch (e) {
-        if (!(e instanceof HttpError) || e.code !== ErrorCode.AccessRemoved) throw e;
-        out.set(role.name, e.message);
-      }
+      const refused = await refusal(c, role);
+      if (refused) out.set(role.name, refused.message);
     }
     return out;
   }

@@ -7,6 +7,7 @@ import type {
 } from '../../api/schemas.js';
 import type { ChangeHub } from '../changes.js';
 import type { ServerClock } from '../clock.js';
+import type { HttpError } from '../errors.js';
 import type { Metrics } from '../metrics.js';
 import type { KeyRing } from '../mint/keys.js';
 import type { Caller, Policy, RolePolicy, StepUpRule } from '../policy/types.js';
@@ -55,10 +56,11 @@ export interface ServiceDeps {
   /** Who is on call now (approval rules with `on_call: true`); absent: nobody. */
   onCall?: { has(caller: Caller): boolean };
   /**
-   * Checked before a request is filed, after the policy allows it: refuses by throwing (an
-   * access review's removal in force, src/server/governance/). Absent: nothing more to check.
+   * Why `caller` may not file for `role` although the policy allows it (an access review's
+   * removal in force, src/server/governance/), or null. Asked before a request is filed, and for
+   * what /v1/me and /v1/roles say may be requested. Absent: nothing more to check.
    */
-  gate?: (caller: Caller, role: RolePolicy) => Promise<void>;
+  refusal?: (caller: Caller, role: RolePolicy) => Promise<HttpError | null>;
 }
 
 export interface RequestQuery {

@@ -45,7 +45,7 @@ import { campaignToWire, type WireContext } from './wire.js';
 /**
  * Access reviews (docs/governance.md "Access reviews"): campaigns opened by auditors or admins,
  * decided by them and the reviewers they name, closed with the policy edits to make. A removal
- * takes effect at once: {@link AccessReviewService.gate} refuses a filing it covers. Every change
+ * takes effect at once: {@link AccessReviewService.refusal} refuses a filing it covers. Every change
  * is audited in the same transaction; the reminder before the due date and the overdue notice are
  * audit events too, which the notification outbox routes like any other.
  */
@@ -351,22 +351,22 @@ export class AccessReviewService {
   }
 
   /**
-   * Refuses a filing that a removal in force covers (403 `access_removed`, naming the campaign,
-   * who decided and why). Called before a request is filed; one indexed read of the role's
-   * removals.
+   * The refusal of a filing that a removal in force covers (403 `access_removed`, naming the
+   * campaign, who decided and why), or null. Asked before a request is filed; one indexed read
+   * of the role's removals.
    */
-  async gate(caller: Caller, role: RolePolicy): Promise<void> {
+  async refusal(caller: Caller, role: RolePolicy): Promise<HttpError | null> {
     const removals = await store.removalsOf(this.deps.db.kysely, role.name);
-    if (removals.length === 0) return;
+    if (removals.length === 0) return null;
     const hit = removalFor(role, caller, removals, this.deps.trustedIssuers);
-    if (!hit) return;
+    if (!hit) return null;
     let by = 'a reviewer';
     try {
       const w = JSON.parse(hit.decided_by ?? '') as Identity;
       by = w.name ?? w.sub;
     } catch {}
     const what = hit.kind === 'person' ? 'your access' : `${hit.subject}`;
-    throw new HttpError(
+    return new HttpError(
       403,
       ErrorCode.AccessRemoved,
       `access review ${hit.campaign_id} removed ${what} to ${role.name} (${by}, ${hit.decided_at ? day(hit.decided_at) : 'earlier'}${hit.comment ? `: ${hit.comment}` : ''})`,
