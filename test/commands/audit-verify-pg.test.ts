@@ -1,4 +1,4 @@
-import pg from 'pg';
+import type pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
   type ChainPoint,
@@ -8,10 +8,9 @@ import {
   type StoredEvent,
   storedEventHash,
 } from '../../src/api/audit-chain.js';
-import { openDatabase, parseDatabaseUrl } from '../../src/server/store/database.js';
-import { migrateToLatest } from '../../src/server/store/migrations.js';
-import { freshPostgresDatabase } from '../support/broker.js';
+import { EVENT_COLUMNS } from '../support/audit-chain.js';
 import { runCli, testHome } from '../support/cli.js';
+import { migratedPostgres } from '../support/database.js';
 
 /**
  * `jitctl audit verify --db postgres://…` walks the log in ranges on worker threads (each with its
@@ -25,7 +24,7 @@ import { runCli, testHome } from '../support/cli.js';
 const EVENTS = 40_000;
 const home = testHome();
 let dbUrl: string;
-let drop: () => Promise<void>;
+let close: (() => Promise<void>) | undefined;
 let client: pg.Client;
 
 function eventOf(seq: number, prev: string): StoredEvent {
@@ -42,14 +41,7 @@ function eventOf(seq: number, prev: string): StoredEvent {
 }
 
 beforeAll(async () => {
-  const fresh = await freshPostgresDatabase();
-  dbUrl = fresh.url;
-  drop = fresh.drop;
-  const handle = await openDatabase(parseDatabaseUrl(dbUrl));
-  await migrateToLatest(handle.kysely, handle.dialect);
-  await handle.close();
-  client = new pg.Client({ connectionString: dbUrl });
-  await client.connect();
+  ({ url: dbUrl, client, close } = await migratedPostgres());
   const rows: StoredEvent[] = [];
   let prev = GENESIS_HASH;
   for (let seq = 1; seq <= EVENTS; seq++) {
@@ -57,18 +49,16 @@ beforeAll(async () => {
     rows.push(row);
     prev = row.hash;
   }
-  const keys = ['seq', 'at', 'type', 'request_id', 'actor', 'data', 'prev_hash', 'hash'] as const;
   await client.query(
-    `insert into audit_events (${keys.join(', ')})
+    `insert into audit_events (${EVENT_COLUMNS.join(', ')})
        select * from unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])`,
-    keys.map((k) => rows.map((r) => r[k])),
+    EVENT_COLUMNS.map((k) => rows.map((r) => r[k])),
   );
   await client.query('update audit_head set seq = $1, hash = $2 where id = 1', [EVENTS, prev]);
 }, 120_000);
 
 afterAll(async () => {
-  await client?.end();
-  await drop?.();
+  await close?.();
   home.cleanup();
 });
 

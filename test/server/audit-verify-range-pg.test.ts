@@ -1,20 +1,13 @@
 import { createHash } from 'node:crypto';
-import pg from 'pg';
+import type pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import {
-  ChainVerifier,
-  canonicalJson,
-  eventHash,
-  GENESIS_HASH,
-  type StoredEvent,
-} from '../../src/api/audit-chain.js';
+import { ChainVerifier, GENESIS_HASH, type StoredEvent } from '../../src/api/audit-chain.js';
 import {
   POSTGRES_HASHED_TEXT,
   verifyPostgresRange,
 } from '../../src/server/audit/verify-range-pg.js';
-import { openDatabase, parseDatabaseUrl } from '../../src/server/store/database.js';
-import { migrateToLatest } from '../../src/server/store/migrations.js';
-import { freshPostgresDatabase } from '../support/broker.js';
+import { columnsOf, storedEvent } from '../support/audit-chain.js';
+import { migratedPostgres } from '../support/database.js';
 
 /**
  * verifyPostgresRange reads each event's hashed text as PostgreSQL builds it (to_json(text)) and
@@ -45,24 +38,15 @@ const N = 240;
 /** The plain columns cannot hold NUL nor (as such) a lone surrogate; actor and data can. */
 const plain = (s: string) => s.replace(/\u0000/g, '').replace(/[\ud800-\udfff]/g, '');
 
-let dbUrl: string;
-let drop: () => Promise<void>;
 let client: pg.Client;
 
+let close: (() => Promise<void>) | undefined;
 beforeAll(async () => {
-  const fresh = await freshPostgresDatabase();
-  dbUrl = fresh.url;
-  drop = fresh.drop;
-  const handle = await openDatabase(parseDatabaseUrl(dbUrl));
-  await migrateToLatest(handle.kysely, handle.dialect);
-  await handle.close();
-  client = new pg.Client({ connectionString: dbUrl });
-  await client.connect();
+  ({ client, close } = await migratedPostgres());
 }, 60_000);
 
 afterAll(async () => {
-  await client?.end();
-  await drop?.();
+  await close?.();
 });
 
 /** The seeded log, as rows of columns; reset() puts it back before each test and tampering. */
@@ -80,18 +64,9 @@ const seeded: unknown[][] = [];
       actor: i % 5 ? { iss: 'https://idp', sub: text, name: i % 7 ? text : null } : null,
       data: { reason: text, n: i, nested: { list: [text, 1.5, true, null, '\u0000'] } },
     };
-    const hash = eventHash(prev, content);
-    seeded.push([
-      seq,
-      content.at,
-      content.type,
-      content.request_id,
-      content.actor === null ? null : canonicalJson(content.actor),
-      canonicalJson(content.data),
-      prev,
-      hash,
-    ]);
-    prev = hash;
+    const event = storedEvent(prev, content);
+    seeded.push(columnsOf(event));
+    prev = event.hash;
   }
 }
 
@@ -237,16 +212,10 @@ describe('verifyPostgresRange', () => {
       data: { reason: 'x' },
     };
     const prev = rows[0]!.hash;
-    await client.query('insert into audit_events values ($1, $2, $3, $4, $5, $6, $7, $8)', [
-      N + 1,
-      content.at,
-      content.type,
-      content.request_id,
-      null,
-      canonicalJson(content.data),
-      prev,
-      eventHash(prev, content),
-    ]);
+    await client.query(
+      'insert into audit_events values ($1, $2, $3, $4, $5, $6, $7, $8)',
+      columnsOf(storedEvent(prev, content)),
+    );
     const stored = await client.query('select request_id from audit_events where seq = $1', [
       N + 1,
     ]);

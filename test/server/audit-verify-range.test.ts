@@ -1,7 +1,8 @@
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
-import { canonicalJson, eventHash, GENESIS_HASH } from '../../src/api/audit-chain.js';
+import { GENESIS_HASH } from '../../src/api/audit-chain.js';
 import { verifySqliteRange } from '../../src/server/audit/verify-range.js';
+import { columnsOf, storedEvent } from '../support/audit-chain.js';
 
 /**
  * verifySqliteRange reads each event's hashed text as SQLite builds it (json_quote) and falls
@@ -42,18 +43,9 @@ function seed(): Database.Database {
       actor: i % 5 ? { iss: 'https://idp', sub: text, name: null } : null,
       data: { reason: text, n: i, nested: { list: [text, 1.5, true, null] } },
     };
-    const hash = eventHash(prev, content);
-    insert.run(
-      seq,
-      content.at,
-      content.type,
-      content.request_id,
-      content.actor === null ? null : canonicalJson(content.actor),
-      canonicalJson(content.data),
-      prev,
-      hash,
-    );
-    prev = hash;
+    const event = storedEvent(prev, content);
+    insert.run(...columnsOf(event));
+    prev = event.hash;
   }
   return d;
 }

@@ -1,13 +1,9 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appendAudit, verifyAuditTable } from '../../src/server/audit/log.js';
 import { reusable } from '../../src/server/store/compiled.js';
-import { type Db, openDatabase } from '../../src/server/store/database.js';
-import { migrateToLatest } from '../../src/server/store/migrations.js';
-import { freshPostgresDatabase } from '../support/broker.js';
+import type { Db } from '../../src/server/store/database.js';
+import { migratedDatabase } from '../support/database.js';
 
 /**
  * Queries compiled once (src/server/store/compiled.ts): built once per dialect and row count when
@@ -18,22 +14,7 @@ describe.each(['sqlite', 'postgres'] as const)('queries compiled once (%s)', (di
   let cleanup: () => Promise<void>;
 
   beforeAll(async () => {
-    if (dialect === 'sqlite') {
-      const dir = mkdtempSync(join(tmpdir(), 'jitctl-compiled-'));
-      db = await openDatabase({ dialect, location: join(dir, 'db.sqlite') });
-      cleanup = async () => {
-        await db.close();
-        rmSync(dir, { recursive: true, force: true });
-      };
-    } else {
-      const pg = await freshPostgresDatabase();
-      db = await openDatabase({ dialect, location: pg.url });
-      cleanup = async () => {
-        await db.close();
-        await pg.drop();
-      };
-    }
-    await migrateToLatest(db.kysely, dialect);
+    ({ db, cleanup } = await migratedDatabase(dialect));
   });
   afterAll(async () => cleanup?.());
 

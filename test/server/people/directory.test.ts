@@ -1,12 +1,8 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PeopleDirectory, pickRecipients } from '../../../src/server/people/directory.js';
 import type { Caller } from '../../../src/server/policy/types.js';
 import { type Db, openDatabase } from '../../../src/server/store/database.js';
-import { migrateToLatest } from '../../../src/server/store/migrations.js';
-import { freshPostgresDatabase } from '../../support/broker.js';
+import { migratedDatabase } from '../../support/database.js';
 
 /** The people directory on both dialects: throttled recording, lookups, recipients for principals. */
 
@@ -36,22 +32,7 @@ describe.each(['sqlite', 'postgres'] as const)('people directory (%s)', (dialect
   };
 
   beforeAll(async () => {
-    if (dialect === 'sqlite') {
-      const dir = mkdtempSync(join(tmpdir(), 'jitctl-people-'));
-      db = await openDatabase({ dialect, location: join(dir, 'db.sqlite') });
-      cleanup = async () => {
-        await db.close();
-        rmSync(dir, { recursive: true, force: true });
-      };
-    } else {
-      const pg = await freshPostgresDatabase();
-      db = await openDatabase({ dialect, location: pg.url });
-      cleanup = async () => {
-        await db.close();
-        await pg.drop();
-      };
-    }
-    await migrateToLatest(db.kysely, dialect);
+    ({ db, cleanup } = await migratedDatabase(dialect));
   });
   afterAll(async () => cleanup?.());
 
