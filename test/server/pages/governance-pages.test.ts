@@ -17,10 +17,9 @@ import {
  * forms with their CSRF tokens, a removal refusing the person's next request at once.
  */
 
-const user = devUser;
-const alice = user('alice');
-const lee = user('lee');
-const ada = user('ada');
+const alice = devUser('alice');
+const lee = devUser('lee');
+const ada = devUser('ada');
 
 let b: PagesBroker;
 beforeAll(async () => {

@@ -25,9 +25,8 @@ import {
  * JITCTL_UPDATE_SCREENSHOTS=1 writes docs/images/extension-review.png (lee's page at 375 px).
  */
 
-const user = devUser;
-const lee = user('lee');
-const alice = user('alice');
+const lee = devUser('lee');
+const alice = devUser('alice');
 const PHONE = { width: 375, height: 812 };
 
 let b: PagesBroker;

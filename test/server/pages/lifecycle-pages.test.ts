@@ -25,10 +25,9 @@ import {
  * clock moves here (a break-glass review falls overdue), which would upset other files' step-ups.
  */
 
-const user = devUser;
-const alice = user('alice');
-const lee = user('lee');
-const bob = user('bob');
+const alice = devUser('alice');
+const lee = devUser('lee');
+const bob = devUser('bob');
 
 let b: PagesBroker;
 beforeAll(async () => {

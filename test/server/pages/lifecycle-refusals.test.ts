@@ -23,11 +23,10 @@ import {
  * developer, an auditor, a lead of the wrong group). Every refusal leaves the database as it was.
  */
 
-const user = devUser;
-const alice = user('alice');
-const lee = user('lee');
-const bob = user('bob');
-const ada = user('ada');
+const alice = devUser('alice');
+const lee = devUser('lee');
+const bob = devUser('bob');
+const ada = devUser('ada');
 
 let b: PagesBroker;
 beforeAll(async () => {

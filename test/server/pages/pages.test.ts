@@ -22,11 +22,10 @@ import {
  * in a real browser is test/server/pages/review-browser.test.ts.
  */
 
-const user = devUser;
-const alice = user('alice');
-const lee = user('lee');
-const ada = user('ada');
-const bob = user('bob');
+const alice = devUser('alice');
+const lee = devUser('lee');
+const ada = devUser('ada');
+const bob = devUser('bob');
 
 let b: PagesBroker;
 beforeAll(async () => {

@@ -18,7 +18,6 @@ import {
  * (the CSRF key is shared), and signing out at one ends the session at both.
  */
 
-const user = devUser;
 let db: { url: string; drop(): Promise<void> };
 let a: PagesBroker;
 let b: PagesBroker;
@@ -36,9 +35,15 @@ afterAll(async () => {
 
 describe('review pages on replicas (PostgreSQL)', () => {
   it('a session and a form from one replica work at the other; sign-out ends it at both', async () => {
-    const id = await fileRequest(a, user('alice'), { role: 'staging-admin', reason: 'replicas' });
+    const id = await fileRequest(a, devUser('alice'), {
+      role: 'staging-admin',
+      reason: 'replicas',
+    });
     const jar = new CookieJar();
-    const atA = await openReviewPage(`${a.url}/ui/requests/${id}`, user('lee'), { jar, mfa: true });
+    const atA = await openReviewPage(`${a.url}/ui/requests/${id}`, devUser('lee'), {
+      jar,
+      mfa: true,
+    });
     expect(atA.text).toContain('Signed in as Lee Lead');
 
     const atB = await browse(jar, `${b.url}/ui/requests/${id}`);

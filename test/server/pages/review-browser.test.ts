@@ -21,9 +21,8 @@ import { devUser, KIM, type PagesBroker, startPagesBroker, stateOf } from '../..
  * JITCTL_UPDATE_SCREENSHOTS=1 writes docs/images/review-page.png (the page at 375 px).
  */
 
-const user = devUser;
-const lee = user('lee');
-const alice = user('alice');
+const lee = devUser('lee');
+const alice = devUser('alice');
 const PHONE = { width: 375, height: 812 };
 
 let b: PagesBroker;
