@@ -320,7 +320,7 @@ export async function startBroker(
       onCall = list;
       cleanups.push(() => list.close());
     }
-    // Reports and access reviews; a removal decided in a review stops filings at once (gate).
+    // Reports and access reviews; a removal decided in a review stops filings at once (refusal).
     const governance = new Governance({
       db,
       clock,
